@@ -1,0 +1,69 @@
+import keras
+
+from ferzoo import presets as preset_utils
+
+
+@keras.saving.register_keras_serializable(package="ferzoo")
+class Backbone(keras.Model):
+    """Base class of ferzoo backbones: a functional feature extractor.
+
+    A backbone takes RGB pixels in [0, 255] (uint8 or float, shape
+    `image_shape`), normalises them with its first layer
+    (`PixelNormalization`) and returns its last feature map,
+    `(batch, h, w, num_features)`, channels last. Subclasses build their
+    functional graph in `__init__` and list every constructor argument in
+    `get_config()`, so `from_config(config)` is `cls(**config)`.
+
+    Args:
+        dtype: string or `keras.DTypePolicy`. The dtype policy of the
+            backbone's layers. Defaults to the global policy.
+    """
+
+    def __init__(self, *args, dtype=None, **kwargs):
+        super().__init__(*args, dtype=dtype, **kwargs)
+
+    @property
+    def num_features(self):
+        """Number of channels of the output feature map."""
+        return int(self.output.shape[-1])
+
+    def get_config(self):
+        # Do not nest the functional config: the constructor rebuilds it.
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "dtype" in config and isinstance(config["dtype"], dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+    @classmethod
+    def presets(cls):
+        """Built-in preset names whose backbone is of this class."""
+        return preset_utils.list_presets(backbone_cls=cls)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=None, **kwargs):
+        """Build a backbone from a built-in preset name or a local folder.
+
+        A model preset gives its backbone. `kwargs` override the backbone's
+        config (for example `image_shape`).
+
+        Args:
+            preset: str. A built-in preset name (`ferzoo.list_presets()`)
+                or a local preset folder.
+            load_weights: bool or None. `None` loads `model.weights.h5`
+                when the preset has one, `True` requires it, `False`
+                skips it. Defaults to `None`.
+            **kwargs: overrides of the backbone config.
+        """
+        return preset_utils.load_backbone(cls, preset, load_weights, kwargs)
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Write `config.json`, `metadata.json` and weights to a folder."""
+        preset_utils.save_to_preset(self, preset_dir, metadata)

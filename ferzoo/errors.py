@@ -1,0 +1,38 @@
+"""Exceptions raised by ferzoo.
+
+Each error names the file, line or field that caused it, so a user can fix
+the input without reading a traceback.
+"""
+
+
+class FerzooError(Exception):
+    """Base class of every error ferzoo raises on purpose."""
+
+
+class DataError(FerzooError, ValueError):
+    """A data set, label file or image cannot be used as given.
+
+    Args:
+        message: str. What is wrong.
+        path: str or None. The file or folder at fault.
+        line: int or None. The 1-based line number in `path`, if any.
+    """
+
+    def __init__(self, message, path=None, line=None):
+        self.path = None if path is None else str(path)
+        self.line = line
+        where = ""
+        if path is not None:
+            where = f"{path}"
+            if line is not None:
+                where += f", line {line}"
+            where += ": "
+        super().__init__(where + message)
+
+
+class PresetError(FerzooError, ValueError):
+    """A preset name or folder cannot be resolved or loaded."""
+
+
+class DivergedError(FerzooError, RuntimeError):
+    """Training produced a non-finite loss."""

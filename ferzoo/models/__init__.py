@@ -1,0 +1,7 @@
+"""Noisy-label FER methods: one `keras.Model` subclass per method."""
+
+from ferzoo.models.baseline import Baseline
+from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
+from ferzoo.models.scn import SCN
+
+__all__ = ["Baseline", "NoisyLabelClassifier", "SCN"]

@@ -1,0 +1,438 @@
+import keras
+from keras import ops
+
+from ferzoo import presets as preset_utils
+from ferzoo.backbones.backbone import Backbone
+from ferzoo.callbacks import EpochCounter
+from ferzoo.callbacks import ExponentialEpochDecay
+from ferzoo.layers.sample_table import SampleTable
+
+DEFAULT_RECIPE = {
+    "optimizer": "adam",
+    "learning_rate": 1e-3,
+    "weight_decay": 0.0,
+    "lr_decay": 0.9,
+    "epochs": 30,
+    "batch_size": 64,
+    "image_size": 48,
+    "augment": {"flip": True, "crop_padding": 4},
+}
+
+
+@keras.saving.register_keras_serializable(package="ferzoo")
+class NoisyLabelClassifier(keras.Model):
+    """Base class of ferzoo methods: a backbone, a head and its own loss.
+
+    Batches are `({"images": ..., "sample_ids": ...}, labels)`. `call`
+    returns a dict with `"logits"` and the method's extras; `predict`
+    returns class probabilities. `compute_loss` (called by the train step
+    of every backend) holds the method's whole loss, logs each term as a
+    `loss_<term>` metric and writes per-sample tables only when training.
+    Per-sample tables need `num_samples`; when it is `None`, `fit` infers
+    it from the data before training.
+
+    Args:
+        backbone: `ferzoo.backbones.Backbone`. The feature extractor.
+        num_classes: int. Number of expression classes. Defaults to `7`.
+        num_samples: int or None. Number of training samples (rows of the
+            per-sample tables). Defaults to `None` (inferred in `fit`).
+        warmup_epochs: int. Epochs before a method starts to act on its
+            per-sample state (relabeling, reweighting). Defaults to `0`.
+        dropout: float. Dropout rate before the classifier. Defaults to
+            `0.0`.
+    """
+
+    # Names of the loss terms logged as `loss_<term>`.
+    loss_terms = ("ce",)
+    # What `clean_scores()` holds (higher means more likely clean).
+    score_name = "probability of the given label"
+    # Training recipe when `from_preset` gives none.
+    default_recipe = DEFAULT_RECIPE
+
+    def __init__(
+        self,
+        backbone,
+        num_classes=7,
+        num_samples=None,
+        warmup_epochs=0,
+        dropout=0.0,
+        **kwargs,
+    ):
+        if not isinstance(backbone, Backbone):
+            raise ValueError(
+                "`backbone` must be a `ferzoo.backbones.Backbone`. "
+                f"Received: backbone={backbone!r}"
+            )
+        if not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(
+                f"`num_classes` must be an int >= 2. Received: "
+                f"num_classes={num_classes}"
+            )
+        if num_samples is not None and (
+            not isinstance(num_samples, int) or num_samples < 1
+        ):
+            raise ValueError(
+                "`num_samples` must be a positive int or None. Received: "
+                f"num_samples={num_samples}"
+            )
+        if warmup_epochs < 0:
+            raise ValueError(
+                "`warmup_epochs` must be >= 0. Received: "
+                f"warmup_epochs={warmup_epochs}"
+            )
+        if not 0 <= dropout < 1:
+            raise ValueError(
+                f"`dropout` must be in [0, 1). Received: dropout={dropout}"
+            )
+        super().__init__(**kwargs)
+
+        # === Config ===
+        self.num_classes = num_classes
+        self.num_samples = num_samples
+        self.warmup_epochs = int(warmup_epochs)
+        self.dropout = float(dropout)
+        self.recipe = dict(self.default_recipe)
+
+        # === Layers ===
+        self.backbone = backbone
+        self.pool = keras.layers.GlobalAveragePooling2D(
+            dtype=backbone.dtype_policy, name="pool"
+        )
+        self.dropout_layer = keras.layers.Dropout(
+            self.dropout, dtype=backbone.dtype_policy, name="dropout"
+        )
+        self.classifier = keras.layers.Dense(
+            num_classes, dtype=backbone.dtype_policy, name="classifier"
+        )
+
+        # === State ===
+        self.epoch = self.add_weight(
+            name="epoch",
+            shape=(),
+            dtype="int32",
+            initializer="zeros",
+            trainable=False,
+        )
+        self.loss_trackers = [
+            keras.metrics.Mean(name=f"loss_{term}") for term in self.loss_terms
+        ]
+        self.score_table = None
+        if num_samples is not None:
+            self.build_tables(num_samples)
+
+    # --- Construction helpers ----------------------------------------
+    def build_tables(self, num_samples):
+        """Create the per-sample tables. Subclasses add theirs."""
+        self.num_samples = int(num_samples)
+        self.score_table = SampleTable(
+            self.num_samples, fill_value=float("nan"), name="score_table"
+        )
+
+    def build_model(self):
+        """Create every weight now, by one symbolic forward pass.
+
+        Subclasses call this at the end of `__init__`, so a model is
+        complete as soon as it exists (needed by `load_model` and
+        `from_preset`).
+        """
+        height, width = self.backbone.input_shape[1:3]
+        images = keras.KerasTensor((2, height or 64, width or 64, 3))
+        ids = keras.KerasTensor((2,), dtype="int32")
+        self({"images": images, "sample_ids": ids}, training=True)
+        self.built = True
+
+    @property
+    def image_shape(self):
+        return tuple(self.backbone.input_shape[1:])
+
+    # --- Forward -----------------------------------------------------
+    def unpack_inputs(self, inputs):
+        """`(images, sample_ids or None)` from a dict or bare images."""
+        if isinstance(inputs, dict):
+            if "images" not in inputs:
+                raise ValueError(
+                    "Inputs must be images or a dict with an `images` key. "
+                    f"Received keys: {sorted(inputs)}"
+                )
+            return inputs["images"], inputs.get("sample_ids")
+        return inputs, None
+
+    def extract(self, images, training=False):
+        """Backbone feature map and its pooled vector."""
+        images = ops.cast(images, self.backbone.compute_dtype)
+        features = self.backbone(images, training=training)
+        return features, self.pool(features)
+
+    def classify(self, pooled, training=False):
+        x = self.dropout_layer(pooled, training=training)
+        return ops.cast(self.classifier(x), "float32")
+
+    def call(self, inputs, training=False):
+        images, _ = self.unpack_inputs(inputs)
+        _, pooled = self.extract(images, training=training)
+        return {"logits": self.classify(pooled, training=training)}
+
+    # --- Loss helpers ------------------------------------------------
+    def sample_ids(self, x, required=None):
+        """The batch's `sample_ids`, checked against the tables."""
+        _, ids = self.unpack_inputs(x)
+        needed = self.score_table is not None if required is None else required
+        if ids is None and needed:
+            raise ValueError(
+                f"{type(self).__name__} keeps per-sample tables, so training "
+                'batches must be `({"images": ..., "sample_ids": ...}, '
+                "labels)`; this batch has no `sample_ids`."
+            )
+        return None if ids is None else ops.cast(ids, "int32")
+
+    def track(self, **terms):
+        """Log each loss term in its `loss_<term>` metric."""
+        trackers = {m.name: m for m in self.loss_trackers}
+        for term, value in terms.items():
+            trackers[f"loss_{term}"].update_state(value)
+
+    def record_scores(self, sample_ids, scores, training):
+        """Store per-sample clean scores (training batches only)."""
+        if training and self.score_table is not None and sample_ids is not None:
+            self.score_table.update(sample_ids, ops.stop_gradient(scores))
+
+    def with_regularization(self, total):
+        """Add layer regularization losses (`self.losses`) to `total`."""
+        if self.losses:
+            total = total + ops.sum(ops.stack(self.losses))
+        return total
+
+    def after_warmup(self):
+        """A boolean tensor: the warm-up is over."""
+        return ops.greater_equal(self.epoch, self.warmup_epochs)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        """Cross-entropy on the given labels (the Baseline's loss)."""
+        ids = self.sample_ids(x)
+        labels = ops.cast(y, "int32")
+        logits = y_pred["logits"]
+        ce = keras.losses.sparse_categorical_crossentropy(
+            labels, logits, from_logits=True
+        )
+        ce = weighted_mean(ce, sample_weight)
+        self.track(ce=ce)
+        probs = ops.softmax(logits)
+        self.record_scores(ids, given_probability(probs, labels), training)
+        return self.with_regularization(ce)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, dict):
+            y_pred = y_pred["logits"]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    # --- Training API ------------------------------------------------
+    def compile(self, optimizer="auto", loss="auto", metrics="auto", **kwargs):
+        """Configure training; `"auto"` uses the preset's recipe.
+
+        Args:
+            optimizer: `"auto"` or a `keras.optimizers.Optimizer`. `"auto"`
+                builds the recipe's optimizer (Adam by default) and an
+                exponential per-epoch learning-rate decay. Defaults to
+                `"auto"`.
+            loss: must stay `"auto"`: the method owns its loss.
+            metrics: `"auto"` (accuracy) or a list of metrics.
+            **kwargs: passed to `keras.Model.compile`.
+        """
+        if loss not in ("auto", None):
+            raise ValueError(
+                f"{type(self).__name__} computes its own loss in "
+                "`compute_loss`; `compile()` takes no `loss`. "
+                f"Received: loss={loss!r}"
+            )
+        self.lr_schedule_callback = None
+        self.auto_optimizer = optimizer == "auto"
+        if optimizer == "auto":
+            optimizer, self.lr_schedule_callback = make_optimizer(self.recipe)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+        super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return None
+        optimizer = "auto"
+        if not getattr(self, "auto_optimizer", False):
+            optimizer = keras.optimizers.serialize(self.optimizer)
+        return {"optimizer": optimizer}
+
+    def compile_from_config(self, config):
+        optimizer = config.get("optimizer", "auto")
+        if isinstance(optimizer, dict):
+            optimizer = keras.optimizers.deserialize(optimizer)
+        self.compile(optimizer=optimizer)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def default_callbacks(self):
+        """Callbacks that `fit` adds to the user's."""
+        callbacks = [EpochCounter()]
+        if getattr(self, "lr_schedule_callback", None) is not None:
+            callbacks.append(self.lr_schedule_callback)
+        return callbacks
+
+    def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
+        if self.needs_tables() and self.num_samples is None:
+            self.build_tables(infer_num_samples(x))
+        if not self.compiled:
+            self.compile()
+        callbacks = list(callbacks or [])
+        present = {type(c) for c in callbacks}
+        callbacks += [
+            c for c in self.default_callbacks() if type(c) not in present
+        ]
+        return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+
+    def needs_tables(self):
+        return True
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, **kw):
+        """Class probabilities, `(num_images, num_classes)`."""
+        out = super().predict(
+            x, batch_size=batch_size, verbose=verbose, steps=steps, **kw
+        )
+        return _softmax_numpy(out["logits"])
+
+    def predict_on_batch(self, x):
+        out = super().predict_on_batch(x)
+        return _softmax_numpy(out["logits"])
+
+    def probabilities(self, images):
+        """Class probabilities as a backend tensor (used by the export)."""
+        return ops.softmax(self(images, training=False)["logits"])
+
+    # --- Per-sample state --------------------------------------------
+    def clean_scores(self):
+        """Per-sample clean score from the last epoch (NaN if unseen)."""
+        if self.score_table is None:
+            return None
+        return self.score_table.numpy()
+
+    def relabels(self):
+        """Per-sample corrected labels (-1 where kept), or None."""
+        table = getattr(self, "label_table", None)
+        return None if table is None else table.numpy()
+
+    # --- Config and presets ------------------------------------------
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.layers.serialize(self.backbone),
+            "num_classes": self.num_classes,
+            "num_samples": self.num_samples,
+            "warmup_epochs": self.warmup_epochs,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("backbone"), dict):
+            config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+
+    @classmethod
+    def presets(cls):
+        """Built-in presets of this method, `{name: metadata}`."""
+        return preset_utils.list_presets(model_cls=cls)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=None, **kwargs):
+        """Build a model from a built-in preset name or a local folder.
+
+        `kwargs` override the preset's config (`num_classes`,
+        `num_samples`, method arguments, and the backbone's
+        `image_shape`). A new `num_classes` or `num_samples` keeps the
+        preset's backbone weights and starts a fresh head and tables.
+
+        Args:
+            preset: str. A name from `cls.presets()` or a preset folder
+                (a training output folder is one).
+            load_weights: bool or None. `None` loads `model.weights.h5`
+                if the preset has it, `True` requires it, `False` skips.
+                Defaults to `None`.
+            **kwargs: config overrides.
+        """
+        model = preset_utils.load_model(cls, preset, load_weights, kwargs)
+        recipe = preset_utils.load_metadata(preset).get("recipe")
+        if recipe:
+            model.recipe = {**model.default_recipe, **recipe}
+        return model
+
+    def save_to_preset(self, preset_dir, metadata=None):
+        """Write this model as a preset folder (config, metadata, weights)."""
+        metadata = {"recipe": self.recipe, **(metadata or {})}
+        preset_utils.save_to_preset(self, preset_dir, metadata)
+
+
+def weighted_mean(values, sample_weight=None):
+    """Mean of per-sample `values`, weighted by `sample_weight` if given."""
+    values = ops.cast(values, "float32")
+    if sample_weight is None:
+        return ops.mean(values)
+    weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1e-12)
+
+
+def given_probability(probs, labels):
+    """`probs[i, labels[i]]` for each row."""
+    labels = ops.cast(ops.reshape(labels, (-1, 1)), "int32")
+    return ops.take_along_axis(probs, labels, axis=1)[:, 0]
+
+
+def make_optimizer(recipe):
+    """The optimizer and per-epoch LR callback of a recipe dict."""
+    name = str(recipe.get("optimizer", "adam")).lower()
+    lr = float(recipe.get("learning_rate", 1e-3))
+    weight_decay = recipe.get("weight_decay") or None
+    if name == "adam":
+        optimizer = keras.optimizers.Adam(lr, weight_decay=weight_decay)
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+    elif name == "sgd":
+        optimizer = keras.optimizers.SGD(
+            lr, momentum=0.9, weight_decay=weight_decay
+        )
+    else:
+        raise ValueError(
+            "recipe `optimizer` must be one of 'adam', 'adamw', 'sgd'. "
+            f"Received: optimizer={name!r}"
+        )
+    decay = recipe.get("lr_decay")
+    callback = ExponentialEpochDecay(lr, decay) if decay else None
+    return optimizer, callback
+
+
+def infer_num_samples(x):
+    """Number of training samples: max `sample_id` + 1 in the data."""
+    import numpy as np
+
+    info = getattr(x, "ferzoo_info", None)
+    if info is not None:
+        return int(info.num_samples)
+    if isinstance(x, dict) and "sample_ids" in x:
+        return int(np.max(ops.convert_to_numpy(x["sample_ids"]))) + 1
+    if hasattr(x, "map") and hasattr(x, "as_numpy_iterator"):
+        ids = x.map(lambda inputs, *rest: inputs["sample_ids"])
+        return int(max(int(np.max(b)) for b in ids.as_numpy_iterator())) + 1
+    raise ValueError(
+        "Cannot infer `num_samples` from this data: pass `num_samples=` to "
+        "the model (the number of training samples), or train on "
+        '`({"images": ..., "sample_ids": ...}, labels)` batches.'
+    )
+
+
+def _softmax_numpy(logits):
+    import numpy as np
+
+    logits = np.asarray(logits, dtype="float64")
+    logits = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(logits)
+    return (e / e.sum(axis=-1, keepdims=True)).astype("float32")

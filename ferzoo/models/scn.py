@@ -1,0 +1,182 @@
+import keras
+from keras import ops
+
+from ferzoo import losses
+from ferzoo.layers.sample_table import SampleTable
+from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
+from ferzoo.models.noisy_label_classifier import weighted_mean
+
+
+@keras.saving.register_keras_serializable(package="ferzoo")
+class SCN(NoisyLabelClassifier):
+    """Self-Cure Network: importance weighting, rank regularization, relabel.
+
+    An FC + sigmoid head gives each sample an importance weight alpha
+    that scales its logits (logit-weighted cross-entropy). Rank
+    regularization keeps the mean weight of the top `high_fraction` of a
+    batch `rank_margin` above the rest. After `warmup_epochs`, a sample of
+    the low-importance group whose max probability beats the probability
+    of its label by `relabel_margin` is relabelled to the argmax; the new
+    label is kept in `label_table` (indexed by `sample_ids`), saved with the
+    weights, and used by every later epoch. The clean score is alpha.
+
+    Args:
+        backbone: `ferzoo.backbones.Backbone`. The feature extractor.
+        num_classes: int. Number of classes. Defaults to `7`.
+        num_samples: int or None. Training samples (table rows). Defaults
+            to `None` (inferred in `fit`).
+        warmup_epochs: int. Epochs before relabeling starts. Defaults to
+            `10` (the paper).
+        dropout: float. Dropout before both heads. Defaults to `0.0`.
+        high_fraction: float. Fraction of a batch in the high-importance
+            group. Defaults to `0.7`.
+        rank_margin: float. Margin between the groups' mean weights.
+            Defaults to `0.15` (the official code's variant: `0.07`).
+        relabel_margin: float. Probability margin to relabel. Defaults to
+            `0.2`.
+        rank_weight: float. Trade-off gamma in
+            `gamma * RR + (1 - gamma) * WCE`. Defaults to `0.5` (1:1).
+        relabel_low_group_only: bool. Relabel only the low-importance
+            group (paper) rather than the whole batch (some official code
+            versions). Defaults to `True`.
+
+    Paper mapping:
+        Eq. 1 alpha = sigmoid(W_a^T x) -> `importance` head.
+        Eq. 2 WCE on alpha * logits; Eq. 3-4 RR-Loss -> `high_fraction`
+        (beta), `rank_margin` (delta1); Eq. 5 -> `relabel_margin` (delta2);
+        L = gamma RR + (1 - gamma) WCE -> `rank_weight` (gamma).
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
+    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
+    >>> model = ferzoo.models.SCN(backbone=backbone, num_samples=8,
+    ...                           warmup_epochs=1)
+    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
+    ...      "sample_ids": np.arange(8)}
+    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
+    ...               epochs=2, verbose=0)
+    >>> model.predict(x["images"], verbose=0).shape
+    (8, 7)
+
+    Reference:
+        Wang et al., "Suppressing Uncertainties for Large-Scale Facial
+        Expression Recognition", CVPR 2020.
+    """
+
+    loss_terms = ("wce", "rank")
+    warmup_tables = ("label_table",)
+    score_name = "importance weight alpha"
+
+    def __init__(
+        self,
+        backbone,
+        warmup_epochs=10,
+        high_fraction=0.7,
+        rank_margin=0.15,
+        relabel_margin=0.2,
+        rank_weight=0.5,
+        relabel_low_group_only=True,
+        **kwargs,
+    ):
+        for arg, value in (
+            ("high_fraction", high_fraction),
+            ("rank_weight", rank_weight),
+        ):
+            if not 0 <= value <= 1:
+                raise ValueError(
+                    f"`{arg}` must be in [0, 1]. Received: {arg}={value}"
+                )
+        if rank_margin < 0 or relabel_margin < 0:
+            raise ValueError(
+                "`rank_margin` and `relabel_margin` must be >= 0. Received: "
+                f"rank_margin={rank_margin}, relabel_margin={relabel_margin}"
+            )
+        # === Config ===
+        self.high_fraction = float(high_fraction)
+        self.rank_margin = float(rank_margin)
+        self.relabel_margin = float(relabel_margin)
+        self.rank_weight = float(rank_weight)
+        self.relabel_low_group_only = bool(relabel_low_group_only)
+        super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
+
+        # === Layers ===
+        self.importance = keras.layers.Dense(
+            1,
+            activation="sigmoid",
+            dtype=backbone.dtype_policy,
+            name="importance",
+        )
+        self.build_model()
+
+    def build_tables(self, num_samples):
+        super().build_tables(num_samples)
+        # === State ===
+        self.label_table = SampleTable(
+            self.num_samples,
+            fill_value=-1,
+            table_dtype="int32",
+            name="label_table",
+        )
+
+    def call(self, inputs, training=False):
+        images, _ = self.unpack_inputs(inputs)
+        _, pooled = self.extract(images, training=training)
+        pooled = self.dropout_layer(pooled, training=training)
+        alpha = ops.cast(self.importance(pooled), "float32")[:, 0]
+        logits = ops.cast(self.classifier(pooled), "float32")
+        return {"logits": logits, "importance": alpha}
+
+    def current_labels(self, sample_ids, y):
+        """Labels to train on: the relabel table where set, else `y`."""
+        labels = ops.cast(y, "int32")
+        if sample_ids is None:
+            return labels
+        stored = self.label_table.gather(sample_ids)
+        return ops.where(stored >= 0, stored, labels)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        ids = self.sample_ids(x)
+        labels = self.current_labels(ids, y)
+        alpha = y_pred["importance"]
+        weighted_logits = alpha[:, None] * y_pred["logits"]
+        # Eq. 2: logit-weighted cross-entropy.
+        wce = weighted_mean(
+            losses.sparse_cross_entropy(labels, weighted_logits),
+            sample_weight,
+        )
+        # Eq. 3-4: rank regularization.
+        rank, low_group = losses.rank_regularization(
+            alpha, self.high_fraction, self.rank_margin
+        )
+        total = self.rank_weight * rank + (1.0 - self.rank_weight) * wce
+        self.track(wce=wce, rank=rank)
+        # Eq. 5: relabel uncertain samples after the warm-up.
+        if training and ids is not None:
+            candidates = low_group if self.relabel_low_group_only else None
+            new_labels, changed = losses.relabel(
+                ops.softmax(ops.stop_gradient(weighted_logits)),
+                labels,
+                self.relabel_margin,
+                candidates,
+            )
+            changed = ops.logical_and(changed, self.after_warmup())
+            stored = self.label_table.gather(ids)
+            self.label_table.update(ids, ops.where(changed, new_labels, stored))
+        self.record_scores(ids, alpha, training)
+        return self.with_regularization(total)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "high_fraction": self.high_fraction,
+                "rank_margin": self.rank_margin,
+                "relabel_margin": self.relabel_margin,
+                "rank_weight": self.rank_weight,
+                "relabel_low_group_only": self.relabel_low_group_only,
+            }
+        )
+        return config

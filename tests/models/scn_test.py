@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+from keras import ops
+
+from ferzoo import losses
+from ferzoo.models import SCN
+from tests.test_case import MethodTestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_batch
+
+
+def numpy_rank_loss(alpha, beta, margin):
+    ranked = np.sort(alpha)[::-1]
+    m = int(beta * len(alpha))
+    return max(0.0, margin - (ranked[:m].mean() - ranked[m:].mean()))
+
+
+class SCNTest(MethodTestCase):
+    def setUp(self):
+        super().setUp()
+        self.kwargs = {
+            "backbone": tiny_backbone(),
+            "num_classes": 7,
+            "num_samples": 16,
+            "dropout": 0.0,
+        }
+        self.data = tiny_batch(16, size=32)
+
+    def test_method_basics(self):
+        self.run_method_test(
+            SCN, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
+        )
+
+    def test_rank_regularization_matches_numpy(self):
+        rng = np.random.default_rng(1)
+        for n, beta, margin in [
+            (10, 0.7, 0.15),
+            (64, 0.7, 0.07),
+            (7, 0.5, 0.3),
+        ]:
+            alpha = rng.uniform(0.2, 0.9, n).astype("float32")
+            loss, low = losses.rank_regularization(alpha, beta, margin)
+            self.assertAllClose(
+                float(loss), numpy_rank_loss(alpha, beta, margin), atol=1e-6
+            )
+            m = int(beta * n)
+            expected_low = np.isin(alpha, np.sort(alpha)[::-1][m:])
+            np.testing.assert_array_equal(
+                ops.convert_to_numpy(low), expected_low
+            )
+        # Well-separated groups give zero loss.
+        alpha = np.array([0.9] * 7 + [0.1] * 3, "float32")
+        self.assertEqual(float(losses.rank_regularization(alpha)[0]), 0.0)
+
+    def test_relabel_rule_matches_numpy(self):
+        rng = np.random.default_rng(2)
+        probs = rng.dirichlet(np.ones(7) * 0.5, 50).astype("float32")
+        labels = rng.integers(0, 7, 50)
+        candidates = rng.uniform(size=50) < 0.5
+        new, changed = losses.relabel(probs, labels, 0.2, candidates)
+        p_given = probs[np.arange(50), labels]
+        want = (probs.max(1) - p_given > 0.2) & candidates
+        np.testing.assert_array_equal(ops.convert_to_numpy(changed), want)
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(new), np.where(want, probs.argmax(1), labels)
+        )
+        self.assertTrue(want.any() and not want.all())
+
+    def test_relabels_persist_and_are_used(self):
+        model = SCN(
+            **self.kwargs,
+            warmup_epochs=0,
+            relabel_margin=0.0,
+            relabel_low_group_only=False,
+        )
+        x, y = self.data
+        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        table = model.relabels()
+        self.assertTrue((table >= 0).any(), table)
+        ids = ops.convert_to_tensor(x["sample_ids"])
+        current = ops.convert_to_numpy(model.current_labels(ids, y))
+        np.testing.assert_array_equal(current, np.where(table >= 0, table, y))
+
+    def test_invalid_args(self):
+        with self.assertRaisesRegex(ValueError, "high_fraction"):
+            SCN(**self.kwargs, high_fraction=1.5)
+
+    @pytest.mark.large
+    def test_round_trips(self):
+        kwargs = {**self.kwargs, "warmup_epochs": 0}
+        self.run_model_saving_test(SCN, kwargs, self.data)
+        self.run_backend_consistency_test(SCN, kwargs, self.data)
+        self.run_export_test(SCN, kwargs, self.data)

@@ -1,0 +1,248 @@
+"""Shared test helpers, after keras-hub's `TestCase`.
+
+Each model's test file is short because the checks live here:
+serialization, backbone basics, method training contracts, saving,
+presets, cross-backend equality and SavedModel export.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import keras
+import numpy as np
+from absl.testing import parameterized
+from keras import ops
+
+import ferzoo
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def tiny_backbone(image_size=32, filters=(8, 16)):
+    """A two-stage SmallCNN: fast enough for every method test."""
+    return ferzoo.backbones.SmallCNNBackbone(
+        image_shape=(image_size, image_size, 3),
+        stackwise_num_filters=list(filters),
+        num_convs_per_stage=1,
+    )
+
+
+def tiny_batch(num_samples=16, size=32, num_classes=7, seed=0):
+    """`(x, y)` with RGB pixels in [0, 255], sample ids and labels."""
+    rng = np.random.default_rng(seed)
+    x = {
+        "images": rng.uniform(0, 255, (num_samples, size, size, 3)).astype(
+            "float32"
+        ),
+        "sample_ids": np.arange(num_samples, dtype="int32"),
+    }
+    y = rng.integers(0, num_classes, num_samples).astype("int32")
+    return x, y
+
+
+class TestCase(parameterized.TestCase):
+    def setUp(self):
+        super().setUp()
+        keras.utils.set_random_seed(0)
+
+    def assertAllClose(self, actual, expected, atol=1e-6, rtol=1e-6, msg=""):
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(actual),
+            ops.convert_to_numpy(expected),
+            atol=atol,
+            rtol=rtol,
+            err_msg=msg,
+        )
+
+    def tmp_dir(self):
+        path = tempfile.mkdtemp(prefix="ferzoo-test-")
+        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
+        return path
+
+    # --- Serialization -------------------------------------------------
+    def run_serialization_test(self, instance):
+        config = instance.get_config()
+        json.dumps(config)  # flat and JSON-able
+        revived = instance.__class__.from_config(config)
+        self.assertEqual(
+            json.dumps(config, sort_keys=True, default=str),
+            json.dumps(revived.get_config(), sort_keys=True, default=str),
+        )
+        serialized = keras.saving.serialize_keras_object(instance)
+        again = keras.saving.deserialize_keras_object(serialized)
+        self.assertIsInstance(again, instance.__class__)
+        self.assertEqual(
+            json.dumps(config, sort_keys=True, default=str),
+            json.dumps(again.get_config(), sort_keys=True, default=str),
+        )
+
+    # --- Backbones -----------------------------------------------------
+    def run_backbone_test(
+        self,
+        cls,
+        init_kwargs,
+        input_data,
+        expected_output_shape,
+        run_mixed_precision=True,
+    ):
+        backbone = cls(**init_kwargs)
+        output = backbone(input_data)
+        self.assertEqual(tuple(output.shape), tuple(expected_output_shape))
+        self.assertEqual(backbone.num_features, expected_output_shape[-1])
+        # uint8 pixels give the same features as float pixels.
+        as_uint8 = np.asarray(input_data).round().clip(0, 255).astype("uint8")
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(backbone(as_uint8)),
+            ops.convert_to_numpy(backbone(as_uint8.astype("float32"))),
+            atol=1e-5,
+        )
+        # tf.data predict.
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices(np.asarray(input_data)).batch(2)
+        predicted = backbone.predict(ds, verbose=0)
+        self.assertEqual(tuple(predicted.shape), tuple(expected_output_shape))
+        # The default name is the snake_case class name.
+        self.assertTrue(backbone.name.startswith(_snake(cls.__name__)[:8]))
+        self.run_serialization_test(backbone)
+        if run_mixed_precision:
+            mixed = cls(**{**init_kwargs, "dtype": "mixed_bfloat16"})
+            out = mixed(input_data)
+            self.assertEqual(tuple(out.shape), tuple(expected_output_shape))
+            self.assertEqual(
+                keras.backend.standardize_dtype(out.dtype), "bfloat16"
+            )
+
+
+def _snake(name):
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and not name[i - 1].isupper():
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def table_values(model):
+    """`{name: numpy array}` of every per-sample table of `model`."""
+    from ferzoo.layers import SampleTable
+
+    return {
+        layer.name: layer.numpy().copy()
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, SampleTable)
+    }
+
+
+class MethodTestCase(TestCase):
+    """Checks every method in `ferzoo.models` must pass."""
+
+    def run_method_test(
+        self, cls, init_kwargs, train_data, expected_output_shape
+    ):
+        x, y = train_data
+        model = cls(**init_kwargs)
+        self.assertEqual(model.warmup_epochs, init_kwargs["warmup_epochs"])
+        with self.assertRaisesRegex(ValueError, "loss"):
+            model.compile(loss="sparse_categorical_crossentropy")
+        model.compile()
+        before = table_values(model)
+        self.assertNotEmpty(before, "methods keep per-sample tables")
+        # Epoch 0 is inside the warm-up: relabel tables must not move.
+        h1 = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        during = table_values(model)
+        for name in getattr(model, "warmup_tables", ()):
+            np.testing.assert_array_equal(before[name], during[name], name)
+        h2 = model.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, verbose=0)
+        self.assertEqual(int(ops.convert_to_numpy(model.epoch)), 1)
+        for history in (h1.history, h2.history):
+            self.assertTrue(np.isfinite(history["loss"]).all(), history)
+            for term in model.loss_terms:
+                self.assertIn(f"loss_{term}", history)
+                self.assertTrue(np.isfinite(history[f"loss_{term}"]).all())
+        # evaluate() never writes tables.
+        after_fit = table_values(model)
+        model.evaluate(x, y, batch_size=8, verbose=0)
+        for name, value in table_values(model).items():
+            np.testing.assert_array_equal(after_fit[name], value, name)
+        # Every sample got a finite clean score.
+        scores = model.clean_scores()
+        self.assertEqual(scores.shape, (len(y),))
+        self.assertTrue(np.isfinite(scores).all(), scores)
+        # predict on bare images returns probabilities.
+        probs = model.predict(x["images"], batch_size=8, verbose=0)
+        self.assertEqual(probs.shape, tuple(expected_output_shape))
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+        self.run_serialization_test(model)
+        return model
+
+    def run_model_saving_test(self, cls, init_kwargs, train_data):
+        x, y = train_data
+        model = cls(**init_kwargs)
+        model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+        path = os.path.join(self.tmp_dir(), "model.keras")
+        model.save(path)
+        restored = keras.saving.load_model(path)
+        self.assertIsInstance(restored, cls)
+        np.testing.assert_allclose(
+            model.predict(x["images"], verbose=0),
+            restored.predict(x["images"], verbose=0),
+            atol=1e-6,
+        )
+        original_tables = table_values(model)
+        for name, value in table_values(restored).items():
+            np.testing.assert_array_equal(original_tables[name], value)
+        # Training continues from the restored state.
+        restored.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        return restored
+
+    def run_backend_consistency_test(self, cls, init_kwargs, train_data):
+        """Same weights and batch: same logits, loss, grads and tables."""
+        x, y = train_data
+        model = cls(**init_kwargs)
+        folder = self.tmp_dir()
+        model.save(os.path.join(folder, "model.keras"))
+        np.savez(
+            os.path.join(folder, "batch.npz"),
+            images=x["images"],
+            sample_ids=x["sample_ids"],
+            labels=y,
+        )
+        results = {}
+        for backend in ("tensorflow", "jax"):
+            out = os.path.join(folder, f"{backend}.npz")
+            env = {**os.environ, "KERAS_BACKEND": backend}
+            proc = subprocess.run(
+                [sys.executable, "-m", "tests.backend_probe", folder, out],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+            results[backend] = dict(np.load(out))
+        tf_out, jax_out = results["tensorflow"], results["jax"]
+        self.assertEqual(sorted(tf_out), sorted(jax_out))
+        for key in tf_out:
+            tol = 1e-4 if key == "grads" else 1e-5
+            np.testing.assert_allclose(
+                tf_out[key], jax_out[key], atol=tol, rtol=1e-4, err_msg=key
+            )
+
+    def run_export_test(self, cls, init_kwargs, train_data):
+        import tensorflow as tf
+
+        x, _ = train_data
+        model = cls(**init_kwargs)
+        path = os.path.join(self.tmp_dir(), "saved")
+        ferzoo.export.export_saved_model(model, path)
+        reloaded = tf.saved_model.load(path)
+        served = reloaded.serve(tf.constant(x["images"][:5])).numpy()
+        np.testing.assert_allclose(
+            served, model.predict(x["images"][:5], verbose=0), atol=1e-5
+        )
