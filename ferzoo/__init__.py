@@ -1,19 +1,38 @@
-"""ferzoo: facial expression recognition under noisy labels, on Keras 3."""
+"""ferzoo: facial expression recognition under noisy labels, on Keras 3.
 
-from ferzoo import backbones
-from ferzoo import export
-from ferzoo import layers
-from ferzoo import metrics
-from ferzoo import models
-from ferzoo.presets import list_presets
+Submodules load on first use, so `ferzoo.cli` can choose the Keras
+backend before keras is imported.
+"""
+
+import importlib
+
 from ferzoo.version import __version__
 
-__all__ = [
+_SUBMODULES = (
     "backbones",
+    "callbacks",
+    "data",
     "export",
     "layers",
+    "losses",
     "metrics",
     "models",
-    "list_presets",
-    "__version__",
-]
+    "presets",
+    "training",
+)
+
+__all__ = [*_SUBMODULES, "list_presets", "__version__"]
+
+
+def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ferzoo.{name}")
+    if name == "list_presets":
+        from ferzoo.presets import list_presets
+
+        return list_presets
+    raise AttributeError(f"module 'ferzoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

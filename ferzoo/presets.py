@@ -71,6 +71,10 @@ def list_presets(model_cls=None, backbone_cls=None):
 
 
 def _registered_class(config):
+    # Importing the packages registers every ferzoo class with Keras.
+    import ferzoo.backbones  # noqa: F401
+    import ferzoo.models  # noqa: F401
+
     name = config.get("registered_name") or config.get("class_name")
     cls = keras.saving.get_registered_object(name)
     if cls is None:

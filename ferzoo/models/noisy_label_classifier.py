@@ -260,9 +260,10 @@ class NoisyLabelClassifier(keras.Model):
         optimizer = "auto"
         if not getattr(self, "auto_optimizer", False):
             optimizer = keras.optimizers.serialize(self.optimizer)
-        return {"optimizer": optimizer}
+        return {"optimizer": optimizer, "recipe": self.recipe}
 
     def compile_from_config(self, config):
+        self.recipe = {**self.default_recipe, **config.get("recipe", {})}
         optimizer = config.get("optimizer", "auto")
         if isinstance(optimizer, dict):
             optimizer = keras.optimizers.deserialize(optimizer)

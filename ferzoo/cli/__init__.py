@@ -1,0 +1,1 @@
+"""Command-line tools: ferzoo-train, ferzoo-eval, ferzoo-export."""

@@ -1,0 +1,82 @@
+import click
+
+from ferzoo.cli import options
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    metavar="PATH_OR_PRESET",
+    help="A .keras checkpoint, a training output folder or a preset name.",
+)
+@options.data_option
+@click.option(
+    "--split",
+    type=click.Choice(["train", "val", "test"]),
+    default="test",
+    show_default=True,
+    help="Split to evaluate.",
+)
+@click.option("--batch-size", default=64, show_default=True, help="Batch size.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also write report.json and the confusion matrix PNG here.",
+)
+@options.on_error_option
+@options.backend_option
+@options.json_option
+@options.verbose_option
+@options.handle_errors
+def main(
+    model_path,
+    data,
+    split,
+    batch_size,
+    output_dir,
+    skip_bad_samples,
+    backend,
+    as_json,
+    verbose,
+):
+    """Evaluate a checkpoint or preset on a data set split.
+
+    Prints top-1 accuracy, macro-F1 and per-class accuracy.
+
+    \b
+    Examples:
+      ferzoo-eval --model runs/ferzoo/best.keras
+      ferzoo-eval --model runs/scn --data fer2013:/data/fer2013 --split val
+    """
+    options.set_backend(backend)
+    import pathlib
+
+    from ferzoo import metrics
+    from ferzoo import training
+
+    report = training.evaluate(
+        model_path,
+        data,
+        split=split,
+        batch_size=batch_size,
+        on_error="skip" if skip_bad_samples else "raise",
+    )
+    if output_dir:
+        out = pathlib.Path(output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        training.atomic_write_json(out / "report.json", report)
+        metrics.save_confusion_matrix(report, out / "confusion_matrix.png")
+    lines = [
+        f"{data} [{split}]: accuracy {report['accuracy']:.4f}, macro-F1 "
+        f"{report['macro_f1']:.4f} over {report['num_samples']} images"
+    ]
+    for name, acc in report["per_class_accuracy"].items():
+        lines.append(f"  {name:>10}: {acc:.4f}")
+    options.emit(report, as_json, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

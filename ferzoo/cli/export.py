@@ -1,0 +1,60 @@
+import click
+
+from ferzoo.cli import options
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--model",
+    "model_path",
+    required=True,
+    metavar="PATH_OR_PRESET",
+    help="A .keras checkpoint, a training output folder or a preset name.",
+)
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="SavedModel folder to write (replaced atomically).",
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(1),
+    default=None,
+    help="Input height and width in pixels; defaults to the model's.",
+)
+@options.backend_option
+@options.json_option
+@options.verbose_option
+@options.handle_errors
+def main(model_path, output, image_size, backend, as_json, verbose):
+    """Export a model as a TensorFlow SavedModel that returns probabilities.
+
+    The `serve` signature takes float32 RGB pixels in [0, 255], shape
+    (batch, H, W, 3), and returns class probabilities; no outside
+    preprocessing is needed.
+
+    \b
+    Examples:
+      ferzoo-export --model runs/ferzoo/best.keras --output exported/scn
+      python -c "import tensorflow as tf; \\
+          m = tf.saved_model.load('exported/scn'); print(m.serve)"
+    """
+    options.set_backend(backend)
+    from ferzoo import training
+    from ferzoo.export import export_saved_model
+
+    model = training.load_any(model_path)
+    shape = None if image_size is None else (image_size, image_size, 3)
+    path = export_saved_model(model, output, image_shape=shape)
+    info = {
+        "saved_model": str(path),
+        "signature": "serve",
+        "input_shape": [None, *(shape or model.image_shape)],
+        "num_classes": model.num_classes,
+    }
+    options.emit(info, as_json, f"wrote SavedModel to {path}")
+
+
+if __name__ == "__main__":
+    main()

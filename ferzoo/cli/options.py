@@ -1,0 +1,106 @@
+"""Options shared by the ferzoo commands, and their error handling.
+
+Exit codes: 0 success; 1 unexpected error (with traceback); 2 usage error;
+3 data or preset error; 4 diverged (non-finite loss).
+"""
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+EXIT_DATA = 3
+EXIT_DIVERGED = 4
+
+
+class DataOrPresetError(click.ClickException):
+    exit_code = EXIT_DATA
+
+
+class DivergedClickError(click.ClickException):
+    exit_code = EXIT_DIVERGED
+
+
+def preset_option(required=True):
+    return click.option(
+        "--preset",
+        required=required,
+        metavar="NAME_OR_DIR",
+        help="Built-in preset name (see --list-presets) or a preset folder.",
+    )
+
+
+data_option = click.option(
+    "--data",
+    "data",
+    default="synthetic",
+    show_default=True,
+    metavar="KIND:PATH",
+    help=(
+        "Data set as KIND:PATH; KIND is synthetic, imagefolder, fer2013, "
+        "rafdb, ferplus or affectnet."
+    ),
+)
+backend_option = click.option(
+    "--backend",
+    type=click.Choice(["tensorflow", "jax"]),
+    envvar="KERAS_BACKEND",
+    default=None,
+    help="Keras backend (also read from KERAS_BACKEND).",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print only the results JSON."
+)
+verbose_option = click.option(
+    "-v", "--verbose", count=True, help="More output (repeatable)."
+)
+on_error_option = click.option(
+    "--skip-bad-samples",
+    is_flag=True,
+    help="Skip unreadable or mislabelled samples and count them, "
+    "instead of stopping at the first.",
+)
+
+
+def set_backend(backend):
+    """Select the Keras backend; must run before keras is imported."""
+    if backend:
+        if "keras" in sys.modules:
+            import keras
+
+            if keras.backend.backend() != backend:
+                raise click.UsageError(
+                    f"--backend {backend} given, but keras already runs "
+                    f"on {keras.backend.backend()}."
+                )
+        os.environ["KERAS_BACKEND"] = backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def handle_errors(fn):
+    """Turn ferzoo's own errors into clean exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ferzoo.errors import DataError
+        from ferzoo.errors import DivergedError
+        from ferzoo.errors import PresetError
+
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, PresetError, FileNotFoundError) as e:
+            raise DataOrPresetError(str(e)) from e
+        except DivergedError as e:
+            raise DivergedClickError(str(e)) from e
+
+    return wrapper
+
+
+def emit(results, as_json, text):
+    """Print results as JSON (`--json`) or as a human summary."""
+    if as_json:
+        click.echo(json.dumps(results, indent=2, default=str))
+    else:
+        click.echo(text)

@@ -1,0 +1,1 @@
+"""Preset definitions: one module per method, each with `PRESETS`."""
