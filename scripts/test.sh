@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's test command: install ferzoo with its test extras, lint, then
+# run the default and `large` test tiers under TensorFlow and under JAX,
+# and a CLI smoke run. Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python -m pip install --quiet --disable-pip-version-check ".[test]"
+ruff check ferzoo tests scripts
+for script in scripts/*.py; do python "$script" --help > /dev/null; done
+export TF_CPP_MIN_LOG_LEVEL=2
+status=0
+for backend in tensorflow jax; do
+  echo "=== KERAS_BACKEND=$backend ==="
+  KERAS_BACKEND=$backend python -m pytest tests -q -p no:cacheprovider \
+    --run_large --durations=5 "$@" || status=1
+done
+exit $status

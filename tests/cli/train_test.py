@@ -1,0 +1,118 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from ferzoo.cli import evaluate
+from ferzoo.cli import export
+from ferzoo.cli import train
+from tests.test_case import TestCase
+
+TINY = [
+    "--preset",
+    "scn_small_cnn_synthetic",
+    "--data",
+    "synthetic:70",
+    "--batch-size",
+    "35",
+    "--noise-rate",
+    "0.3",
+]
+
+
+class CLITest(TestCase):
+    def invoke(self, command, args):
+        return CliRunner().invoke(command.main, args, catch_exceptions=False)
+
+    def test_help_of_every_command(self):
+        for command in (train, evaluate, export):
+            result = self.invoke(command, ["--help"])
+            self.assertEqual(result.exit_code, 0, result.output)
+            self.assertIn("Examples:", result.output)
+
+    def test_usage_and_data_errors_exit_codes(self):
+        out = self.tmp_dir()
+        result = CliRunner().invoke(
+            train.main, [*TINY, "--noise-rate", "1.5", "--output-dir", out]
+        )
+        self.assertEqual(result.exit_code, 2)
+        result = CliRunner().invoke(
+            train.main, ["--preset", "no_such_preset", "--output-dir", out]
+        )
+        self.assertEqual(result.exit_code, 3)
+        self.assertIn("scn_small_cnn_synthetic", result.output)
+        missing = os.path.join(out, "nowhere")
+        result = CliRunner().invoke(
+            train.main,
+            [
+                *TINY[:2],
+                "--data",
+                f"imagefolder:{missing}",
+                "--output-dir",
+                out,
+            ],
+        )
+        self.assertEqual(result.exit_code, 3, result.output)
+        self.assertIn("nowhere", result.output)
+
+    def test_list_presets(self):
+        result = self.invoke(train, ["--list-presets"])
+        self.assertEqual(result.exit_code, 0)
+        self.assertIn("scn_small_cnn_synthetic", result.output)
+
+    @pytest.mark.large
+    def test_train_resume_eval_export(self):
+        out = self.tmp_dir()
+        first = self.invoke(
+            train, [*TINY, "--epochs", "1", "--output-dir", out, "--json"]
+        )
+        self.assertEqual(first.exit_code, 0, first.output)
+        self.assertEqual(json.loads(first.output)["epochs_run"], 1)
+        # Same folder, more epochs: resumes at epoch 2, keeps epoch 1.
+        second = self.invoke(
+            train, [*TINY, "--epochs", "2", "--output-dir", out]
+        )
+        self.assertEqual(second.exit_code, 0, second.output)
+        self.assertIn("resuming", second.output)
+        self.assertIn("noise detection ROC-AUC", second.output)
+        results = json.load(open(os.path.join(out, "results.json")))
+        self.assertEqual([r["epoch"] for r in results["history"]], [0, 1])
+        self.assertEqual(results["noise_detection"]["num_flipped"], 21)
+        self.assertIn("relabeled", results["noise_detection"])
+        for name in (
+            "best.keras",
+            "last.keras",
+            "history.csv",
+            "confusion_matrix.png",
+            "config.json",
+            "metadata.json",
+            "model.weights.h5",
+        ):
+            self.assertTrue(os.path.exists(os.path.join(out, name)), name)
+        with open(os.path.join(out, "history.csv")) as f:
+            self.assertEqual(len(f.read().strip().splitlines()), 3)
+        # The output folder is a preset; evaluate it on the test split.
+        result = self.invoke(
+            evaluate,
+            ["--model", out, "--data", "synthetic:70", "--json"],
+        )
+        self.assertEqual(result.exit_code, 0, result.output)
+        report = json.loads(result.output)
+        self.assertEqual(report["num_samples"], 17)
+        self.assertAlmostEqual(
+            report["accuracy"], results["test"]["final"]["accuracy"]
+        )
+        saved = os.path.join(out, "saved")
+        result = self.invoke(
+            export,
+            ["--model", os.path.join(out, "best.keras"), "--output", saved],
+        )
+        self.assertEqual(result.exit_code, 0, result.output)
+        import tensorflow as tf
+
+        served = tf.saved_model.load(saved).serve(
+            tf.zeros((2, 48, 48, 3), "float32")
+        )
+        np.testing.assert_allclose(served.numpy().sum(axis=1), 1.0, atol=1e-5)
