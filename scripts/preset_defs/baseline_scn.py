@@ -1,5 +1,6 @@
 """Presets of the Baseline and SCN."""
 
+import ferzoo
 from preset_defs.common import FER2013
 from preset_defs.common import FER2013_RESNET_RECIPE
 from preset_defs.common import FER2013_SMALL_RECIPE
@@ -11,8 +12,6 @@ from preset_defs.common import recipe
 from preset_defs.common import resnet
 from preset_defs.common import small_cnn
 from preset_defs.common import synthetic_cnn
-
-import ferzoo
 
 SCN_PAPER = (
     "Wang et al., Suppressing Uncertainties for Large-Scale Facial "
