@@ -112,7 +112,6 @@ class CLITest(TestCase):
         self.assertEqual(result.exit_code, 0, result.output)
         import tensorflow as tf
 
-        served = tf.saved_model.load(saved).serve(
-            tf.zeros((2, 48, 48, 3), "float32")
-        )
+        loaded = tf.saved_model.load(saved)  # keep a reference while serving
+        served = loaded.serve(tf.zeros((2, 48, 48, 3), "float32"))
         np.testing.assert_allclose(served.numpy().sum(axis=1), 1.0, atol=1e-5)
