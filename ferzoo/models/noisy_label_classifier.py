@@ -283,11 +283,12 @@ class NoisyLabelClassifier(keras.Model):
             self.build_tables(infer_num_samples(x))
         if not self.compiled:
             self.compile()
+        # The model's own callbacks run first, so the user's see their logs.
         callbacks = list(callbacks or [])
         present = {type(c) for c in callbacks}
-        callbacks += [
+        callbacks = [
             c for c in self.default_callbacks() if type(c) not in present
-        ]
+        ] + callbacks
         return super().fit(x, y, *args, callbacks=callbacks, **kwargs)
 
     def needs_tables(self):
