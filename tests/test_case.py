@@ -17,6 +17,7 @@ import keras
 import numpy as np
 from absl.testing import parameterized
 from keras import ops
+from keras.src.utils.naming import to_snake_case
 
 import ferzoo
 
@@ -108,7 +109,7 @@ class TestCase(parameterized.TestCase):
         predicted = backbone.predict(ds, verbose=0)
         self.assertEqual(tuple(predicted.shape), tuple(expected_output_shape))
         # The default name is the snake_case class name.
-        self.assertTrue(backbone.name.startswith(_snake(cls.__name__)[:8]))
+        self.assertTrue(backbone.name.startswith(to_snake_case(cls.__name__)))
         self.run_serialization_test(backbone)
         if run_mixed_precision:
             mixed = cls(**{**init_kwargs, "dtype": "mixed_bfloat16"})
@@ -118,14 +119,6 @@ class TestCase(parameterized.TestCase):
                 keras.backend.standardize_dtype(out.dtype), "bfloat16"
             )
 
-
-def _snake(name):
-    out = []
-    for i, ch in enumerate(name):
-        if ch.isupper() and i and not name[i - 1].isupper():
-            out.append("_")
-        out.append(ch.lower())
-    return "".join(out)
 
 
 def table_values(model):
