@@ -1,0 +1,15 @@
+"""Feature extractors: RGB pixels in [0, 255] -> last feature map."""
+
+from ferzoo.backbones.backbone import Backbone
+from ferzoo.backbones.iresnet import IResNetBackbone
+from ferzoo.backbones.mobilefacenet import MobileFaceNetBackbone
+from ferzoo.backbones.resnet import ResNetBackbone
+from ferzoo.backbones.small_cnn import SmallCNNBackbone
+
+__all__ = [
+    "Backbone",
+    "IResNetBackbone",
+    "MobileFaceNetBackbone",
+    "ResNetBackbone",
+    "SmallCNNBackbone",
+]
