@@ -174,8 +174,20 @@ def load_model(cls, preset, load_weights=None, overrides=None):
     source_config = _read_json(folder / CONFIG_FILE)
     source = _deserialize(source_config, folder)
     source.load_weights(weights)
-    model.backbone.set_weights(source.backbone.get_weights())
+    for target, origin in zip(_backbones(model), _backbones(source)):
+        target.set_weights(origin.get_weights())
     return model
+
+
+def _backbones(model):
+    """The model's backbones (a method may have two streams), in order."""
+    from ferzoo.backbones.backbone import Backbone
+
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=False)
+        if isinstance(layer, Backbone)
+    ]
 
 
 def load_backbone(cls, preset, load_weights=None, overrides=None):

@@ -74,13 +74,12 @@ def main(only, check):
         else:
             write_preset(name, build, metadata, target)
             click.echo(f"wrote presets/{name}")
-    table = presets_table(definitions)
     doc = ROOT / "docs" / "presets.md"
     if check:
-        if not doc.is_file() or doc.read_text() != table:
+        if not doc.is_file() or doc.read_text() != presets_table(definitions):
             stale.append("docs/presets.md")
     elif not only:
-        doc.write_text(table)
+        doc.write_text(presets_table(definitions))
         click.echo("wrote docs/presets.md")
     if stale:
         raise click.ClickException("stale presets: " + ", ".join(stale))

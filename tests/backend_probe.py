@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from keras import ops
 
+import ferzoo.models  # noqa: F401  (registers every method for load_model)
 from tests.test_case import table_values
 
 
