@@ -1,6 +1,9 @@
 """Reusable layers: per-sample tables, pixel normalisation, CAMs."""
 
 from ferzoo.layers.apcl import APCL
+from ferzoo.layers.average_expression_anchoring import (
+    AverageExpressionAnchoring,
+)
 from ferzoo.layers.cross_attention import DynamicChannelWeighting
 from ferzoo.layers.cross_attention import DynamicWeightedCrossAttention
 from ferzoo.layers.cross_attention import GatedCrossAttention
@@ -10,6 +13,7 @@ from ferzoo.layers.sample_table import SampleTable
 
 __all__ = [
     "APCL",
+    "AverageExpressionAnchoring",
     "DynamicChannelWeighting",
     "DynamicWeightedCrossAttention",
     "GatedCrossAttention",
