@@ -50,6 +50,8 @@ class SampleTable(keras.layers.Layer):
             initializer=keras.initializers.Constant(fill_value),
             dtype=table_dtype,
             trainable=False,
+            # Every replica writes the same gathered rows (see `update`).
+            aggregation="only_first_replica",
         )
         self.built = True
 
@@ -60,9 +62,12 @@ class SampleTable(keras.layers.Layer):
 
     def update(self, sample_ids, values):
         """Write `values` into the rows of `sample_ids`."""
-        ids = ops.reshape(ops.cast(sample_ids, "int32"), (-1, 1))
+        ids = ops.reshape(ops.cast(sample_ids, "int32"), (-1,))
         values = ops.cast(values, self.table.dtype)
-        self.table.assign(ops.scatter_update(self.table, ids, values))
+        ids, values = _gather_replicas(ids, values)
+        self.table.assign(
+            ops.scatter_update(self.table, ops.expand_dims(ids, 1), values)
+        )
 
     def reset(self):
         """Set every row back to `fill_value`."""
@@ -85,3 +90,21 @@ class SampleTable(keras.layers.Layer):
             }
         )
         return config
+
+
+def _gather_replicas(ids, values):
+    """All replicas' rows, so a multi-device table is complete.
+
+    With JAX (`keras.distribution`) arrays are global and nothing is to
+    do. Under a `tf.distribute` strategy each replica holds its share of
+    the batch; gathering them makes every replica write every row. This
+    is the one place a layer touches TensorFlow, and only on that backend.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return ids, values
+    import tensorflow as tf  # noqa: TID251
+
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return ids, values
+    return context.all_gather(ids, axis=0), context.all_gather(values, 0)

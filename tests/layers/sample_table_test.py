@@ -1,8 +1,13 @@
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from keras import ops
 
 from ferzoo.layers import PixelNormalization
 from ferzoo.layers import SampleTable
+from tests.test_case import REPO
 from tests.test_case import TestCase
 
 
@@ -38,3 +43,42 @@ class PixelNormalizationTest(TestCase):
         np.testing.assert_allclose(
             ops.convert_to_numpy(layer(pixels.astype("float32"))), out
         )
+
+
+MIRRORED = """
+import os
+os.environ["KERAS_BACKEND"] = "tensorflow"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+import numpy as np
+import ferzoo
+from tests.test_case import tiny_backbone, tiny_batch
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x, y = tiny_batch(32, size=32)
+with strategy.scope():
+    model = ferzoo.models.SCN(
+        backbone=tiny_backbone(), num_samples=32, warmup_epochs=0,
+        relabel_margin=0.0, relabel_low_group_only=False,
+    )
+    model.compile()
+model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+print("ROWS", int(np.isfinite(model.clean_scores()).sum()))
+"""
+
+
+class MultiDeviceTest(TestCase):
+    @pytest.mark.large
+    def test_tables_are_complete_under_a_mirrored_strategy(self):
+        # Two replicas each see half of every batch; the table must get
+        # every sample's row, not one replica's share.
+        proc = subprocess.run(
+            [sys.executable, "-c", MIRRORED],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        self.assertEqual(proc.returncode, 0, proc.stderr[-3000:])
+        self.assertIn("ROWS 32", proc.stdout)
