@@ -35,8 +35,8 @@ class DualBranch(NoisyLabelClassifier):
     the train step. Under JAX `keras.distribution.DataParallel` the step
     is one program over the global batch, so every row is written (checked
     on 2 host devices: same tables as one device). Under a TF
-    `MirroredStrategy` only the first replica's rows are kept (measured:
-    16 of 32), so the fit sees part of the data: not supported there.
+    `MirroredStrategy`, `SampleTable.update` gathers every replica's rows
+    before writing, so the table is complete there too.
 
     Args:
         backbone: `ferzoo.backbones.Backbone`. The shared feature extractor.
