@@ -4,6 +4,8 @@ from ferzoo.layers.apcl import APCL
 from ferzoo.layers.average_expression_anchoring import (
     AverageExpressionAnchoring,
 )
+from ferzoo.layers.cam import FlipClassActivationMaps
+from ferzoo.layers.channel_attention import ChannelAttention
 from ferzoo.layers.cross_attention import DynamicChannelWeighting
 from ferzoo.layers.cross_attention import DynamicWeightedCrossAttention
 from ferzoo.layers.cross_attention import GatedCrossAttention
@@ -14,8 +16,10 @@ from ferzoo.layers.sample_table import SampleTable
 __all__ = [
     "APCL",
     "AverageExpressionAnchoring",
+    "ChannelAttention",
     "DynamicChannelWeighting",
     "DynamicWeightedCrossAttention",
+    "FlipClassActivationMaps",
     "GatedCrossAttention",
     "MultiScaleTokens",
     "PixelNormalization",

@@ -280,7 +280,13 @@ class NoisyLabelClassifier(keras.Model):
 
     def fit(self, x=None, y=None, *args, callbacks=None, **kwargs):
         if self.needs_tables() and self.num_samples is None:
-            self.build_tables(infer_num_samples(x))
+            # Size the tables from the data: the model is already built,
+            # so Keras' state lock is lifted just for this.
+            self._tracker.unlock()
+            try:
+                self.build_tables(infer_num_samples(x))
+            finally:
+                self._tracker.lock()
         if not self.compiled:
             self.compile()
         # The model's own callbacks run first, so the user's see their logs.

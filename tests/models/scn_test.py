@@ -3,6 +3,7 @@ import pytest
 from keras import ops
 
 from ferzoo import losses
+from ferzoo.data import load_split
 from ferzoo.models import SCN
 from tests.test_case import MethodTestCase
 from tests.test_case import tiny_backbone
@@ -80,6 +81,19 @@ class SCNTest(MethodTestCase):
         ids = ops.convert_to_tensor(x["sample_ids"])
         current = ops.convert_to_numpy(model.current_labels(ids, y))
         np.testing.assert_array_equal(current, np.where(table >= 0, table, y))
+
+    def test_fit_sizes_the_tables_from_the_data(self):
+        x, y = self.data
+        model = SCN(backbone=tiny_backbone(), warmup_epochs=0)
+        self.assertIsNone(model.num_samples)
+        model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+        self.assertEqual(model.num_samples, 16)
+        self.assertEqual(model.get_config()["num_samples"], 16)
+        self.assertTrue(np.isfinite(model.clean_scores()).all())
+        ds, info = load_split("synthetic:14", image_size=32, batch_size=7)
+        model = SCN(backbone=tiny_backbone(), warmup_epochs=0)
+        model.fit(ds, epochs=1, verbose=0)
+        self.assertEqual(model.num_samples, info.num_samples)
 
     def test_invalid_args(self):
         with self.assertRaisesRegex(ValueError, "high_fraction"):

@@ -1,0 +1,150 @@
+import math
+
+import numpy as np
+import pytest
+from keras import ops
+
+from ferzoo.models import AFCN
+from tests.models.dacfer_test import noisy_synthetic
+from tests.models.dacfer_test import numpy_ce
+from tests.models.dacfer_test import raw_outputs
+from tests.models.dacfer_test import symmetrize_kernels
+from tests.models.scn_test import numpy_rank_loss
+from tests.test_case import MethodTestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_batch
+
+
+def crafted_outputs(n=10, num_classes=7, seed=0):
+    """A `y_pred` dict with known logits, certainties and CAMs."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 2, (n, num_classes)).astype("float32")
+    return {
+        "logits": logits,
+        "importance": rng.uniform(0.4, 0.6, n).astype("float32"),
+        "cam": rng.normal(size=(n, 4, 4, num_classes)).astype("float32"),
+        "cam_flipped": rng.normal(size=(n, 4, 4, num_classes)).astype(
+            "float32"
+        ),
+    }
+
+
+def numpy_softmax(logits):
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+class AFCNTest(MethodTestCase):
+    def setUp(self):
+        super().setUp()
+        self.kwargs = {
+            "backbone": tiny_backbone(),
+            "num_classes": 7,
+            "num_samples": 16,
+        }
+        self.data = tiny_batch(16, size=32)
+
+    def test_method_basics(self):
+        self.run_method_test(
+            AFCN, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
+        )
+
+    def loss_of(self, model, y_pred, labels, ids, training=True):
+        y_pred = {k: ops.convert_to_tensor(v) for k, v in y_pred.items()}
+        x = {"images": None, "sample_ids": ops.convert_to_tensor(ids)}
+        for tracker in model.loss_trackers:
+            tracker.reset_state()
+        loss = model.compute_loss(x, labels, y_pred, training=training)
+        terms = {m.name[5:]: float(m.result()) for m in model.loss_trackers}
+        return float(loss), terms
+
+    def test_loss_terms_match_numpy(self):
+        for entropy_weight in (0.0, 0.4):
+            model = AFCN(
+                **self.kwargs,
+                rank_weight=0.3,
+                consistency_weight=2.0,
+                entropy_weight=entropy_weight,
+            )
+            out = crafted_outputs()
+            labels = np.arange(10) % 7
+            loss, terms = self.loss_of(model, out, labels, np.arange(10))
+            # Certainty: head, blended with 1 - H(p) / log C.
+            p = numpy_softmax(out["logits"].astype("float64"))
+            entropy = -(p * np.log(p)).sum(1)
+            alpha = (1 - entropy_weight) * out["importance"]
+            alpha += entropy_weight * (1 - entropy / math.log(7))
+            wce = numpy_ce(alpha[:, None] * out["logits"], labels).mean()
+            rank = numpy_rank_loss(alpha, 0.7, 0.15)
+            self.assertGreater(rank, 0)
+            fused = 0.5 * (out["cam"] + out["cam_flipped"])
+            cons = 0.5 * (
+                ((out["cam"] - fused) ** 2).mean()
+                + ((out["cam_flipped"] - fused) ** 2).mean()
+            )
+            self.assertAllClose(terms["wce"], wce, atol=1e-5)
+            self.assertAllClose(terms["rank"], rank, atol=1e-6)
+            self.assertAllClose(terms["consistency"], cons, atol=1e-6)
+            self.assertAllClose(loss, wce + 0.3 * rank + 2.0 * cons, 1e-5)
+            # The clean score is the certainty.
+            self.assertAllClose(model.clean_scores()[:10], alpha, atol=1e-6)
+
+    def test_relabeling_rules(self):
+        model = AFCN(**self.kwargs, warmup_epochs=2, relabel_margin=0.2)
+        out = crafted_outputs(16, seed=3)
+        labels = np.arange(16) % 7
+        ids = np.arange(16)
+        # Inside the warm-up, or outside training: the table never moves.
+        self.loss_of(model, out, labels, ids)
+        model.epoch.assign(2)
+        self.loss_of(model, out, labels, ids, training=False)
+        np.testing.assert_array_equal(model.relabels(), -1)
+        # After the warm-up: low-certainty group with p_max - p_y > 0.2.
+        self.loss_of(model, out, labels, ids)
+        p = numpy_softmax(out["logits"])
+        alpha = out["importance"]
+        low = alpha < np.sort(alpha)[::-1][int(0.7 * 16) - 1]
+        want = low & (p.max(1) - p[ids, labels] > 0.2)
+        self.assertTrue(want.any() and not want.all())
+        self.assertTrue((low & ~want).any())
+        table = model.relabels()
+        np.testing.assert_array_equal(table, np.where(want, p.argmax(1), -1))
+        # The stored labels persist and are what later batches train on.
+        current = model.current_labels(ops.convert_to_tensor(ids), labels)
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(current), np.where(want, table, labels)
+        )
+
+    def test_consistency_zero_for_flip_symmetric_model(self):
+        model = AFCN(**self.kwargs)
+        x, y = self.data
+        out = raw_outputs(model, x)
+        _, terms = self.loss_of(model, out, y, x["sample_ids"], False)
+        self.assertGreater(terms["consistency"], 1e-5)
+        symmetrize_kernels(model)
+        out = raw_outputs(model, x)
+        _, terms = self.loss_of(model, out, y, x["sample_ids"], False)
+        self.assertLess(terms["consistency"], 1e-9)
+
+    def test_short_fit_lowers_consistency(self):
+        x, y = noisy_synthetic()
+        model = AFCN(**{**self.kwargs, "num_samples": len(y)}, warmup_epochs=2)
+        history = model.fit(x, y, batch_size=32, epochs=4, verbose=0).history
+        consistency = history["loss_consistency"]
+        self.assertLess(consistency[-1], 0.5 * consistency[0], consistency)
+
+    def test_invalid_args(self):
+        with self.assertRaisesRegex(ValueError, "entropy_weight"):
+            AFCN(**self.kwargs, entropy_weight=2.0)
+        with self.assertRaisesRegex(ValueError, "consistency_weight"):
+            AFCN(**self.kwargs, consistency_weight=-1.0)
+
+    @pytest.mark.large
+    def test_round_trips(self):
+        kwargs = {**self.kwargs, "warmup_epochs": 0}
+        for run in (
+            self.run_model_saving_test,
+            self.run_backend_consistency_test,
+            self.run_export_test,
+        ):
+            run(AFCN, kwargs, self.data)

@@ -1,0 +1,128 @@
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from ferzoo.data import make_synthetic_faces
+from ferzoo.data import symmetric_noise
+from ferzoo.layers.cam import with_flipped
+from ferzoo.models import DacFER
+from tests.test_case import MethodTestCase
+from tests.test_case import tiny_backbone
+from tests.test_case import tiny_batch
+
+
+def numpy_ce(logits, labels):
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels]
+
+
+def raw_outputs(model, x):
+    """`call(x, training=False)` as a dict, compiled (fast on JAX)."""
+    return keras.Model.predict(model, x, batch_size=len(x["images"]), verbose=0)
+
+
+def symmetrize_kernels(model):
+    """Make every conv kernel left-right symmetric: a flip-equivariant net."""
+    for layer in model.backbone.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            k = np.asarray(layer.kernel.numpy())
+            layer.kernel.assign(0.5 * (k + k[:, ::-1]))
+
+
+def noisy_synthetic(num_samples=224, size=32):
+    images, clean = make_synthetic_faces(num_samples, image_size=size)
+    noisy = symmetric_noise(clean, 0.3, 7, seed=0).labels
+    x = {
+        "images": np.repeat(images[..., None], 3, -1).astype("float32"),
+        "sample_ids": np.arange(num_samples, dtype="int32"),
+    }
+    return x, noisy
+
+
+class DacFERTest(MethodTestCase):
+    def setUp(self):
+        super().setUp()
+        self.kwargs = {
+            "backbone": tiny_backbone(),
+            "num_classes": 7,
+            "num_samples": 16,
+            "attention_reduction": 4,
+        }
+        self.data = tiny_batch(16, size=32)
+
+    def test_method_basics(self):
+        model = self.run_method_test(
+            DacFER, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
+        )
+        self.assertTrue((model.clean_scores() < 0).all())
+
+    def test_loss_terms_match_numpy(self):
+        model = DacFER(**self.kwargs, consistency_weight=0.7)
+        x, y = self.data
+        y_pred = model(x, training=True)
+        # The CAMs are those of the attended features of [x; flip(x)].
+        features = model.channel_attention(
+            model.backbone(with_flipped(x["images"]), training=True)
+        )
+        features = ops.convert_to_numpy(features).astype("float64")
+        kernel = model.classifier.kernel.numpy()
+        cams = np.einsum("bhwc,ck->bhwk", features, kernel)
+        cam, cam_flip = cams[:16], cams[16:, :, ::-1]
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(y_pred["cam"]), cam, atol=1e-4
+        )
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(y_pred["cam_flipped"]), cam_flip, atol=1e-4
+        )
+        logits = features[:16].mean((1, 2)) @ kernel
+        logits += model.classifier.bias.numpy()
+        np.testing.assert_allclose(
+            ops.convert_to_numpy(y_pred["logits"]), logits, atol=1e-4
+        )
+        loss = model.compute_loss(x, y, y_pred, training=True)
+        ce = numpy_ce(logits, y).mean()
+        errors = ((cam - cam_flip) ** 2).mean((1, 2, 3))
+        self.assertGreater(errors.mean(), 1e-4)
+        terms = {m.name: float(m.result()) for m in model.loss_trackers}
+        self.assertAllClose(terms["loss_ce"], ce, atol=1e-5)
+        self.assertAllClose(terms["loss_consistency"], errors.mean(), 1e-6)
+        self.assertAllClose(loss, ce + 0.7 * errors.mean(), atol=1e-5)
+        # The clean score is minus the per-sample consistency error.
+        self.assertAllClose(model.clean_scores(), -errors, atol=1e-6)
+
+    def test_consistency_zero_for_flip_symmetric_model(self):
+        model = DacFER(**self.kwargs)
+        x, y = self.data
+        before = raw_outputs(model, x)
+        symmetrize_kernels(model)
+        after = raw_outputs(model, x)
+        error = ops.convert_to_numpy(model.consistency_errors(after))
+        np.testing.assert_allclose(error, 0.0, atol=1e-9)
+        before = ops.convert_to_numpy(model.consistency_errors(before))
+        self.assertTrue((before > 1e-5).all(), before)
+        # Serving images alone runs no flip branch.
+        self.assertEqual(set(model(x["images"])), {"logits"})
+
+    def test_short_fit_lowers_consistency(self):
+        x, y = noisy_synthetic()
+        model = DacFER(**{**self.kwargs, "num_samples": len(y)})
+        history = model.fit(x, y, batch_size=32, epochs=4, verbose=0).history
+        consistency = history["loss_consistency"]
+        self.assertLess(consistency[-1], 0.5 * consistency[0], consistency)
+
+    def test_invalid_args(self):
+        with self.assertRaisesRegex(ValueError, "consistency_weight"):
+            DacFER(**self.kwargs, consistency_weight=-1)
+        with self.assertRaisesRegex(ValueError, "attention_reduction"):
+            DacFER(**{**self.kwargs, "attention_reduction": 0})
+
+    @pytest.mark.large
+    def test_round_trips(self):
+        for run in (
+            self.run_model_saving_test,
+            self.run_backend_consistency_test,
+            self.run_export_test,
+        ):
+            run(DacFER, self.kwargs, self.data)
