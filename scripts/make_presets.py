@@ -40,8 +40,11 @@ def all_definitions():
 
 
 def write_preset(name, build, metadata, folder):
+    import keras
+
     from ferzoo.presets import save_to_preset
 
+    keras.backend.clear_session()  # layer names do not depend on order
     model = build()
     save_to_preset(model, folder, metadata, save_weights=False)
     meta_path = pathlib.Path(folder) / "metadata.json"
