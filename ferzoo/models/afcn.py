@@ -6,7 +6,6 @@ from keras import ops
 from ferzoo import losses
 from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.layers.cam import with_flipped
-from ferzoo.layers.sample_table import SampleTable
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.noisy_label_classifier import weighted_mean
 
@@ -136,12 +135,7 @@ class AFCN(NoisyLabelClassifier):
     def build_tables(self, num_samples):
         super().build_tables(num_samples)
         # === State ===
-        self.label_table = SampleTable(
-            self.num_samples,
-            fill_value=-1,
-            table_dtype="int32",
-            name="label_table",
-        )
+        self.add_label_table()
 
     def call(self, inputs, training=False):
         images, ids = self.unpack_inputs(inputs)
@@ -163,14 +157,6 @@ class AFCN(NoisyLabelClassifier):
                 features, self.classifier.kernel
             )
         return out
-
-    def current_labels(self, sample_ids, y):
-        """Labels to train on: the relabel table where set, else `y`."""
-        labels = ops.cast(y, "int32")
-        if sample_ids is None:
-            return labels
-        stored = self.label_table.gather(sample_ids)
-        return ops.where(stored >= 0, stored, labels)
 
     def certainty(self, y_pred):
         """alpha = (1 - w) alpha_head + w (1 - H(p) / log C)."""
@@ -207,8 +193,7 @@ class AFCN(NoisyLabelClassifier):
                 low_group,
             )
             changed = ops.logical_and(changed, self.after_warmup())
-            stored = self.label_table.gather(ids)
-            self.label_table.update(ids, ops.where(changed, new_labels, stored))
+            self.write_labels(ids, new_labels, changed)
         # 3.4-3.5 attention generation and fusion consistency.
         if "cam" in y_pred:
             maps, flipped = y_pred["cam"], y_pred["cam_flipped"]

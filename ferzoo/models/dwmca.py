@@ -7,7 +7,6 @@ from ferzoo.layers.apcl import anchor_center_loss
 from ferzoo.layers.apcl import anchor_separation_loss
 from ferzoo.layers.cross_attention import DynamicWeightedCrossAttention
 from ferzoo.layers.cross_attention import MultiScaleTokens
-from ferzoo.layers.sample_table import SampleTable
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.noisy_label_classifier import given_probability
 from ferzoo.models.noisy_label_classifier import weighted_mean
@@ -198,12 +197,7 @@ class DWMCA(NoisyLabelClassifier):
     def build_tables(self, num_samples):
         super().build_tables(num_samples)
         # === State ===
-        self.label_table = SampleTable(
-            self.num_samples,
-            fill_value=-1,
-            table_dtype="int32",
-            name="label_table",
-        )
+        self.add_label_table()
 
     def call(self, inputs, training=False):
         images, _ = self.unpack_inputs(inputs)
@@ -261,10 +255,7 @@ class DWMCA(NoisyLabelClassifier):
         if training and ids is not None:
             predicted = ops.cast(ops.argmax(final, axis=-1), "int32")
             new = ops.where(predicted != labels, predicted, -1)
-            stored = self.label_table.gather(ids)
-            self.label_table.update(
-                ids, ops.where(self.after_warmup(), new, stored)
-            )
+            self.write_labels(ids, new, self.after_warmup())
         self.record_scores(ids, given, training)
         return self.with_regularization(total)
 

@@ -128,6 +128,30 @@ class NoisyLabelClassifier(keras.Model):
             self.num_samples, fill_value=float("nan"), name="score_table"
         )
 
+    def add_label_table(self):
+        """Create `label_table`: corrected labels, -1 where a label is kept."""
+        self.label_table = SampleTable(
+            self.num_samples,
+            fill_value=-1,
+            table_dtype="int32",
+            name="label_table",
+        )
+
+    def current_labels(self, sample_ids, y):
+        """Labels to train on: `label_table` where set, else `y`."""
+        labels = ops.cast(y, "int32")
+        if sample_ids is None or getattr(self, "label_table", None) is None:
+            return labels
+        stored = self.label_table.gather(sample_ids)
+        return ops.where(stored >= 0, stored, labels)
+
+    def write_labels(self, sample_ids, new_labels, changed):
+        """Store `new_labels` where `changed` (a boolean tensor)."""
+        stored = self.label_table.gather(sample_ids)
+        self.label_table.update(
+            sample_ids, ops.where(changed, new_labels, stored)
+        )
+
     def build_model(self):
         """Create every weight now, by one symbolic forward pass.
 

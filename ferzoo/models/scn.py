@@ -2,7 +2,6 @@ import keras
 from keras import ops
 
 from ferzoo import losses
-from ferzoo.layers.sample_table import SampleTable
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.noisy_label_classifier import weighted_mean
 
@@ -112,12 +111,7 @@ class SCN(NoisyLabelClassifier):
     def build_tables(self, num_samples):
         super().build_tables(num_samples)
         # === State ===
-        self.label_table = SampleTable(
-            self.num_samples,
-            fill_value=-1,
-            table_dtype="int32",
-            name="label_table",
-        )
+        self.add_label_table()
 
     def call(self, inputs, training=False):
         images, _ = self.unpack_inputs(inputs)
@@ -126,14 +120,6 @@ class SCN(NoisyLabelClassifier):
         alpha = ops.cast(self.importance(pooled), "float32")[:, 0]
         logits = ops.cast(self.classifier(pooled), "float32")
         return {"logits": logits, "importance": alpha}
-
-    def current_labels(self, sample_ids, y):
-        """Labels to train on: the relabel table where set, else `y`."""
-        labels = ops.cast(y, "int32")
-        if sample_ids is None:
-            return labels
-        stored = self.label_table.gather(sample_ids)
-        return ops.where(stored >= 0, stored, labels)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
@@ -163,8 +149,7 @@ class SCN(NoisyLabelClassifier):
                 candidates,
             )
             changed = ops.logical_and(changed, self.after_warmup())
-            stored = self.label_table.gather(ids)
-            self.label_table.update(ids, ops.where(changed, new_labels, stored))
+            self.write_labels(ids, new_labels, changed)
         self.record_scores(ids, alpha, training)
         return self.with_regularization(total)
 
