@@ -22,6 +22,25 @@ class Backbone(keras.Model):
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, dtype=dtype, **kwargs)
 
+    # Standard configurations by name, for `from_name`; set by subclasses.
+    standard_configs = {}
+
+    @classmethod
+    def from_name(cls, name, **kwargs):
+        """Build a standard configuration by name; `kwargs` override it.
+
+        Args:
+            name: str. A key of `cls.standard_configs` (e.g. `"resnet18"`
+                for `ResNetBackbone`, `"ir50"` for `IResNetBackbone`).
+            **kwargs: other constructor arguments, e.g. `image_shape`.
+        """
+        if name not in cls.standard_configs:
+            raise ValueError(
+                f"`name` must be one of {sorted(cls.standard_configs)}. "
+                f"Received: name={name}"
+            )
+        return cls(**{**cls.standard_configs[name], **kwargs})
+
     @property
     def num_features(self):
         """Number of channels of the output feature map."""

@@ -87,6 +87,8 @@ class IResNetBackbone(Backbone):
       https://arxiv.org/abs/2204.04083)
     """
 
+    standard_configs = IRESNET_CONFIGS
+
     def __init__(
         self,
         image_shape=(112, 112, 3),
@@ -148,22 +150,6 @@ class IResNetBackbone(Backbone):
             unit += num_units
             names.append(f"body_{unit - 1}_add")
         return names
-
-    @classmethod
-    def from_name(cls, name, **kwargs):
-        """Build a standard IR network by name; `kwargs` override it.
-
-        Args:
-            name: str. A key of `IRESNET_CONFIGS`: `"ir18"`, `"ir34"`,
-                `"ir50"`, `"ir100"`, `"ir152"` or `"ir_se50"`.
-            **kwargs: other constructor arguments, e.g. `image_shape`.
-        """
-        if name not in IRESNET_CONFIGS:
-            raise ValueError(
-                f"`name` must be one of {sorted(IRESNET_CONFIGS)}. "
-                f"Received: name={name}"
-            )
-        return cls(**{**IRESNET_CONFIGS[name], **kwargs})
 
     def get_config(self):
         config = super().get_config()

@@ -112,6 +112,8 @@ class ResNetBackbone(Backbone):
       https://arxiv.org/abs/1709.01507)
     """
 
+    standard_configs = RESNET_CONFIGS
+
     def __init__(
         self,
         image_shape=(224, 224, 3),
@@ -195,24 +197,6 @@ class ResNetBackbone(Backbone):
             f"layer{s + 1}_{n - 1}_out"
             for s, n in enumerate(self.stackwise_num_blocks)
         ]
-
-    @classmethod
-    def from_name(cls, name, **kwargs):
-        """Build a standard ResNet by name; `kwargs` override its config.
-
-        Args:
-            name: str. A key of `RESNET_CONFIGS`: `"resnet18"`,
-                `"resnet34"`, `"resnet50"`, `"resnet101"`, `"resnet152"`
-                or `"se_resnet50"`.
-            **kwargs: other constructor arguments, e.g. `image_shape`,
-                `stem` or `dtype`.
-        """
-        if name not in RESNET_CONFIGS:
-            raise ValueError(
-                f"`name` must be one of {sorted(RESNET_CONFIGS)}. "
-                f"Received: name={name}"
-            )
-        return cls(**{**RESNET_CONFIGS[name], **kwargs})
 
     def get_config(self):
         config = super().get_config()
