@@ -310,6 +310,7 @@ def summarize(model, out, info, test_ds, test_info, records):
             info.clean_labels,
         )
         results["noise_detection"]["score"] = model.score_name
+        results["noise_detection"]["score_uses_label"] = model.score_uses_label
     return results
 
 

@@ -11,6 +11,7 @@ place that imports it. Prints one `SPEED_JSON {...}` line.
 Invocations:
     python scripts/torch_reference.py --image-size 112 --batch-size 32
     python scripts/torch_reference.py --precision bf16 --steps 20
+    python scripts/torch_reference.py --memory-format channels_last
 """
 
 import json
@@ -75,7 +76,14 @@ def build_resnet18(num_classes=7):
     show_default=True,
     help="fp32, or bfloat16 autocast.",
 )
-def main(image_size, batch_size, warmup, steps, precision):
+@click.option(
+    "--memory-format",
+    type=click.Choice(["contiguous", "channels_last"]),
+    default="contiguous",
+    show_default=True,
+    help="Tensor layout of the model and the images (NCHW or NHWC).",
+)
+def main(image_size, batch_size, warmup, steps, precision, memory_format):
     """Time a plain PyTorch ResNet-18 training loop; print img/s as JSON."""
     import torch
 
@@ -87,6 +95,9 @@ def main(image_size, batch_size, warmup, steps, precision):
     # Pixels in [0, 255] normalised in the loop, as ferzoo does in-model.
     images = torch.rand(batch_size, 3, image_size, image_size) * 255
     labels = torch.randint(0, 7, (batch_size,))
+    if memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
     stamps = []
@@ -107,6 +118,7 @@ def main(image_size, batch_size, warmup, steps, precision):
         "parameters": sum(p.numel() for p in model.parameters()),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "memory_format": memory_format,
     }
     print("SPEED_JSON " + json.dumps(out))
 

@@ -82,6 +82,7 @@ class AFCN(NoisyLabelClassifier):
     loss_terms = ("wce", "rank", "consistency")
     warmup_tables = ("label_table",)
     score_name = "sample certainty alpha"
+    score_uses_label = False
 
     def __init__(
         self,

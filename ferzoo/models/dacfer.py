@@ -70,6 +70,7 @@ class DacFER(NoisyLabelClassifier):
     loss_terms = ("ce", "consistency")
     warmup_tables = ()
     score_name = "minus the flip attention-consistency error"
+    score_uses_label = False
 
     def __init__(
         self,

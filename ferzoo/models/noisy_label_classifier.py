@@ -46,6 +46,10 @@ class NoisyLabelClassifier(keras.Model):
     loss_terms = ("ce",)
     # What `clean_scores()` holds (higher means more likely clean).
     score_name = "probability of the given label"
+    # Whether that score depends on the sample's (given) label. A score
+    # that is a function of the image alone can only flag a flipped label
+    # by memorising the image.
+    score_uses_label = True
     # Training recipe when `from_preset` gives none.
     default_recipe = DEFAULT_RECIPE
 

@@ -66,6 +66,7 @@ class SCN(NoisyLabelClassifier):
     loss_terms = ("wce", "rank")
     warmup_tables = ("label_table",)
     score_name = "importance weight alpha"
+    score_uses_label = False
 
     def __init__(
         self,

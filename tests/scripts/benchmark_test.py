@@ -56,6 +56,10 @@ class BenchmarkScriptTest(TestCase):
         self.assertIn("## `gpu` profile", page)
         self.assertIn("not run", page.lower())
         self.assertIn("### Against the targets", page)
+        scn = next(c for c in results["cells"] if c["method"] == "scn")
+        if scn["noise_detection"]["roc_auc"] <= 0.9:
+            # SCN's alpha does not see the label: explained as such.
+            self.assertIn("SCN: the score is a function of the image", page)
         for png in ("tiny-accuracy-vs-noise.png", "tiny-roc-noise30.png"):
             with open(f"{assets}/{png}", "rb") as f:
                 self.assertEqual(f.read(4), b"\x89PNG")
@@ -65,6 +69,34 @@ class BenchmarkScriptTest(TestCase):
             benchmark.main, args, catch_exceptions=False
         )
         self.assertEqual(result.output.count(": cached"), 3, result.output)
+
+    def test_speed_section_ratios_to_the_faster_torch_loop(self):
+        benchmark = load_script()
+        rows = [
+            {"name": "keras-tensorflow fp32", "images_per_second": 30.0},
+            {"name": "torch fp32", "images_per_second": 10.0},
+            {"name": "torch fp32 channels-last", "images_per_second": 20.0},
+            {"name": "torch bf16", "images_per_second": 40.0},
+        ]
+        speed = {
+            "rows": rows,
+            "machine": {"platform": "p", "processor": "c", "cpu_count": 2},
+            "command": "python scripts/benchmark.py --speed",
+            "date": "d",
+            "model": "m",
+            "image_size": 112,
+            "batch_size": 32,
+            "warmup_steps": 3,
+            "steps": 10,
+        }
+        page = "\n".join(benchmark.speed_section(speed))
+        # bf16 is not an fp32 reference; channels-last is the faster one.
+        self.assertIn("| keras-tensorflow fp32 | 30.0 | 1.50 |", page)
+        self.assertIn("| torch fp32 | 10.0 | 0.50 |", page)
+        self.assertIn("runs at 1.50x the faster PyTorch fp32 loop (met)", page)
+        rows[0]["images_per_second"] = 15.0
+        page = "\n".join(benchmark.speed_section(speed))
+        self.assertIn("(missed by 25%)", page)
 
     def test_help(self):
         benchmark = load_script()
