@@ -953,6 +953,17 @@ def speed_section(speed):
                 )
             )
             lines.append("")
+    by_name = {r["name"]: r.get("images_per_second") for r in speed["rows"]}
+    plain = by_name.get("keras-tensorflow fp32")
+    xla = [v for k, v in by_name.items() if v and ("XLA" in k and "fp32" in k)]
+    if plain and xla and max(xla) < plain:
+        lines += [
+            "The XLA rows (TensorFlow with `jit_compile`, JAX) are slower "
+            "here than TensorFlow without XLA: XLA compiles the "
+            "convolutions with its own CPU code generator, where "
+            "TensorFlow without XLA calls oneDNN kernels, as PyTorch does.",
+            "",
+        ]
     return lines
 
 
