@@ -59,7 +59,8 @@ class AFCN(NoisyLabelClassifier):
         the reconstruction in `specs/afcn.md`: SCN-style certainty and
         relabeling, CAMs of x and flip(x), fused map F = (M + Flip(M'))/2,
         L_cons = mean over both maps, classes, h, w of (map - F)^2.
-        Probabilities for relabeling and entropy are softmax(logits).
+        Relabeling uses softmax(alpha * logits), as SCN's Eq. 5 does; the
+        entropy term uses softmax(logits).
 
     Example:
     >>> import numpy as np
@@ -187,8 +188,10 @@ class AFCN(NoisyLabelClassifier):
         )
         # 3.3 label correction of low-certainty samples after the warm-up.
         if training and ids is not None:
+            # On the certainty-weighted logits, as SCN: a low certainty
+            # flattens p, so only a confident prediction relabels.
             new_labels, changed = losses.relabel(
-                ops.softmax(ops.stop_gradient(logits)),
+                ops.softmax(ops.stop_gradient(alpha[:, None] * logits)),
                 labels,
                 self.relabel_margin,
                 low_group,

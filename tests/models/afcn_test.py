@@ -101,8 +101,8 @@ class AFCNTest(MethodTestCase):
         np.testing.assert_array_equal(model.relabels(), -1)
         # After the warm-up: low-certainty group with p_max - p_y > 0.2.
         self.loss_of(model, out, labels, ids)
-        p = numpy_softmax(out["logits"])
         alpha = out["importance"]
+        p = numpy_softmax(alpha[:, None] * out["logits"])
         low = alpha < np.sort(alpha)[::-1][int(0.7 * 16) - 1]
         want = low & (p.max(1) - p[ids, labels] > 0.2)
         self.assertTrue(want.any() and not want.all())
