@@ -968,23 +968,27 @@ def speed_section(speed):
 
 
 def _load_note(speed):
-    """How busy the machine was while the speed rows ran."""
+    """How busy the machine was when the speed rows started.
+
+    Only the load before the first row says whether other jobs ran: the
+    rows run back to back, so each row's load average mostly counts the
+    row before it.
+    """
     mach = speed["machine"]
-    loads = [mach["load_average"]] if "load_average" in mach else []
-    loads += [r["load_average"] for r in speed["rows"] if "load_average" in r]
-    if not loads:
+    if "load_average" not in mach:
         return (
             "load not recorded (the cores were shared with other jobs, "
             "which slows every row)"
         )
-    busy = max(loads) > 0.5 * (mach.get("cpu_count") or 1)
+    load = mach["load_average"]
+    busy = load > 0.5 * (mach.get("cpu_count") or 1)
     return (
-        f"1-minute load average {min(loads):.1f} to {max(loads):.1f} "
-        "before the rows (the configurations ran one after another"
+        f"1-minute load average {load:.1f} before the first row; the "
+        "configurations ran one after another"
         + (
-            "; other jobs shared the cores, which slows every row)"
+            ", and other jobs shared the cores, which slows every row"
             if busy
-            else "; no other job was running)"
+            else ", with no other job running"
         )
     )
 
