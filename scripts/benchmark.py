@@ -544,8 +544,21 @@ def profile_section(
     first = max(cells, key=lambda c: c["date"])
     mach = first["machine"]
     dates = sorted(c["date"] for c in cells)
+    extra = [r for r in rates if r not in spec["noise_rates"]]
+    command = f"- Command: `{CANONICAL[profile]}`"
+    if extra:
+        command += (
+            " (its default noise rates), and `"
+            + CANONICAL[profile]
+            + "".join(f" --noise {r:g}" for r in extra)
+            + "` for the "
+            + ", ".join(f"{100 * r:.0f}%" for r in extra)
+            + " column"
+            + ("s" if len(extra) > 1 else "")
+            + "; each cell's own command is in its JSON"
+        )
     lines += [
-        f"- Command: `{CANONICAL[profile]}`",
+        command,
         f"- Machine: {mach['platform']}, {mach['processor']}, "
         f"{mach['cpu_count']} CPU cores"
         + (
