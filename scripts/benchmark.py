@@ -958,14 +958,7 @@ def speed_section(speed):
             lines.append(f"| {b} | {ms:.1f} | {1000 * int(b) / ms:.0f} |")
     lines += [""]
     if ref:
-        keras_best = max(
-            (
-                r["images_per_second"]
-                for r in speed["rows"]
-                if r["name"].startswith("keras") and r.get("images_per_second")
-            ),
-            default=None,
-        )
+        keras_best = fastest(speed["rows"], "keras")
         if keras_best:
             ratio = keras_best / ref
             lines.append(
@@ -1095,16 +1088,21 @@ TORCH_CONFIGS = [
 ]
 
 
-def torch_reference(rows):
-    """The fastest PyTorch fp32 row's img/s: the reference of the ratios."""
+def fastest(rows, prefix):
+    """The highest img/s of the measured rows whose name starts with it."""
     return max(
         (
             r["images_per_second"]
             for r in rows
-            if r["name"].startswith("torch fp32") and r.get("images_per_second")
+            if r["name"].startswith(prefix) and r.get("images_per_second")
         ),
         default=None,
     )
+
+
+def torch_reference(rows):
+    """The fastest PyTorch fp32 row's img/s: the reference of the ratios."""
+    return fastest(rows, "torch fp32")
 
 
 def speed_worker(config, image_size, batch_size, warmup, steps, latency):
