@@ -17,6 +17,7 @@ _SUBMODULES = (
     "losses",
     "metrics",
     "models",
+    "predict",  # callable: ferzoo.predict(...) runs ferzoo.predict.predict
     "presets",
     "training",
 )

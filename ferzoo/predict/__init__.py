@@ -1,0 +1,244 @@
+"""Emotions of the faces in photos: `ferzoo.predict` and `ferzoo-predict`.
+
+`predict()` reads image files, folders or arrays (EXIF orientation
+honoured; grayscale, palette and RGBA images become RGB), finds faces with
+OpenCV's Haar cascade (or takes each image as one face crop), crops each
+face, resizes it to the model's input and returns per-face boxes,
+probabilities, class names and, on request, class activation maps. A file
+that cannot be read is reported in its result, never raised.
+
+The module itself is callable, so `ferzoo.predict(...)` is
+`ferzoo.predict.predict(...)`.
+"""
+
+import dataclasses
+import sys
+import types
+import warnings
+
+import numpy as np
+
+from ferzoo.errors import DataError
+from ferzoo.predict.images import IMAGE_EXTENSIONS
+from ferzoo.predict.images import cam_overlay
+from ferzoo.predict.images import crop_box
+from ferzoo.predict.images import crop_face
+from ferzoo.predict.images import detect_faces
+from ferzoo.predict.images import draw_faces
+from ferzoo.predict.images import expand_inputs
+from ferzoo.predict.images import read_image
+from ferzoo.predict.loading import DEFAULT_MODEL
+from ferzoo.predict.loading import CamUnsupportedError
+from ferzoo.predict.loading import Predictor
+from ferzoo.predict.loading import load_predictor
+
+DETECTORS = ("haar", "none")
+# FER2013's own crops are the size of the Haar box: on 274 faces the
+# cascade finds in PrivateTest images, crop side / box side has median
+# 1.01 (docs/cli.md), so faces are cropped without extra margin.
+DEFAULT_MARGIN = 0.0
+
+__all__ = [
+    "DEFAULT_MARGIN",
+    "DEFAULT_MODEL",
+    "DETECTORS",
+    "IMAGE_EXTENSIONS",
+    "CamUnsupportedError",
+    "Face",
+    "ImageResult",
+    "Predictor",
+    "cam_overlay",
+    "crop_box",
+    "crop_face",
+    "detect_faces",
+    "draw_faces",
+    "expand_inputs",
+    "load_predictor",
+    "predict",
+    "read_image",
+]
+
+
+@dataclasses.dataclass
+class Face:
+    """One face: its box, class probabilities and optional CAM.
+
+    `box` is the detector's `(x, y, width, height)` in pixels of the
+    upright image; `crop_box` adds the margin, clipped to the image. `cam`
+    is the predicted class's activation map at the model's input size,
+    scaled to [0, 1].
+    """
+
+    box: tuple
+    crop_box: tuple
+    probabilities: np.ndarray
+    class_names: list
+    cam: np.ndarray = None
+
+    @property
+    def top_index(self):
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def top_class(self):
+        return self.class_names[self.top_index]
+
+    @property
+    def top_probability(self):
+        return float(self.probabilities[self.top_index])
+
+    def to_json(self):
+        keys = ("x", "y", "width", "height")
+        return {
+            "box": dict(zip(keys, map(int, self.box))),
+            "crop_box": dict(zip(keys, map(int, self.crop_box))),
+            "top_class": self.top_class,
+            "top_probability": self.top_probability,
+            "probabilities": {
+                name: float(p)
+                for name, p in zip(self.class_names, self.probabilities)
+            },
+        }
+
+
+@dataclasses.dataclass
+class ImageResult:
+    """The faces of one input, or why it could not be read."""
+
+    source: str
+    faces: list = dataclasses.field(default_factory=list)
+    size: tuple = None  # (width, height) of the upright image
+    error: str = None
+
+    @property
+    def status(self):
+        if self.error is not None:
+            return "error"
+        return "ok" if self.faces else "no_face"
+
+    def to_json(self):
+        return {
+            "file": self.source,
+            "status": self.status,
+            "width": None if self.size is None else int(self.size[0]),
+            "height": None if self.size is None else int(self.size[1]),
+            "error": self.error,
+            "faces": [face.to_json() for face in self.faces],
+        }
+
+
+def predict(
+    images_or_paths,
+    model=DEFAULT_MODEL,
+    detector="haar",
+    margin=DEFAULT_MARGIN,
+    cam=False,
+    batch_size=32,
+    class_names=None,
+    grayscale=None,
+):
+    """Find the faces in images and classify their expressions.
+
+    Args:
+        images_or_paths: a path, folder, PIL image or uint8 array
+            `(H, W[, C])`, or a list of them (or an `(N, H, W, C)` array).
+        model: a ferzoo model, a `Predictor`, a preset name or folder, a
+            training output folder (its `best.keras`), a `.keras` file or
+            a SavedModel folder. Defaults to `"ferzoo_fer2013"`.
+        detector: str. `"haar"` (OpenCV) or `"none"` (each image is one
+            face crop). Defaults to `"haar"`.
+        margin: float. Extra crop around each box, as a fraction of its
+            width/height on each side. Defaults to `0.0`.
+        cam: bool. Also compute each face's class activation map of the
+            predicted class (needs a global-pooling + dense head).
+        batch_size: int. Faces per forward pass. Defaults to `32`.
+        class_names: list of str or None. Overrides the model's names.
+        grayscale: bool or None. Gray crops; `None` follows the model's
+            training data.
+
+    Returns:
+        A list of `ImageResult`, one per image, in input order (a folder's
+        images sorted by name); each has `faces` (`Face`: `box`,
+        `probabilities`, `class_names`, `top_class`, `top_probability`,
+        `cam`) and `error` for a file that could not be read.
+
+    Example:
+    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
+    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8])
+    >>> model = ferzoo.models.Baseline(backbone=backbone)
+    >>> faces, _ = ferzoo.data.make_synthetic_faces(2, image_size=64)
+    >>> results = ferzoo.predict(list(faces), model=model, detector="none")
+    >>> face = results[0].faces[0]
+    >>> face.box, face.probabilities.shape, face.top_class in face.class_names
+    ((0, 0, 64, 64), (7,), True)
+    """
+    if detector not in DETECTORS:
+        raise ValueError(
+            f"`detector` must be one of {DETECTORS}. Received: "
+            f"detector={detector!r}"
+        )
+    if not 0 <= margin <= 2:
+        raise ValueError(f"`margin` must be in [0, 2]. Received: {margin}")
+    if isinstance(model, Predictor):
+        predictor = model
+    else:
+        predictor = load_predictor(model, class_names, grayscale)
+        for note in predictor.notes:
+            warnings.warn(note, stacklevel=2)
+    if cam:
+        predictor.check_cam()
+    results, crops, owners = [], [], []
+    for name, source in expand_inputs(images_or_paths):
+        result = ImageResult(source=name)
+        results.append(result)
+        try:
+            if isinstance(source, Exception):
+                raise source
+            rgb = read_image(source)
+        except DataError as e:
+            prefix = f"{e.path}: " if e.path else ""
+            result.error = str(e).removeprefix(prefix)
+            continue
+        height, width = rgb.shape[:2]
+        result.size = (width, height)
+        if detector == "none":
+            boxes = [(0, 0, width, height)]
+        else:
+            boxes = detect_faces(rgb)
+        for box in boxes:
+            region = crop_box(box, margin, width, height)
+            crops.append(
+                crop_face(
+                    rgb, region, predictor.image_size, predictor.grayscale
+                )
+            )
+            owners.append((result, box, region))
+    crops = np.stack(crops) if crops else np.zeros((0, 1, 1, 3), "uint8")
+    probs = predictor.predict(crops, batch_size)
+    maps = [None] * len(crops)
+    if cam and len(crops):
+        maps = np.concatenate(
+            [
+                predictor.cams(
+                    crops[i : i + batch_size],
+                    probs[i : i + batch_size].argmax(-1),
+                )
+                for i in range(0, len(crops), batch_size)
+            ]
+        )
+    for (result, box, region), p, m in zip(owners, probs, maps):
+        result.faces.append(
+            Face(tuple(box), tuple(region), p, predictor.class_names, m)
+        )
+    return results
+
+
+class _CallableModule(types.ModuleType):
+    """Lets `ferzoo.predict(...)` call `predict` although it names this
+    module."""
+
+    def __call__(self, *args, **kwargs):
+        return predict(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

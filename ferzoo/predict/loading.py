@@ -1,0 +1,303 @@
+"""Load a model for `ferzoo.predict`: preset, run, `.keras`, SavedModel.
+
+Class names and the colour of the crops come with the model: from its
+preset's or run's `metadata.json` / `results.json`, or the SavedModel.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+
+from ferzoo.errors import DataError
+from ferzoo.errors import FerzooError
+from ferzoo.errors import PresetError
+
+DEFAULT_MODEL = "ferzoo_fer2013"
+
+
+class CamUnsupportedError(FerzooError, ValueError):
+    """The model's head is not global pooling + dense, so it has no CAM."""
+
+
+class Predictor:
+    """A loaded classifier of face crops, with its class names.
+
+    Args:
+        model: a ferzoo model, or None for a SavedModel.
+        class_names: list of str. One name per output class.
+        image_size: tuple `(height, width)` of the model input.
+        grayscale: bool. Crops are made gray (then 3 channels), as the
+            model's training images were.
+        source: str. Where the model came from, for reports.
+        kind: str. `"keras"`, `"preset"` or `"saved_model"`.
+        trained: bool. False for a preset without weights.
+        serve: callable or None. The SavedModel's `serve` function.
+        named: bool. False when `class_names` are placeholders.
+    """
+
+    def __init__(
+        self,
+        model,
+        class_names,
+        image_size,
+        grayscale=False,
+        source="",
+        kind="keras",
+        trained=True,
+        serve=None,
+        named=True,
+    ):
+        self.model = model
+        self.class_names = list(class_names)
+        self.image_size = tuple(int(s) for s in image_size)
+        self.grayscale = bool(grayscale)
+        self.source = str(source)
+        self.kind = kind
+        self.trained = trained
+        self.serve = serve
+        self.notes = []
+        if not trained:
+            self.notes.append(
+                f"model {self.source!r} has no trained weights "
+                "(no model.weights.h5): its predictions are random."
+            )
+        if not named:
+            self.notes.append(
+                f"model {self.source!r} comes with no class names (no "
+                "metadata.json with dataset.class_names beside it): "
+                "classes are reported as class_0, class_1, ..."
+            )
+
+    def describe(self):
+        return {
+            "source": self.source,
+            "kind": self.kind,
+            "class_names": self.class_names,
+            "image_size": list(self.image_size),
+            "grayscale": self.grayscale,
+            "trained": self.trained,
+        }
+
+    def predict(self, crops, batch_size=32):
+        """Class probabilities `(N, C)` of uint8 crops `(N, H, W, 3)`."""
+        crops = np.asarray(crops, "float32")
+        if len(crops) == 0:
+            return np.zeros((0, len(self.class_names)), "float32")
+        if self.serve is not None:
+            out = [
+                np.asarray(self.serve(crops[i : i + batch_size]))
+                for i in range(0, len(crops), batch_size)
+            ]
+            return np.concatenate(out).astype("float32")
+        return np.asarray(
+            self.model.predict(crops, batch_size=batch_size, verbose=0)
+        )
+
+    def check_cam(self):
+        """Raise `CamUnsupportedError` unless logits = GAP(CAM) + bias."""
+        import keras
+
+        model = self.model
+        reason = None
+        if model is None:
+            reason = "a SavedModel keeps no feature maps"
+        elif not (
+            isinstance(getattr(model, "classifier", None), keras.layers.Dense)
+            and hasattr(model, "backbone")
+        ):
+            reason = "it has no backbone + dense classifier"
+        else:
+            rng = np.random.default_rng(0)
+            shape = (2, *self.image_size, 3)
+            x = rng.uniform(0, 255, shape).astype("float32")
+            logits = keras.ops.convert_to_numpy(model(x)["logits"])
+            maps = self._class_maps(x)
+            bias = keras.ops.convert_to_numpy(model.classifier.bias)
+            pooled = maps.mean(axis=(1, 2)) + bias
+            tol = 1e-3 * max(1.0, float(np.abs(logits).max()))
+            if not np.allclose(pooled, logits, atol=tol):
+                reason = "its logits are not global pooling + dense"
+        if reason:
+            raise CamUnsupportedError(
+                f"model {self.source!r} does not support class activation "
+                f"maps: {reason}. Run without --cam / `cam=True`."
+            )
+
+    def _class_maps(self, crops):
+        from keras import ops
+
+        from ferzoo.layers.cam import class_activation_maps
+
+        model = self.model
+        images = ops.cast(crops, model.backbone.compute_dtype)
+        features = model.backbone(images, training=False)
+        if getattr(model, "channel_attention", None) is not None:
+            features = model.channel_attention(features)
+        maps = class_activation_maps(features, model.classifier.kernel)
+        return ops.convert_to_numpy(maps)
+
+    def cams(self, crops, classes):
+        """CAM of `classes[i]` per crop at the input size, in [0, 1]."""
+        from PIL import Image
+
+        maps = self._class_maps(np.asarray(crops, "float32"))
+        height, width = self.image_size
+        out = np.zeros((len(maps), height, width), "float32")
+        for i, c in enumerate(classes):
+            m = Image.fromarray(maps[i, :, :, int(c)].astype("float32"))
+            m = np.asarray(m.resize((width, height), Image.BILINEAR))
+            span = float(m.max() - m.min())
+            if span > 0:
+                out[i] = (m - m.min()) / span
+        return out
+
+
+def load_predictor(model=DEFAULT_MODEL, class_names=None, grayscale=None):
+    """A `Predictor` from a model, preset, run folder, `.keras` file or
+    SavedModel folder.
+
+    Class names come from `class_names`, else the preset's or run's
+    `metadata.json` (`dataset.class_names`, or the class names of its
+    test results) or `results.json`, else `class_0`, `class_1`, ...
+    `grayscale=None` makes crops gray when the model was trained on a
+    grayscale data set (FER2013, FERPlus, the synthetic faces).
+    """
+    import keras
+
+    from ferzoo import presets
+
+    if isinstance(model, keras.Model):
+        # An object in hand: placeholder names are the caller's choice.
+        predictor = _from_model(
+            model, "<model>", "keras", {}, class_names, grayscale
+        )
+        predictor.notes = []
+        return predictor
+    path = pathlib.Path(str(model)).expanduser()
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return _from_saved_model(path, class_names, grayscale)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise DataError("no such model file", path=path)
+        meta = _folder_metadata(path.parent)
+        loaded = keras.saving.load_model(path)
+        return _from_model(loaded, path, "keras", meta, class_names, grayscale)
+    if path.is_dir() and (path / "best.keras").is_file():
+        loaded = keras.saving.load_model(path / "best.keras")
+        meta = _folder_metadata(path)
+        source = path / "best.keras"
+        return _from_model(
+            loaded, source, "keras", meta, class_names, grayscale
+        )
+    try:
+        folder = presets.resolve_preset(model)
+    except PresetError as e:
+        if str(model) != DEFAULT_MODEL:
+            raise
+        raise PresetError(
+            f"no trained model: the default preset {DEFAULT_MODEL!r} is not "
+            "installed. Pass --model (Python: `model=`) with a preset name, "
+            "a training output folder, a .keras file or a SavedModel folder."
+        ) from e
+    from ferzoo.models import NoisyLabelClassifier
+
+    loaded = NoisyLabelClassifier.from_preset(str(folder))
+    meta = _folder_metadata(folder)
+    trained = (folder / presets.WEIGHTS_FILE).is_file()
+    return _from_model(
+        loaded, model, "preset", meta, class_names, grayscale, trained
+    )
+
+
+def _folder_metadata(folder):
+    meta = {}
+    for name in ("results.json", "metadata.json"):
+        path = pathlib.Path(folder) / name
+        if path.is_file():
+            try:
+                meta[name] = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as e:
+                raise PresetError(
+                    f"{path}, line {e.lineno}: invalid JSON ({e.msg})."
+                ) from e
+    return meta
+
+
+def _names_from_metadata(meta):
+    def get(obj, *keys):
+        for key in keys:
+            obj = obj.get(key) if isinstance(obj, dict) else None
+        return obj
+
+    candidates = (
+        get(meta, "metadata.json", "dataset", "class_names"),
+        get(meta, "metadata.json", "results", "final", "class_names"),
+        get(meta, "results.json", "test", "final", "class_names"),
+    )
+    return next((list(c) for c in candidates if c), None)
+
+
+def _grayscale_from_metadata(meta):
+    dataset = (meta.get("metadata.json") or {}).get("dataset") or {}
+    if "grayscale" in dataset:
+        return bool(dataset["grayscale"])
+    text = f"{dataset.get('name', '')} {dataset.get('data', '')}".lower()
+    return any(k in text for k in ("fer2013", "ferplus", "synthetic"))
+
+
+def _checked_names(names, num_classes, source):
+    """`(names, named)`: the names, or placeholders if there are none."""
+    if names is None:
+        return [f"class_{i}" for i in range(num_classes)], False
+    if len(names) != num_classes:
+        raise PresetError(
+            f"{source}: {len(names)} class names for a model with "
+            f"{num_classes} outputs. Received: class_names={names}"
+        )
+    return list(names), True
+
+
+def _from_model(
+    model, source, kind, meta, class_names, grayscale, trained=True
+):
+    names = class_names or _names_from_metadata(meta)
+    names, named = _checked_names(names, int(model.num_classes), source)
+    size = tuple(model.image_shape[:2])
+    if None in size:
+        fallback = int(getattr(model, "recipe", {}).get("image_size", 48))
+        size = (fallback, fallback)
+    if grayscale is None:
+        grayscale = _grayscale_from_metadata(meta)
+    return Predictor(
+        model, names, size, grayscale, source, kind, trained, named=named
+    )
+
+
+def _from_saved_model(path, class_names, grayscale):
+    import tensorflow as tf  # noqa: TID251  (SavedModels are TensorFlow's)
+
+    loaded = tf.saved_model.load(str(path))
+    if not hasattr(loaded, "serve"):
+        raise PresetError(f"{path}: the SavedModel has no `serve` function.")
+    shape = loaded.serve.input_signature[0].shape
+    meta = _folder_metadata(path)
+    names = class_names or _names_from_metadata(meta)
+    probe = loaded.serve(np.zeros((1, *shape[1:]), "float32"))
+    names, named = _checked_names(names, int(probe.shape[-1]), path)
+    if grayscale is None:
+        grayscale = _grayscale_from_metadata(meta)
+
+    def serve(batch):
+        return loaded.serve(tf.constant(batch)).numpy()
+
+    return Predictor(
+        None,
+        names,
+        shape[1:3],
+        grayscale,
+        path,
+        "saved_model",
+        serve=serve,
+        named=named,
+    )
