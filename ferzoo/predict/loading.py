@@ -113,7 +113,7 @@ class Predictor:
             x = rng.uniform(0, 255, shape).astype("float32")
             logits = keras.ops.convert_to_numpy(model(x)["logits"])
             maps = self._class_maps(x)
-            bias = keras.ops.convert_to_numpy(model.classifier.bias)
+            bias = model.classifier.bias.numpy()
             pooled = maps.mean(axis=(1, 2)) + bias
             tol = 1e-3 * max(1.0, float(np.abs(logits).max()))
             if not np.allclose(pooled, logits, atol=tol):
