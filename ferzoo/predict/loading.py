@@ -165,6 +165,7 @@ def load_predictor(model=DEFAULT_MODEL, class_names=None, grayscale=None):
     """
     import keras
 
+    from ferzoo import models  # noqa: F401  (registers the .keras classes)
     from ferzoo import presets
 
     if isinstance(model, keras.Model):

@@ -1,6 +1,8 @@
 import csv
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from unittest import mock
 
@@ -17,6 +19,7 @@ from tests.predict_test import iou
 from tests.predict_test import make_photo
 from tests.predict_test import reference_crop
 from tests.predict_test import tiny_model
+from tests.test_case import REPO
 from tests.test_case import TestCase
 
 
@@ -111,25 +114,22 @@ class PredictCLITest(TestCase):
         self.assertEqual(result.exit_code, predict.EXIT_NO_FACE)
         self.assertIn("no face found", result.stdout)
 
-        # --detector none on pre-cropped faces, from a run folder.
+        # --detector none on pre-cropped faces, from a run folder, in a
+        # fresh process as installed (nothing registered beforehand).
         os.makedirs(f"{tmp}/run")
         model.save(f"{tmp}/run/best.keras")
         faces, _ = ferzoo.data.make_synthetic_faces(2, image_size=48)
         os.makedirs(f"{tmp}/crops")
         for i, face in enumerate(faces):
             Image.fromarray(face).save(f"{tmp}/crops/{i}.bmp")
-        result = run(
-            f"{tmp}/crops",
-            "--detector",
-            "none",
-            "--model",
-            f"{tmp}/run",
-            "--json",
-        )
-        self.assertEqual(result.exit_code, 0, result.output)
+        command = [sys.executable, "-m", "ferzoo.cli.predict", f"{tmp}/crops"]
+        command += ["--detector", "none", "--model", f"{tmp}/run", "--json"]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env)
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
         got = [
             list(image["faces"][0]["probabilities"].values())
-            for image in json.loads(result.stdout)["images"]
+            for image in json.loads(done.stdout)["images"]
         ]
         x = np.stack(
             [
