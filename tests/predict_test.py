@@ -86,6 +86,12 @@ class PredictTest(TestCase):
             self.assertAllClose(face.probabilities, expected, atol=1e-5)
             self.assertEqual(face.top_class, NAMES[int(expected.argmax())])
             self.assertAlmostEqual(face.top_probability, expected.max(), 5)
+        # A large photo is searched at 1280 px; boxes come back full size.
+        big = np.asarray(Image.fromarray(photo).resize((1600, 960)))
+        boxes = images.detect_faces(big)
+        self.assertEqual(len(boxes), 2)
+        for box, face in zip(boxes, result.faces):
+            self.assertGreater(iou(box, [4 * v for v in face.box]), 0.9)
         # Gray crops for a gray-trained model: same as converting first.
         (gray,) = ferzoo.predict(path, model=model, grayscale=True)
         box = gray.faces[0].box
