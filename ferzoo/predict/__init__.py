@@ -152,9 +152,10 @@ def predict(
         cam: bool. Also compute each face's class activation map of the
             predicted class (needs a global-pooling + dense head).
         batch_size: int. Faces per forward pass. Defaults to `32`.
-        class_names: list of str or None. Overrides the model's names.
+        class_names: list of str or None. Overrides the model's names
+            (not used when `model` is a `Predictor`).
         grayscale: bool or None. Gray crops; `None` follows the model's
-            training data.
+            training data (not used when `model` is a `Predictor`).
 
     Returns:
         A list of `ImageResult`, one per image, in input order (a folder's
