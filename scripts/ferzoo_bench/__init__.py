@@ -1,0 +1,1 @@
+"""The benchmark harness behind `scripts/benchmark.py` (one job a module)."""
