@@ -261,6 +261,7 @@ def run_cell(
     """Train one cell (resuming) and write its JSON; None if unfinished."""
     import keras
 
+    from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
     from ferzoo.training import train
 
     profile = PROFILES[profile_name]
@@ -287,6 +288,8 @@ def run_cell(
         pathlib.Path(cache_dir) / "runs" / profile_name / f"{name}-{digest}"
     )
     run_dir.mkdir(parents=True, exist_ok=True)
+    # What `train` will use (the signature keeps the preset's own recipe).
+    recipe = {**NoisyLabelClassifier.default_recipe, **recipe}
     noise = {"noise_rate": cell.noise, "noise_seed": cell.seed}
     if cell.noise_type == "pair":
         noise_file = write_pair_noise(

@@ -173,6 +173,31 @@ class BenchmarkScriptTest(TestCase):
         )  # fmt: skip
         self.assertNotEqual(pair, digest)
 
+    def test_pretrained_preset_keeps_its_weights_and_hashes_them(self):
+        cells = bench("ferzoo_bench.cells")
+        profiles = bench("ferzoo_bench.profiles")
+        source = pathlib.Path(self.tmp_dir())
+        config = {"class_name": "SCN", "config": {"warmup_epochs": 10}}
+        meta = {"recipe": {"epochs": 40, "image_size": 112}}
+        (source / "config.json").write_text(json.dumps(config))
+        (source / "metadata.json").write_text(json.dumps(meta))
+        (source / "model.weights.h5").write_bytes(b"abc")
+        profile = profiles.PROFILES["cpu-pretrained"]
+        folder, config, recipe = profiles.profile_preset(
+            "scn_dlib_resnet29_fer2013", source, profile, self.tmp_dir()
+        )
+        self.assertEqual((folder / "model.weights.h5").read_bytes(), b"abc")
+        self.assertEqual(recipe["epochs"], 12)
+        self.assertEqual(config["config"]["warmup_epochs"], 3)  # 10 * 12/40
+        _, detail = cells.signature(
+            cells.Cell("scn", 0.3), "scn_dlib_resnet29_fer2013", folder,
+            config, recipe, "fer2013", profile, backend="jax",
+        )  # fmt: skip
+        self.assertEqual(
+            detail["weights_sha1"],
+            {"model.weights.h5": "a9993e364706816aba3e25717850c26c9cd0d89d"},
+        )
+
     def test_committed_cells_keep_their_names(self):
         cells = bench("ferzoo_bench.cells")
         paths = sorted((REPO / "docs" / "benchmarks" / "cells").glob("*/*"))
