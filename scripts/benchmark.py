@@ -80,6 +80,7 @@ if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
 from ferzoo_bench import cells as cells_lib  # noqa: E402
+from ferzoo_bench import grid  # noqa: E402
 from ferzoo_bench.peers import PEERS  # noqa: E402
 from ferzoo_bench.peers import measure  # noqa: E402
 from ferzoo_bench.profiles import DEFAULT_CACHE  # noqa: E402
@@ -275,14 +276,14 @@ def run_grid(
     if cells:
         batches = [[cells_lib.parse_cell(c) for c in cells]]
     else:
-        batches = [cells_lib.plan(spec, methods, noise_rates, only_methods)]
+        batches = [grid.plan(spec, methods, noise_rates, only_methods)]
         if not noise_rates:
             batches.append(None)  # planned once seed 0 has run
     failed = []
     for todo in batches:
         if todo is None:
             done = cells_lib.load_cells(cells_dir.parent, profile)
-            todo = cells_lib.seed_plan(spec, done, only_methods)
+            todo = grid.seed_plan(spec, done, only_methods)
         for cell in todo:
             cls = methods.get(cell.method)
             if cls is None:

@@ -6,6 +6,7 @@ import pathlib
 import sys
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from tests.test_case import REPO
@@ -37,6 +38,7 @@ def bench(name):
 
 
 class BenchmarkScriptTest(TestCase):
+    @pytest.mark.large
     def test_tiny_grid_writes_cells_report_and_plots(self):
         benchmark = load_script()
         out, cache = self.tmp_dir(), self.tmp_dir()
