@@ -285,6 +285,26 @@ class BenchmarkScriptTest(TestCase):
         self.assertEqual(rows[0]["recall"], 0.5)
         self.assertAlmostEqual(rows[1]["f1"], 0.8)
 
+    def test_faceapi_peer_takes_a_converted_model_and_softmaxes(self):
+        import keras
+
+        peers = bench("ferzoo_bench.peers")
+        # Stand-in for the converted net: 112 px RGB in, 7 logits out
+        # (the mean pixel, scaled by 0..6), no softmax.
+        inputs = keras.Input((112, 112, 3))
+        pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+        mean = keras.layers.Dense(1, use_bias=False)(pooled)
+        logits = keras.layers.Dense(7, use_bias=False)(mean)
+        model = keras.Model(inputs, logits)
+        model.layers[2].set_weights([np.full((3, 1), 1 / 3)])
+        model.layers[3].set_weights([np.arange(7, dtype="float32")[None]])
+        path = f"{self.tmp_dir()}/faceapi.keras"
+        model.save(path)
+        images = np.full((2, 48, 48, 3), 1, "uint8")
+        probs = peers.faceapi_predict(path, images)
+        expected = np.exp(np.arange(7)) / np.exp(np.arange(7)).sum()
+        np.testing.assert_allclose(probs, [expected, expected], atol=1e-5)
+
     def test_speed_section_ratios_to_the_faster_torch_loop(self):
         benchmark = load_script()
         rows = [
