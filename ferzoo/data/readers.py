@@ -30,6 +30,17 @@ FER2013_CLASS_NAMES = [
     "sad",
     "surprise",
 ]
+# Kaggle's fer2013.csv `emotion` codes 0..6, in the csv's own order; mapped
+# to `FER2013_CLASS_NAMES` (alphabetical, like the ImageFolder layout) by name.
+FER2013_CSV_CODES = [
+    "angry",
+    "disgust",
+    "fear",
+    "happy",
+    "sad",
+    "surprise",
+    "neutral",
+]
 FER2013_USAGE = {
     "train": "Training",
     "val": "PublicTest",
@@ -175,7 +186,10 @@ def read_fer2013_csv(
     """Read one split of Kaggle's `fer2013.csv` (`emotion,pixels,Usage`).
 
     Splits map to Usage: train -> Training, val -> PublicTest, test ->
-    PrivateTest. Classes are `FER2013_CLASS_NAMES` (emotion 0..6).
+    PrivateTest. Kaggle's emotion codes 0..6 (angry, disgust, fear, happy,
+    sad, surprise, neutral) are mapped by name onto `FER2013_CLASS_NAMES`
+    (alphabetical), the class order of the FER2013 ImageFolder layout, so
+    both give the same labels.
 
     Args:
         path: str. The csv file.
@@ -196,9 +210,10 @@ def read_fer2013_csv(
         )
     policy = ErrorPolicy(on_error)
     path = os.fspath(path)
+    to_class = [FER2013_CLASS_NAMES.index(n) for n in FER2013_CSV_CODES]
     items = [
-        Item(path, line, f"row{line - 1:05d}", label, pixels)
-        for line, usage, label, pixels in iter_fer2013_csv(path, policy)
+        Item(path, line, f"row{line - 1:05d}", to_class[code], pixels)
+        for line, usage, code, pixels in iter_fer2013_csv(path, policy)
         if usage == FER2013_USAGE[split]
     ]
     return build_records(

@@ -3,6 +3,7 @@ import pytest
 from PIL import Image
 
 from ferzoo.data import readers
+from ferzoo.data.sources import read_split
 from ferzoo.errors import DataError
 
 
@@ -86,12 +87,63 @@ def test_fer2013_csv_splits(tmp_path):
         ],
     )
     train = readers.read_fer2013_csv(path, "train", image_size=4)
-    assert train.labels.tolist() == [0, 3, 5]
+    names = [train.class_names[i] for i in train.labels]
+    assert names == ["angry", "happy", "surprise"]
     assert train.images.shape == (3, 4, 4, 3)
     assert train.images[1].max() == 20
     assert train.sources[2] == f"{path}:6"
     val = readers.read_fer2013_csv(path, "val", image_size=8)
-    assert val.labels.tolist() == [6] and val.images.shape == (1, 8, 8, 3)
+    assert val.class_names[val.labels[0]] == "neutral"
+    assert val.images.shape == (1, 8, 8, 3)
+
+
+# Kaggle's fer2013.csv `emotion` codes, from the competition's data page
+# ("0=Angry, 1=Disgust, 2=Fear, 3=Happy, 4=Sad, 5=Surprise, 6=Neutral").
+KAGGLE_CODES = {
+    0: "Angry",
+    1: "Disgust",
+    2: "Fear",
+    3: "Happy",
+    4: "Sad",
+    5: "Surprise",
+    6: "Neutral",
+}
+
+
+def test_fer2013_csv_codes_land_under_their_class_name(tmp_path):
+    # One Training row per code, each image a distinct grey value; the
+    # rows are written in a shuffled order, as in the real file.
+    codes = [4, 0, 6, 2, 5, 1, 3]
+    rows = [f"{c},{pixels(30 * c + 5)},Training" for c in codes]
+    path = fer_csv(tmp_path / "fer2013.csv", rows)
+    records = readers.read_fer2013_csv(path, image_size=4)
+    for image, label in zip(records.images, records.labels):
+        code = (int(image.max()) - 5) // 30
+        assert records.class_names[label] == KAGGLE_CODES[code].lower()
+
+
+def test_fer2013_csv_and_image_folder_give_the_same_labels(tmp_path):
+    # The same seven faces as Kaggle's csv and as the FER2013 image folder
+    # layout (`train/<lower-case emotion>/`): same classes, same labels.
+    rows = []
+    for code, name in KAGGLE_CODES.items():
+        rows.append(f"{code},{pixels(30 * code + 5)},Training")
+        write_png(
+            tmp_path / "images" / "train" / name.lower() / f"{code}.png",
+            value=30 * code + 5,
+            size=(4, 4),
+        )
+    fer_csv(tmp_path / "fer2013.csv", rows)
+    from_csv = read_split(f"fer2013:{tmp_path / 'fer2013.csv'}", image_size=4)
+    from_dir = read_split(f"fer2013:{tmp_path / 'images'}", image_size=4)
+    assert from_csv.class_names == from_dir.class_names
+
+    def by_pixel(records):
+        pairs = zip(records.images, records.labels)
+        return {int(image.max()): int(label) for image, label in pairs}
+
+    assert by_pixel(from_csv) == by_pixel(from_dir)
+    assert len(by_pixel(from_csv)) == 7
 
 
 @pytest.mark.parametrize(
