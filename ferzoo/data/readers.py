@@ -227,28 +227,34 @@ def read_fer2013_csv(
     )
 
 
+# Where the label list and the aligned faces lie, relative to the `basic`
+# folder: RAF-DB's archive first (`EmoLabel/`, `Image/aligned/`), then older
+# hand-made layouts.
+_RAFDB_LABEL_DIRS = ("EmoLabel", "EmotionLabel", "")
+_RAFDB_IMAGE_DIRS = ("Image/aligned", "aligned", "Image")
+
+
 def find_rafdb_files(root):
-    """Return `(label_file, image_dir)` of a RAF-DB basic folder."""
+    """Return `(label_file, image_dir)` of a RAF-DB basic folder.
+
+    `root` is RAF-DB's `basic` folder (`EmoLabel/list_patition_label.txt`,
+    `Image/aligned/`) or the folder holding `basic/`.
+    """
     root = os.fspath(root)
-    label_file = None
-    for sub in ("EmotionLabel", "", "basic/EmotionLabel"):
-        candidate = os.path.join(root, sub, "list_patition_label.txt")
-        if os.path.isfile(candidate):
-            label_file = candidate
-            break
-    image_dir = None
-    for sub in ("Image/aligned", "aligned", "basic/Image/aligned", "Image"):
-        candidate = os.path.join(root, sub)
-        if os.path.isdir(candidate):
-            image_dir = candidate
-            break
-    if label_file is None or image_dir is None:
-        raise DataError(
-            "not a RAF-DB basic folder: expected "
-            "EmotionLabel/list_patition_label.txt and Image/aligned/",
-            path=root,
-        )
-    return label_file, image_dir
+    for base in (root, os.path.join(root, "basic")):
+        for sub in _RAFDB_LABEL_DIRS:
+            label_file = os.path.join(base, sub, "list_patition_label.txt")
+            if not os.path.isfile(label_file):
+                continue
+            for images in _RAFDB_IMAGE_DIRS:
+                image_dir = os.path.join(base, images)
+                if os.path.isdir(image_dir):
+                    return label_file, image_dir
+    raise DataError(
+        "not a RAF-DB basic folder: expected "
+        "EmoLabel/list_patition_label.txt and Image/aligned/",
+        path=root,
+    )
 
 
 def read_rafdb(
@@ -266,12 +272,14 @@ def read_rafdb(
     (surprise, fear, disgust, happiness, sadness, anger, neutral); they
     are shifted to 0..6 and, by default, kept in that order with
     `class_names = RAFDB_CLASS_NAMES`. Pass `class_names` (e.g.
-    `FER2013_CLASS_NAMES`) to map them to another order. `train_00001.jpg`
-    is read from `Image/aligned/train_00001_aligned.jpg` (or
-    `train_00001.jpg`). The split is the file-name prefix.
+    `FER2013_CLASS_NAMES`) to map them to another order. The layout is
+    RAF-DB's `basic` archive: `EmoLabel/list_patition_label.txt` lists
+    `train_00001.jpg 5`, read from `Image/aligned/train_00001_aligned.jpg`
+    (or `train_00001.jpg`); an older `EmotionLabel/` folder also works.
+    The split is the file-name prefix.
 
     Args:
-        root: str. The RAF-DB `basic` folder.
+        root: str. The RAF-DB `basic` folder, or the folder holding it.
         split: str. `"train"` or `"test"` (RAF-DB has no validation
             split). Defaults to `"train"`.
         image_size: int or (height, width). Defaults to `100`.

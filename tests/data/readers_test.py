@@ -175,44 +175,68 @@ def test_fer2013_csv_missing_column_and_empty_split(tmp_path):
         readers.read_fer2013_csv(path, "test")
 
 
-def make_rafdb(root, entries):
-    (root / "EmotionLabel").mkdir(parents=True)
+def make_rafdb(root, entries, values=None):
+    """RAF-DB's `basic` archive as downloaded, holding `entries`.
+
+    `basic/EmoLabel/list_patition_label.txt` lists `train_00001.jpg 5`
+    (train rows first, then `test_0001.jpg`); each face is a 100x100 RGB
+    JPEG in `basic/Image/aligned/train_00001_aligned.jpg`, next to the
+    uncropped `basic/Image/original/train_00001.jpg`. Returns `basic/`.
+    """
+    basic = root / "basic"
+    (basic / "EmoLabel").mkdir(parents=True)
     lines = [f"{name} {label}" for name, label in entries]
-    (root / "EmotionLabel" / "list_patition_label.txt").write_text(
+    (basic / "EmoLabel" / "list_patition_label.txt").write_text(
         "\n".join(lines) + "\n"
     )
-    for name, _ in entries:
+    values = values or [0] * len(entries)
+    for (name, _), value in zip(entries, values):
         stem = name.rsplit(".", 1)[0]
-        write_png(root / "Image" / "aligned" / f"{stem}_aligned.jpg",
-                  mode="RGB", size=(100, 100))  # fmt: skip
-    return root
+        write_png(basic / "Image" / "aligned" / f"{stem}_aligned.jpg",
+                  value=(value,) * 3, mode="RGB", size=(100, 100))  # fmt: skip
+        write_png(basic / "Image" / "original" / name,
+                  value=(value,) * 3, mode="RGB", size=(180, 120))  # fmt: skip
+    return basic
 
 
 def test_rafdb_reads_split_and_maps_labels(tmp_path):
     entries = [("train_00001.jpg", 1), ("train_00002.jpg", 6),
-               ("test_0001.jpg", 4), ("train_00003.jpg", 7)]  # fmt: skip
-    make_rafdb(tmp_path, entries)
-    train = readers.read_rafdb(tmp_path, "train", image_size=32)
+               ("train_00003.jpg", 7), ("test_0001.jpg", 4)]  # fmt: skip
+    basic = make_rafdb(tmp_path, entries)
+    train = readers.read_rafdb(basic, "train", image_size=32)
     assert train.class_names == readers.RAFDB_CLASS_NAMES
     assert train.labels.tolist() == [0, 5, 6]
     assert train.names == ["train_00001.jpg", "train_00002.jpg",
                            "train_00003.jpg"]  # fmt: skip
+    assert train.sources[0].endswith("aligned/train_00001_aligned.jpg")
     fer = readers.read_rafdb(
-        tmp_path, "train", 32, class_names=readers.FER2013_CLASS_NAMES
+        basic, "train", 32, class_names=readers.FER2013_CLASS_NAMES
     )
     assert fer.labels.tolist() == [6, 0, 4]  # surprise, angry, neutral
+    assert len(readers.read_rafdb(basic, "test", 32)) == 1
+    # The folder holding `basic/` works too.
     assert len(readers.read_rafdb(tmp_path, "test", 32)) == 1
 
 
-def test_rafdb_errors(tmp_path):
-    make_rafdb(tmp_path, [("train_00001.jpg", 1), ("train_00002.jpg", 9)])
-    with pytest.raises(DataError, match="list_patition_label.txt, line 2"):
-        readers.read_rafdb(tmp_path)
+def test_rafdb_older_emotionlabel_layout_still_reads(tmp_path):
+    (tmp_path / "EmotionLabel").mkdir()
     (tmp_path / "EmotionLabel" / "list_patition_label.txt").write_text(
-        "train_00001.jpg 1\ntrain_00009.jpg 2\n"
+        "train_00001.jpg 4\n"
     )
+    write_png(tmp_path / "Image" / "aligned" / "train_00001_aligned.jpg")
+    records = readers.read_rafdb(tmp_path, image_size=16)
+    assert records.labels.tolist() == [3]
+
+
+def test_rafdb_errors(tmp_path):
+    basic = make_rafdb(tmp_path, [("train_00001.jpg", 1),
+                                  ("train_00002.jpg", 9)])  # fmt: skip
+    labels = basic / "EmoLabel" / "list_patition_label.txt"
+    with pytest.raises(DataError, match="list_patition_label.txt, line 2"):
+        readers.read_rafdb(basic)
+    labels.write_text("train_00001.jpg 1\ntrain_00009.jpg 2\n")
     with pytest.raises(DataError, match="line 2: image 'train_00009.jpg'"):
-        readers.read_rafdb(tmp_path)
-    assert len(readers.read_rafdb(tmp_path, on_error="skip").skipped) == 1
-    with pytest.raises(DataError, match="not a RAF-DB"):
-        readers.read_rafdb(tmp_path / "EmotionLabel")
+        readers.read_rafdb(basic)
+    assert len(readers.read_rafdb(basic, on_error="skip").skipped) == 1
+    with pytest.raises(DataError, match="not a RAF-DB.*EmoLabel"):
+        readers.read_rafdb(basic / "EmoLabel")
