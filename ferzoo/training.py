@@ -109,9 +109,11 @@ def _load(data, split, **kwargs):
 
 
 def _optional_split(data, split, **kwargs):
+    from ferzoo.data import MissingSplitError
+
     try:
         return _load(data, split, **kwargs)
-    except (DataError, FileNotFoundError) as e:
+    except MissingSplitError as e:  # a split that is there but bad raises
         print(
             f"[ferzoo] no {split} split ({e}); continuing without it.",
             file=sys.stderr,
@@ -137,6 +139,7 @@ def train(
     resume=True,
     overrides=None,
     callbacks=None,
+    classes=None,
 ):
     """Train a preset on a data set and write a results folder.
 
@@ -157,6 +160,9 @@ def train(
         resume: bool. Continue from `last.keras` if the folder has one.
         overrides: dict or None. Model config overrides.
         callbacks: list or None. Extra Keras callbacks.
+        classes: list of str or None. Class order of `imagefolder` or
+            `rafdb` data, the same for every split (default: the train
+            split's class folders, or RAF-DB's order).
 
     Returns:
         The results dict also written to `results.json`.
@@ -176,7 +182,10 @@ def train(
             recipe[key] = value
     size = int(recipe["image_size"])
     common = dict(
-        image_size=size, batch_size=int(recipe["batch_size"]), on_error=on_error
+        image_size=size,
+        batch_size=int(recipe["batch_size"]),
+        on_error=on_error,
+        classes=classes,
     )
     train_ds, info = _load(
         data,

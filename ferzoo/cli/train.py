@@ -60,6 +60,7 @@ from ferzoo.cli import options
 @click.option(
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
 )
+@options.classes_option
 @options.on_error_option
 @options.backend_option
 @options.json_option
@@ -80,6 +81,7 @@ def main(
     seed,
     no_resume,
     list_presets,
+    classes,
     skip_bad_samples,
     backend,
     as_json,
@@ -110,6 +112,15 @@ def main(
         return
     if not preset:
         raise click.UsageError("Missing option '--preset'.")
+    if classes and data.partition(":")[0].strip().lower() not in (
+        "imagefolder",
+        "rafdb",
+    ):
+        raise click.BadParameter(
+            "sets the class order of imagefolder or rafdb data only; "
+            f"{data!r} has a fixed class order",
+            param_hint="--classes",
+        )
     from ferzoo import training
 
     results = training.train(
@@ -127,6 +138,7 @@ def main(
         limit_per_class=limit_per_class,
         on_error="skip" if skip_bad_samples else "raise",
         verbose=0 if as_json else "auto",
+        classes=classes,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
 

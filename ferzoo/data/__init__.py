@@ -20,6 +20,7 @@ from ferzoo.data.readers import FER2013_CLASS_NAMES
 from ferzoo.data.readers import read_fer2013_csv
 from ferzoo.data.readers import read_image_folder
 from ferzoo.data.readers import read_rafdb
+from ferzoo.data.records import MissingSplitError
 from ferzoo.data.records import Records
 from ferzoo.data.sources import DATA_KINDS
 from ferzoo.data.sources import parse_data_spec
@@ -34,6 +35,7 @@ __all__ = [
     "DatasetInfo",
     "FER2013_CLASS_NAMES",
     "FERPLUS_CLASS_NAMES",
+    "MissingSplitError",
     "NoiseResult",
     "RAFDB_CLASS_NAMES",
     "RECIPE_KEYS",

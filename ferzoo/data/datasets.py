@@ -222,6 +222,7 @@ def load_split(
     limit_per_class=None,
     training=None,
     subset_seed=0,
+    classes=None,
 ):
     """Load a split of a data set as a tf.data pipeline plus its info.
 
@@ -249,6 +250,9 @@ def load_split(
         training: bool or None. Shuffle and augment; defaults to
             `split == "train"`.
         subset_seed: int. Seed of the `limit_per_class` subset.
+        classes: list of str, or None. The class order of `imagefolder`
+            (default: the train split's class folders, for every split)
+            or `rafdb` data (default: RAF-DB's order).
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` (with `ferzoo_info` set)
@@ -275,7 +279,7 @@ def load_split(
             f"noise_rate={noise_rate}, noise_file={noise_file!r}"
         )
     records = read_split(
-        data, split, image_size, on_error, limit_per_class, subset_seed
+        data, split, image_size, on_error, limit_per_class, subset_seed, classes
     )
     labels, clean, mask, noise = records.labels, None, None, {}
     num_classes = len(records.class_names)

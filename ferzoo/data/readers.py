@@ -18,6 +18,7 @@ from ferzoo.data.noise import rafdb_label_map
 from ferzoo.data.records import ErrorPolicy
 from ferzoo.data.records import Item
 from ferzoo.data.records import build_records
+from ferzoo.data.records import list_class_folders
 from ferzoo.data.records import list_images
 from ferzoo.errors import DataError
 
@@ -94,11 +95,7 @@ def read_image_folder(
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise DataError("image folder not found", path=root)
-    folders = sorted(
-        d
-        for d in os.listdir(root)
-        if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
-    )
+    folders = list_class_folders(root)
     if class_names is None:
         class_names = folders
     class_names = list(class_names)

@@ -1,5 +1,6 @@
 import json
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ from click.testing import CliRunner
 from ferzoo.cli import evaluate
 from ferzoo.cli import export
 from ferzoo.cli import train
+from tests.data.readers_test import make_folder
 from tests.test_case import TestCase
 
 TINY = [
@@ -56,6 +58,33 @@ class CLITest(TestCase):
         )
         self.assertEqual(result.exit_code, 3, result.output)
         self.assertIn("nowhere", result.output)
+
+    def test_classes_option_and_a_bad_test_class_folder(self):
+        out = self.tmp_dir()
+        for bad in ("happy,happy", "happy,,sad"):
+            result = CliRunner().invoke(
+                train.main, [*TINY, "--classes", bad, "--output-dir", out]
+            )
+            self.assertEqual(result.exit_code, 2, result.output)
+            self.assertIn("--classes", result.output)
+        result = CliRunner().invoke(
+            train.main, [*TINY, "--classes", "a,b", "--output-dir", out]
+        )
+        self.assertEqual(result.exit_code, 2, result.output)
+        self.assertIn("imagefolder or rafdb data only", result.output)
+        # A test class folder that is not one of the training classes
+        # stops the run (exit 3, naming the folder), also with --classes.
+        root = pathlib.Path(self.tmp_dir())
+        make_folder(root / "train", classes=("happy", "sad"))
+        make_folder(root / "test", classes=("happy", "surprise"))
+        for extra in ([], ["--classes", "sad,happy"]):
+            result = CliRunner().invoke(
+                train.main,
+                [*TINY[:2], "--data", f"imagefolder:{root}", *extra,
+                 "--output-dir", out],
+            )  # fmt: skip
+            self.assertEqual(result.exit_code, 3, result.output)
+            self.assertIn(str(root / "test" / "surprise"), result.output)
 
     def test_list_presets(self):
         result = self.invoke(train, ["--list-presets"])
