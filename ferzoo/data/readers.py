@@ -17,6 +17,7 @@ from ferzoo.data.noise import parse_label_file
 from ferzoo.data.noise import rafdb_label_map
 from ferzoo.data.records import ErrorPolicy
 from ferzoo.data.records import Item
+from ferzoo.data.records import MissingSplitError
 from ferzoo.data.records import build_records
 from ferzoo.data.records import list_class_folders
 from ferzoo.data.records import list_images
@@ -277,8 +278,9 @@ def read_rafdb(
 
     Args:
         root: str. The RAF-DB `basic` folder, or the folder holding it.
-        split: str. `"train"` or `"test"` (RAF-DB has no validation
-            split). Defaults to `"train"`.
+        split: str. `"train"` or `"test"`. RAF-DB has no validation
+            split: `"val"` raises `MissingSplitError`. Defaults to
+            `"train"`.
         image_size: int or (height, width). Defaults to `100`.
         class_names: list of str, or None. Defaults to RAF-DB order.
         on_error: str. `"raise"` or `"skip"`. Defaults to `"raise"`.
@@ -288,6 +290,10 @@ def read_rafdb(
     Returns:
         A `Records` whose `names` are the list file's image names.
     """
+    if split == "val":
+        raise MissingSplitError(
+            "RAF-DB has no val split (only train and test)", path=root
+        )
     if split not in ("train", "test"):
         raise ValueError(
             "`split` must be 'train' or 'test' (RAF-DB has no validation "

@@ -45,14 +45,20 @@ def parse_data_spec(data):
 
 
 def _split_folder(root, split):
-    """`root/<split>` (with val aliases), or `root` if it has no splits."""
+    """`root/<split>` (with val aliases), or `root` if it has no splits.
+
+    A folder without split folders is the train and the test split, but
+    not a val split: selecting on the training images is no validation.
+    """
     if not os.path.isdir(root):
         raise DataError("data folder not found", path=root)
     aliases = {"val": ("val", "valid", "validation"), "test": ("test",)}
     for name in aliases.get(split, (split,)):
         if os.path.isdir(os.path.join(root, name)):
             return os.path.join(root, name)
-    if any(os.path.isdir(os.path.join(root, s)) for s in SPLITS):
+    if split == "val" or any(
+        os.path.isdir(os.path.join(root, s)) for s in SPLITS
+    ):
         raise MissingSplitError(f"no {split!r} split folder", path=root)
     return root
 

@@ -2,6 +2,7 @@ import json
 import os
 import pathlib
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -10,6 +11,7 @@ from ferzoo.cli import evaluate
 from ferzoo.cli import export
 from ferzoo.cli import train
 from tests.data.readers_test import make_folder
+from tests.data.splits_test import rafdb
 from tests.test_case import TestCase
 
 TINY = [
@@ -76,6 +78,7 @@ class CLITest(TestCase):
         # stops the run (exit 3, naming the folder), also with --classes.
         root = pathlib.Path(self.tmp_dir())
         make_folder(root / "train", classes=("happy", "sad"))
+        make_folder(root / "val", classes=("happy", "sad"), per_class=1)
         make_folder(root / "test", classes=("happy", "surprise"))
         for extra in ([], ["--classes", "sad,happy"]):
             result = CliRunner().invoke(
@@ -85,6 +88,30 @@ class CLITest(TestCase):
             )  # fmt: skip
             self.assertEqual(result.exit_code, 3, result.output)
             self.assertIn(str(root / "test" / "surprise"), result.output)
+
+    @pytest.mark.large
+    def test_val_fraction_zero_reports_the_last_epoch(self):
+        spec, _ = rafdb(pathlib.Path(self.tmp_dir()))
+        out = self.tmp_dir()
+        result = self.invoke(
+            train,
+            [*TINY[:2], "--data", spec, "--epochs", "2", "--batch-size",
+             "35", "--val-fraction", "0", "--output-dir", out],
+        )  # fmt: skip
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("model selection: last epoch", result.output)
+        self.assertNotIn("best on val", result.output)
+        results = json.load(open(os.path.join(out, "results.json")))
+        self.assertEqual(results["selection"]["type"], "last_epoch")
+        self.assertNotIn("best_on_val_accuracy", results["test"])
+        self.assertNotIn("val_accuracy", results["history"][-1])
+        # best.keras is the last epoch, not a pick on training accuracy.
+        best, last = (
+            keras.saving.load_model(os.path.join(out, name))
+            for name in ("best.keras", "last.keras")
+        )
+        for a, b in zip(best.get_weights(), last.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
     def test_list_presets(self):
         result = self.invoke(train, ["--list-presets"])
