@@ -91,10 +91,12 @@ class TrainingMonitor(keras.callbacks.Callback):
         record = {"epoch": epoch}
         record.update({k: float(v) for k, v in logs.items()})
         self.records.append(record)
-        monitor = logs.get("val_accuracy", logs.get("accuracy", 0.0))
+        # Select on validation accuracy only; with no val data, best.keras
+        # is the last epoch (never a pick on training accuracy).
+        monitor = logs.get("val_accuracy")
         atomic_save_model(self.model, self.output_dir / "last.keras")
-        if monitor > self.best:
-            self.best = float(monitor)
+        if monitor is None or monitor > self.best:
+            self.best = -math.inf if monitor is None else float(monitor)
             atomic_save_model(self.model, self.output_dir / "best.keras")
         atomic_write_json(
             self.output_dir / STATE_FILE,
@@ -109,9 +111,11 @@ def _load(data, split, **kwargs):
 
 
 def _optional_split(data, split, **kwargs):
+    from ferzoo.data import MissingSplitError
+
     try:
         return _load(data, split, **kwargs)
-    except (DataError, FileNotFoundError) as e:
+    except MissingSplitError as e:  # a split that is there but bad raises
         print(
             f"[ferzoo] no {split} split ({e}); continuing without it.",
             file=sys.stderr,
@@ -137,6 +141,8 @@ def train(
     resume=True,
     overrides=None,
     callbacks=None,
+    classes=None,
+    val_fraction=0.1,
 ):
     """Train a preset on a data set and write a results folder.
 
@@ -157,6 +163,13 @@ def train(
         resume: bool. Continue from `last.keras` if the folder has one.
         overrides: dict or None. Model config overrides.
         callbacks: list or None. Extra Keras callbacks.
+        classes: list of str or None. Class order of `imagefolder` or
+            `rafdb` data, the same for every split (default: the train
+            split's class folders, or RAF-DB's order).
+        val_fraction: float. With no val split in the data (RAF-DB), the
+            fraction of each class of the noisy training split held out
+            (seeded by `seed`) to select the best epoch on; 0 selects
+            nothing and reports the last epoch. Defaults to `0.1`.
 
     Returns:
         The results dict also written to `results.json`.
@@ -176,11 +189,17 @@ def train(
             recipe[key] = value
     size = int(recipe["image_size"])
     common = dict(
-        image_size=size, batch_size=int(recipe["batch_size"]), on_error=on_error
+        image_size=size,
+        batch_size=int(recipe["batch_size"]),
+        on_error=on_error,
+        classes=classes,
     )
-    train_ds, info = _load(
+    from ferzoo.data import load_training_splits
+
+    splits = load_training_splits(
         data,
-        "train",
+        val_fraction=val_fraction,
+        val_seed=seed,
         noise_rate=noise_rate,
         noise_type=noise_type,
         noise_seed=noise_seed,
@@ -190,10 +209,11 @@ def train(
         limit_per_class=limit_per_class,
         **common,
     )
-    val_ds, _ = _optional_split(data, "val", **common)
+    train_ds, info, val_ds = splits.train, splits.train_info, splits.val
     test_ds, test_info = _optional_split(data, "test", **common)
     if verbose:
         print(info.summary())
+        print(f"[ferzoo] model selection: {splits.selection['description']}")
 
     state_path = out / STATE_FILE
     initial_epoch, records, best = 0, [], -math.inf
@@ -255,6 +275,7 @@ def train(
             "preset": str(preset),
             "data": data,
             "noise": info.noise,
+            "selection": splits.selection,
             "recipe": recipe,
             "seed": seed,
             "backend": keras.backend.backend(),
@@ -279,15 +300,20 @@ def summarize(model, out, info, test_ds, test_info, records):
     tests = [r["test_accuracy"] for r in records if "test_accuracy" in r]
     f1s = [r["test_macro_f1"] for r in records if "test_macro_f1" in r]
     if tests:
-        key = "val_accuracy" if "val_accuracy" in records[0] else "accuracy"
-        best = int(np.argmax([r.get(key, 0.0) for r in records]))
-        results["test"] = {
-            "best_on_val_accuracy": tests[best],
-            "best_on_val_macro_f1": f1s[best],
-            "best_epoch": records[best]["epoch"] + 1,
-            "last5_mean_accuracy": float(np.mean(tests[-5:])),
-            "last5_mean_macro_f1": float(np.mean(f1s[-5:])),
-        }
+        results["test"] = {}
+        if "val_accuracy" in records[0]:  # never a training-accuracy pick
+            best = int(np.argmax([r["val_accuracy"] for r in records]))
+            results["test"] = {
+                "best_on_val_accuracy": tests[best],
+                "best_on_val_macro_f1": f1s[best],
+                "best_epoch": records[best]["epoch"] + 1,
+            }
+        results["test"].update(
+            {
+                "last5_mean_accuracy": float(np.mean(tests[-5:])),
+                "last5_mean_macro_f1": float(np.mean(f1s[-5:])),
+            }
+        )
         report = metrics.classification_report(
             test_info.labels,
             model.predict(test_ds, verbose=0),

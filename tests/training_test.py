@@ -1,11 +1,13 @@
 import json
 import os
+import pathlib
 
 import keras
 import numpy as np
 import pytest
 
 from ferzoo import training
+from tests.data.splits_test import rafdb
 from tests.test_case import TestCase
 from tests.test_case import table_values
 
@@ -46,3 +48,29 @@ class TrainingTest(TestCase):
         # schedule continued too (0.9 per epoch).
         lrs = [r["learning_rate"] for r in results["history"]]
         np.testing.assert_allclose(lrs[2] / lrs[0], 0.81, rtol=1e-4)
+
+    @pytest.mark.large
+    def test_no_val_split_selects_on_val_carved_from_train(self):
+        # RAF-DB has no val split: 10% of each class of the noisy training
+        # split is held out, and results.json says so.
+        spec, _ = rafdb(pathlib.Path(self.tmp_dir()))
+        out = self.tmp_dir()
+        results = training.train(
+            "scn_small_cnn_synthetic",
+            data=spec,
+            output_dir=out,
+            noise_rate=0.3,
+            epochs=1,
+            batch_size=35,
+            verbose=0,
+        )
+        expected = "val carved from train, 7 samples, seed 0"
+        self.assertEqual(results["selection"]["description"], expected)
+        saved = json.load(open(os.path.join(out, "results.json")))
+        self.assertEqual(saved["selection"]["description"], expected)
+        self.assertIn("val_accuracy", results["history"][0])
+        self.assertIn("best_on_val_accuracy", results["test"])
+        # Per-sample tables and the noise report cover the 63 images left.
+        self.assertEqual(results["noise_detection"]["num_samples"], 63)
+        model = keras.saving.load_model(os.path.join(out, "last.keras"))
+        self.assertEqual(model.num_samples, 63)

@@ -43,6 +43,30 @@ data_option = click.option(
         "rafdb, ferplus or affectnet."
     ),
 )
+
+
+def _split_classes(ctx, param, value):
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",")]
+    if not all(names) or len(set(names)) != len(names):
+        raise click.BadParameter(
+            f"expected distinct comma-separated class names; got {value!r}"
+        )
+    return names
+
+
+classes_option = click.option(
+    "--classes",
+    default=None,
+    metavar="NAME,NAME,...",
+    callback=_split_classes,
+    help=(
+        "Class order of imagefolder or rafdb data, the same for every "
+        "split (default: the train split's class folders, sorted; "
+        "RAF-DB's own order). A val/test class folder not listed is an error."
+    ),
+)
 backend_option = click.option(
     "--backend",
     type=click.Choice(["tensorflow", "jax"]),

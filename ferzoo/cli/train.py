@@ -49,6 +49,15 @@ from ferzoo.cli import options
     help="Train on at most this many images per class (seeded subset).",
 )
 @click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="With no val split in the data (RAF-DB): fraction of each class "
+    "of the noisy training split held out (seeded by --seed) to pick the "
+    "best epoch on; 0 picks nothing and reports the last epoch.",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
@@ -60,6 +69,7 @@ from ferzoo.cli import options
 @click.option(
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
 )
+@options.classes_option
 @options.on_error_option
 @options.backend_option
 @options.json_option
@@ -77,9 +87,11 @@ def main(
     batch_size,
     learning_rate,
     limit_per_class,
+    val_fraction,
     seed,
     no_resume,
     list_presets,
+    classes,
     skip_bad_samples,
     backend,
     as_json,
@@ -100,6 +112,8 @@ def main(
           --data fer2013:/data/fer2013 --noise-rate 0.3 --output-dir runs/scn
       KERAS_BACKEND=jax ferzoo-train --preset baseline_resnet18_fer2013 \\
           --data fer2013:/data/fer2013 --epochs 40
+      ferzoo-train --preset scn_resnet18 --data rafdb:/data/RAF-DB/basic \\
+          --noise-rate 0.3 --val-fraction 0.1 --output-dir runs/scn_raf
     """
     options.set_backend(backend)
     import ferzoo
@@ -110,6 +124,15 @@ def main(
         return
     if not preset:
         raise click.UsageError("Missing option '--preset'.")
+    if classes and data.partition(":")[0].strip().lower() not in (
+        "imagefolder",
+        "rafdb",
+    ):
+        raise click.BadParameter(
+            "sets the class order of imagefolder or rafdb data only; "
+            f"{data!r} has a fixed class order",
+            param_hint="--classes",
+        )
     from ferzoo import training
 
     results = training.train(
@@ -127,6 +150,8 @@ def main(
         limit_per_class=limit_per_class,
         on_error="skip" if skip_bad_samples else "raise",
         verbose=0 if as_json else "auto",
+        classes=classes,
+        val_fraction=val_fraction,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
 
@@ -134,11 +159,19 @@ def main(
 def summary_text(results, output_dir):
     test = results.get("test") or {}
     lines = [f"results in {output_dir}/results.json"]
+    selection = (results.get("selection") or {}).get("description")
+    if selection:
+        lines.append(f"model selection: {selection}")
     if test:
+        best = ""
+        if "best_on_val_accuracy" in test:
+            best = (
+                f"{test['best_on_val_accuracy']:.4f} (best on val, epoch "
+                f"{test['best_epoch']}), "
+            )
         lines.append(
             f"test accuracy: {test['final']['accuracy']:.4f} (final), "
-            f"{test['best_on_val_accuracy']:.4f} (best on val, epoch "
-            f"{test['best_epoch']}), {test['last5_mean_accuracy']:.4f} "
+            f"{best}{test['last5_mean_accuracy']:.4f} "
             "(mean of last 5 epochs)"
         )
         lines.append(f"test macro-F1: {test['final']['macro_f1']:.4f}")

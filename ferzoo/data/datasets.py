@@ -17,7 +17,9 @@ from ferzoo.data.augment import Augmenter
 from ferzoo.data.noise import pair_noise
 from ferzoo.data.noise import read_noise_file
 from ferzoo.data.noise import symmetric_noise
+from ferzoo.data.records import MissingSplitError
 from ferzoo.data.sources import read_split
+from ferzoo.data.splits import carve_val_split
 
 
 @dataclasses.dataclass
@@ -95,6 +97,29 @@ class DatasetInfo:
         if self.dropped:
             lines.append(f"  dropped by protocol: {self.dropped}")
         return "\n".join(lines)
+
+    def subset(self, indices, split=None):
+        """The info of the samples at `indices`, in that order.
+
+        Samples skipped or dropped while reading stay with the original
+        split's info unless `split` (the new split's name) is given.
+        """
+        indices = np.asarray(indices, "int64")
+
+        def take(values):
+            return None if values is None else np.asarray(values)[indices]
+
+        return dataclasses.replace(
+            self,
+            labels=take(self.labels),
+            clean_labels=take(self.clean_labels),
+            noise_mask=take(self.noise_mask),
+            sources=[self.sources[i] for i in indices],
+            names=[self.names[i] for i in indices],
+            skipped=list(self.skipped) if split is None else [],
+            dropped=dict(self.dropped) if split is None else {},
+            split=self.split if split is None else split,
+        )
 
     def to_json(self):
         """A JSON string of the counts and protocol (no per-sample data)."""
@@ -222,12 +247,14 @@ def load_split(
     limit_per_class=None,
     training=None,
     subset_seed=0,
+    classes=None,
 ):
     """Load a split of a data set as a tf.data pipeline plus its info.
 
     `data` is `"KIND:PATH"`: `synthetic` (no path, or `synthetic:N`
     training samples; the embedded default), `imagefolder:DIR`
-    (`DIR/train|val|test/<class>/` or one folder), `fer2013:DIR_OR_CSV`,
+    (`DIR/train|val|test/<class>/`, or one folder of class folders: the
+    train and test split, no val split), `fer2013:DIR_OR_CSV`,
     `rafdb:DIR`, `ferplus:DIR_OR_CSV` or `affectnet:DIR_OR_CSV`. Label
     noise (a seeded rate, or an EAC-style `noise_file`) is applied to the
     `train` split only; other splits ignore the noise arguments.
@@ -249,6 +276,9 @@ def load_split(
         training: bool or None. Shuffle and augment; defaults to
             `split == "train"`.
         subset_seed: int. Seed of the `limit_per_class` subset.
+        classes: list of str, or None. The class order of `imagefolder`
+            (default: the train split's class folders, for every split)
+            or `rafdb` data (default: RAF-DB's order).
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` (with `ferzoo_info` set)
@@ -260,6 +290,27 @@ def load_split(
     >>> info.num_samples, info.counts[0], int(info.noise_mask.sum())
     (70, 10, 14)
     """
+    _check_noise(noise_rate, noise_type, noise_file)
+    records = read_split(
+        data, split, image_size, on_error, limit_per_class, subset_seed, classes
+    )
+    info = _info_with_noise(
+        records, data, split, noise_rate, noise_type, noise_seed, noise_file
+    )
+    training = split == "train" if training is None else training
+    ds = make_dataset(
+        records.images,
+        info.labels,
+        batch_size=batch_size,
+        training=training,
+        augment=augment,
+        seed=seed,
+    )
+    ds.ferzoo_info = info
+    return ds, info
+
+
+def _check_noise(noise_rate, noise_type, noise_file):
     if noise_type not in ("symmetric", "pair"):
         raise ValueError(
             "`noise_type` must be 'symmetric' or 'pair'. "
@@ -274,9 +325,12 @@ def load_split(
             "Pass either `noise_rate` or `noise_file`, not both. Received: "
             f"noise_rate={noise_rate}, noise_file={noise_file!r}"
         )
-    records = read_split(
-        data, split, image_size, on_error, limit_per_class, subset_seed
-    )
+
+
+def _info_with_noise(
+    records, data, split, noise_rate, noise_type, noise_seed, noise_file
+):
+    """The `DatasetInfo` of `records`, with noise on the train split."""
     labels, clean, mask, noise = records.labels, None, None, {}
     num_classes = len(records.class_names)
     if split == "train":
@@ -292,7 +346,7 @@ def load_split(
             labels = result.labels
             noise = {"type": noise_type, "rate": noise_rate, "seed": noise_seed}
         mask = labels != clean
-    info = DatasetInfo(
+    return DatasetInfo(
         class_names=list(records.class_names),
         labels=labels,
         clean_labels=clean,
@@ -305,14 +359,142 @@ def load_split(
         split=split,
         noise=noise,
     )
-    training = split == "train" if training is None else training
-    ds = make_dataset(
-        records.images,
-        labels,
+
+
+@dataclasses.dataclass
+class TrainingSplits:
+    """The training pipeline, the validation pipeline and how it was made.
+
+    Args:
+        train: tf.data.Dataset. Training batches; `sample_ids` index
+            `train_info` (the training samples left after any carve-out).
+        train_info: DatasetInfo. The training samples, with noisy and
+            clean labels and the noise mask.
+        val: tf.data.Dataset or None. Validation batches (no shuffling,
+            no augmentation), or `None` when selecting on nothing.
+        val_info: DatasetInfo or None. The validation samples.
+        selection: dict. What model selection uses: `type` is
+            `"val_split"` (the data set's own), `"carved"` (held out of
+            the noisy training split; with `fraction`, `seed`) or
+            `"last_epoch"`; `num_samples`; `description`, a sentence
+            for logs and reports.
+    """
+
+    train: object
+    train_info: DatasetInfo
+    val: object
+    val_info: object
+    selection: dict
+
+
+def load_training_splits(
+    data,
+    val_fraction=0.1,
+    val_seed=0,
+    image_size=48,
+    batch_size=64,
+    noise_rate=0.0,
+    noise_type="symmetric",
+    noise_seed=0,
+    noise_file=None,
+    augment=None,
+    seed=0,
+    on_error="raise",
+    limit_per_class=None,
+    subset_seed=0,
+    classes=None,
+):
+    """Load the training split and a validation split to select on.
+
+    The data set's own val split is used when it has one. Otherwise (e.g.
+    RAF-DB) a seeded, class-stratified `val_fraction` of the training
+    split is held out (`carve_val_split`): the noise is applied to the
+    whole training split first, so the held-out labels are as noisy as
+    the ones trained on, and the split is stratified by those noisy
+    labels. The remaining training samples keep their relative order and
+    are renumbered `0..N-1`: those are the `sample_ids` of the batches
+    and the rows of `train_info` (labels, clean labels, noise mask,
+    names). With `val_fraction=0` there is nothing to select on (`val` is
+    `None`; the last epoch is the result).
+
+    Args:
+        data: str. The data spec (see `load_split`).
+        val_fraction: float. Fraction of each class to hold out when the
+            data has no val split, in `[0, 1)`. Defaults to `0.1`.
+        val_seed: int. Seed of the hold-out. Defaults to `0`.
+        image_size, batch_size, noise_rate, noise_type, noise_seed,
+        noise_file, augment, seed, on_error, limit_per_class,
+        subset_seed, classes: as in `load_split` (noise, augmentation,
+            `limit_per_class` apply to the training split).
+
+    Returns:
+        A `TrainingSplits`.
+
+    Example:
+    >>> import ferzoo.data
+    >>> splits = ferzoo.data.load_training_splits("synthetic:70")
+    >>> splits.selection["description"]
+    'official val split, 17 samples'
+    """
+    if not 0.0 <= float(val_fraction) < 1.0:
+        raise ValueError(
+            "`val_fraction` must be in [0, 1). "
+            f"Received: val_fraction={val_fraction}"
+        )
+    _check_noise(noise_rate, noise_type, noise_file)
+    records = read_split(
+        data,
+        "train",
+        image_size,
+        on_error,
+        limit_per_class,
+        subset_seed,
+        classes,
+    )
+    info = _info_with_noise(
+        records, data, "train", noise_rate, noise_type, noise_seed, noise_file
+    )
+    images = records.images
+    eval_args = dict(image_size=image_size, batch_size=batch_size)
+    eval_args.update(on_error=on_error, classes=classes)
+    try:
+        val, val_info = load_split(data, "val", **eval_args)
+        selection = {"type": "val_split", "num_samples": val_info.num_samples}
+        selection["description"] = (
+            f"official val split, {val_info.num_samples} samples"
+        )
+    except MissingSplitError:
+        if not val_fraction:
+            val = val_info = None
+            selection = {
+                "type": "last_epoch",
+                "num_samples": 0,
+                "description": "last epoch (no val split, val fraction 0)",
+            }
+        else:
+            keep, held = carve_val_split(info.labels, val_fraction, val_seed)
+            val_info = info.subset(held, "val (carved from train)")
+            info = info.subset(keep)
+            val = make_dataset(images[held], val_info.labels, batch_size)
+            val.ferzoo_info = val_info
+            images = images[keep]
+            selection = {
+                "type": "carved",
+                "fraction": float(val_fraction),
+                "seed": int(val_seed),
+                "num_samples": val_info.num_samples,
+                "description": (
+                    f"val carved from train, {val_info.num_samples} "
+                    f"samples, seed {int(val_seed)}"
+                ),
+            }
+    train = make_dataset(
+        images,
+        info.labels,
         batch_size=batch_size,
-        training=training,
+        training=True,
         augment=augment,
         seed=seed,
     )
-    ds.ferzoo_info = info
-    return ds, info
+    train.ferzoo_info = info
+    return TrainingSplits(train, info, val, val_info, selection)

@@ -1,6 +1,8 @@
 import json
 import os
+import pathlib
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -8,6 +10,8 @@ from click.testing import CliRunner
 from ferzoo.cli import evaluate
 from ferzoo.cli import export
 from ferzoo.cli import train
+from tests.data.readers_test import make_folder
+from tests.data.splits_test import rafdb
 from tests.test_case import TestCase
 
 TINY = [
@@ -56,6 +60,58 @@ class CLITest(TestCase):
         )
         self.assertEqual(result.exit_code, 3, result.output)
         self.assertIn("nowhere", result.output)
+
+    def test_classes_option_and_a_bad_test_class_folder(self):
+        out = self.tmp_dir()
+        for bad in ("happy,happy", "happy,,sad"):
+            result = CliRunner().invoke(
+                train.main, [*TINY, "--classes", bad, "--output-dir", out]
+            )
+            self.assertEqual(result.exit_code, 2, result.output)
+            self.assertIn("--classes", result.output)
+        result = CliRunner().invoke(
+            train.main, [*TINY, "--classes", "a,b", "--output-dir", out]
+        )
+        self.assertEqual(result.exit_code, 2, result.output)
+        self.assertIn("imagefolder or rafdb data only", result.output)
+        # A test class folder that is not one of the training classes
+        # stops the run (exit 3, naming the folder), also with --classes.
+        root = pathlib.Path(self.tmp_dir())
+        make_folder(root / "train", classes=("happy", "sad"))
+        make_folder(root / "val", classes=("happy", "sad"), per_class=1)
+        make_folder(root / "test", classes=("happy", "surprise"))
+        for extra in ([], ["--classes", "sad,happy"]):
+            result = CliRunner().invoke(
+                train.main,
+                [*TINY[:2], "--data", f"imagefolder:{root}", *extra,
+                 "--output-dir", out],
+            )  # fmt: skip
+            self.assertEqual(result.exit_code, 3, result.output)
+            self.assertIn(str(root / "test" / "surprise"), result.output)
+
+    @pytest.mark.large
+    def test_val_fraction_zero_reports_the_last_epoch(self):
+        spec, _ = rafdb(pathlib.Path(self.tmp_dir()))
+        out = self.tmp_dir()
+        result = self.invoke(
+            train,
+            [*TINY[:2], "--data", spec, "--epochs", "2", "--batch-size",
+             "35", "--val-fraction", "0", "--output-dir", out],
+        )  # fmt: skip
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("model selection: last epoch", result.output)
+        self.assertNotIn("best on val", result.output)
+        results = json.load(open(os.path.join(out, "results.json")))
+        self.assertEqual(results["selection"]["type"], "last_epoch")
+        self.assertNotIn("best_on_val_accuracy", results["test"])
+        self.assertNotIn("val_accuracy", results["history"][-1])
+        # best.keras is the last epoch, not a pick on training accuracy.
+        best, last = (
+            keras.saving.load_model(os.path.join(out, name))
+            for name in ("best.keras", "last.keras")
+        )
+        for a, b in zip(best.get_weights(), last.get_weights()):
+            np.testing.assert_array_equal(a, b)
 
     def test_list_presets(self):
         result = self.invoke(train, ["--list-presets"])
