@@ -165,9 +165,9 @@ class ResNetBackbone(Backbone):
             # Zero padding equals PyTorch's -inf padding after a ReLU; one
             # row and column at the end is `ceil_mode=True` without padding.
             pad = ((0, 1), (0, 1)) if caffe_style else 1
-            x = keras.layers.ZeroPadding2D(
-                pad, dtype=dtype, name="pool1_pad"
-            )(x)
+            x = keras.layers.ZeroPadding2D(pad, dtype=dtype, name="pool1_pad")(
+                x
+            )
             x = keras.layers.MaxPooling2D(
                 3, strides=2, dtype=dtype, name="pool1_pool"
             )(x)

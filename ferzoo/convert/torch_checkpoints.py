@@ -264,7 +264,8 @@ def _resnet_config(sd, layout):
             len(_indices(sd, rf"layer{s}\.(\d+)\.")) for s in stages
         ],
         "block_type": (
-            "bottleneck_block" if "layer1.0.conv3.weight" in sd
+            "bottleneck_block"
+            if "layer1.0.conv3.weight" in sd
             else "basic_block"
         ),  # fmt: skip
         "use_squeeze_excite": f"layer1.0.{se}.fc1.weight" in sd,
@@ -370,9 +371,10 @@ def torch_module_name(layer_name, layout, mobilefacenet_stages=None):
     if layout == "iresnet":
         m = re.fullmatch(r"input_layer_(conv|bn|prelu)", layer_name)
         if m:
-            return "input_layer." + {"conv": "0", "bn": "1", "prelu": "2"}[
-                m.group(1)
-            ]
+            return (
+                "input_layer."
+                + {"conv": "0", "bn": "1", "prelu": "2"}[m.group(1)]
+            )
         m = re.fullmatch(r"body_(\d+)_(.+)", layer_name)
         if not m:
             return None
@@ -389,7 +391,9 @@ def torch_module_name(layer_name, layout, mobilefacenet_stages=None):
         }.get(m.group(2))
         return None if rest is None else f"body.{m.group(1)}.{rest}"
     if layout == "mobilefacenet":
-        m = re.fullmatch(r"(conv1|conv2_dw|conv_6_sep)_(conv|bn|prelu)", layer_name)
+        m = re.fullmatch(
+            r"(conv1|conv2_dw|conv_6_sep)_(conv|bn|prelu)", layer_name
+        )
         if m:
             return f"{m.group(1)}.{m.group(2)}"
         m = re.fullmatch(
