@@ -44,14 +44,26 @@ hard-coded widths and block counts made arguments; the features are
 those of the body (IR: `self.body` output, before POSTER's reshape;
 MobileFaceNet: `conv_features`, the output of `conv_6_sep`).
 
+`--full-size DIR` instead checks the real sizes: it saves full-width
+nets of each layout (random weights; ResNet-18 with the 12,666-way fc in
+SCN's file layout, torchvision `resnet50`, timm `seresnet50` and
+`legacy_seresnet50`, IR-50 and IR-SE-50 with 4 stages as in face.evoLVe's
+`ir50.pth`, POSTER's MobileFaceNet) as `.pth` files in DIR, converts each
+with `ferzoo-convert torch --image-size 112`, loads the preset and prints
+the max abs error against torch on two 112 px images (KERAS_BACKEND
+selects the backend).
+
 Usage:
     python scripts/make_torch_fixtures.py [--output tests/fixtures]
+    python scripts/make_torch_fixtures.py --full-size /tmp/full [NAME ...]
 """
 
 import argparse
 import json
 import math
 import pathlib
+import subprocess
+import sys
 from collections import namedtuple
 from functools import partial
 
@@ -551,10 +563,100 @@ def make(name, model, features, size, prefix="", nesting=None, extra=None,
           f"|features| max {np.abs(y).max():.3f}")  # fmt: skip
 
 
+FULL_SIZE = {
+    # name: (torch net, its feature extractor, key prefix, nesting)
+    "resnet18_msceleb": (
+        lambda: torchvision_resnet(
+            torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], 64, 12666
+        ),
+        torchvision_features,
+        "module.",
+        "state_dict",
+    ),
+    "resnet50": (torchvision.models.resnet50, torchvision_features, "", None),
+    "seresnet50_timm": (
+        lambda: timm.create_model("seresnet50"),
+        lambda m: m.forward_features,
+        "",
+        None,
+    ),
+    "seresnet50_cadene": (
+        lambda: timm.create_model("legacy_seresnet50"),
+        lambda m: m.forward_features,
+        "",
+        None,
+    ),
+    "ir50": (
+        lambda: IRBackbone(64, [64, 128, 256, 512], [3, 4, 14, 3], 512),
+        lambda m: m,
+        "",
+        None,
+    ),
+    "ir_se50": (
+        lambda: IRBackbone(
+            64, [64, 128, 256, 512], [3, 4, 14, 3], 512, mode="ir_se"
+        ),
+        lambda m: m,
+        "",
+        None,
+    ),
+    "mobilefacenet": (MobileFaceNet, lambda m: m, "", "state_dict"),
+}
+
+
+def full_size(folder, names):
+    import keras
+
+    from ferzoo.backbones import Backbone
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 112, 112, 3), dtype=np.uint8)
+    x = (images.astype("float64") / 255.0 - MEAN) / STD
+    x = torch.from_numpy(x.transpose(0, 3, 1, 2).astype("float32"))
+    for name in names or FULL_SIZE:
+        build, features, prefix, nesting = FULL_SIZE[name]
+        model = build()
+        randomize(model, torch.Generator().manual_seed(1))
+        model.eval()
+        with torch.no_grad():
+            expected = features(model)(x).numpy().transpose(0, 2, 3, 1)
+        state = {prefix + k: v for k, v in model.state_dict().items()}
+        checkpoint = {nesting: state, "epoch": 1} if nesting else state
+        path = folder / f"{name}.pth"
+        torch.save(checkpoint, path)
+        preset = folder / f"preset_{name}"
+        command = [
+            sys.executable, "-m", "ferzoo.cli.convert", "torch", str(path),
+            "--output", str(preset), "--image-size", "112", "--overwrite",
+        ]  # fmt: skip
+        subprocess.run(command, check=True)
+        backbone = Backbone.from_preset(preset)
+        actual = keras.ops.convert_to_numpy(backbone(images))
+        size = (preset / "model.weights.h5").stat().st_size
+        result = {
+            "name": name,
+            "backend": keras.backend.backend(),
+            "max_abs_err": float(np.abs(actual - expected).max()),
+            "max_abs_torch": float(np.abs(expected).max()),
+            "feature_shape": list(actual.shape[1:]),
+            "weights_mb": round(size / 1e6, 1),
+        }
+        print(json.dumps(result), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", default=ROOT / "tests" / "fixtures")
+    parser.add_argument("--full-size", default=None, metavar="DIR")
+    parser.add_argument("names", nargs="*", help="full-size nets to check")
     args = parser.parse_args()
+    if set(args.names) - set(FULL_SIZE):
+        parser.error(f"names must be among {sorted(FULL_SIZE)}")
+    if args.full_size:
+        full_size(args.full_size, args.names)
+        return
     output = pathlib.Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
