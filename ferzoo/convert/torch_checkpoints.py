@@ -531,12 +531,12 @@ def convert_state_dict(state_dict, layout=None, image_shape=None, source=None):
     for layer_name, key, transform, variable in plan:
         value = np.asarray(state_dict[key], dtype="float32")
         if transform == "prelu":
+            # torch: one slope per channel (or one shared); keras: (1, 1, C).
             channels = variable.shape[-1]
             if value.shape in ((1,), (channels,)):
-                value = np.broadcast_to(value, (channels,))
-            value = value.reshape(tuple(variable.shape)) if (
-                value.size == np.prod(variable.shape)
-            ) else value  # fmt: skip
+                value = np.broadcast_to(value, (channels,)).reshape(
+                    tuple(variable.shape)
+                )
         elif transform is not None and value.ndim == 4:
             value = transform(value)
         if tuple(value.shape) != tuple(variable.shape):
