@@ -465,7 +465,6 @@ def timm_seresnet(width):
         timm.models.resnet.Bottleneck,
         [2, 1, 1, 1],
         channels=(width, 2 * width, 4 * width, 8 * width),
-        stem_width=width,
         num_classes=10,
         block_args={"attn_layer": se},
     )
@@ -701,7 +700,7 @@ def main():
         lambda m: m.forward_features,
         40,
         description="timm seresnet50 layout, [2, 1, 1, 1] blocks, widths "
-        "4-32, SE rd_divisor=1; " + versions,
+        "4-32 (the 7x7 stem keeps 64), SE rd_divisor=1; " + versions,
         output=output,
         seed=3,
     )

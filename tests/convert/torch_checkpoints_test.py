@@ -15,18 +15,41 @@ from tests.test_case import TestCase
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "fixtures"
 
-# Fixture name, detected layout, where the state dict sits, head keys.
-# Recorded by scripts/make_torch_fixtures.py from torchvision, timm and
-# POSTER's own module definitions.
+# Fixture name, detected layout, where the state dict sits, number of head
+# keys dropped and the architecture, as scripts/make_torch_fixtures.py
+# builds it with torchvision, timm and POSTER's own module definitions.
+RESNET = {"stackwise_num_filters": [4, 8, 16, 32], "stem_filters": 4}
+BOTTLENECK = {
+    **RESNET,
+    "stackwise_num_blocks": [2, 1, 1, 1],
+    "block_type": "bottleneck_block",
+}
 CASES = (
-    ("resnet18_msceleb", "resnet", "state_dict", 2),
-    ("resnet50", "resnet", "", 2),
-    ("seresnet50_timm", "resnet", "", 2),
-    ("seresnet50_cadene", "cadene_senet", "", 2),
-    ("ir50", "iresnet", "", 12),
-    ("ir_se50", "iresnet", "", 12),
-    ("mobilefacenet", "mobilefacenet", "state_dict", 12),
-)
+    ("resnet18_msceleb", "resnet", "state_dict", 2,
+     {**RESNET, "stackwise_num_blocks": [2, 2, 2, 2],
+      "block_type": "basic_block", "use_squeeze_excite": False}),
+    ("resnet50", "resnet", "", 2,
+     {**BOTTLENECK, "use_squeeze_excite": False}),
+    # timm's `stem_width` only sets deep stems: the 7x7 stem keeps 64.
+    ("seresnet50_timm", "resnet", "", 2,
+     {**BOTTLENECK, "use_squeeze_excite": True, "stem_filters": 64}),
+    ("seresnet50_cadene", "cadene_senet", "", 2,
+     {**BOTTLENECK, "use_squeeze_excite": True, "caffe_style": True}),
+    ("ir50", "iresnet", "", 12,
+     {"stackwise_num_filters": [8, 16, 24, 32],
+      "stackwise_num_blocks": [2, 2, 1, 1],
+      "use_squeeze_excite": False, "stem_filters": 8}),
+    ("ir_se50", "iresnet", "", 12,
+     {"stackwise_num_filters": [16, 32], "stackwise_num_blocks": [2, 1],
+      "use_squeeze_excite": True, "stem_filters": 16}),
+    # POSTER's MobileFaceNet with every width divided by 8.
+    ("mobilefacenet", "mobilefacenet", "state_dict", 12,
+     {"stackwise_expansion": [2, 4, 2, 4, 2],
+      "stackwise_num_filters": [8, 16, 16, 16, 16],
+      "stackwise_num_blocks": [5, 1, 6, 1, 2],
+      "stackwise_strides": [2, 2, 1, 2, 1],
+      "stem_filters": 8, "output_filters": 64}),
+)  # fmt: skip
 
 
 def fixture(name):
@@ -44,7 +67,9 @@ def features_of(backbone, images):
 
 class TorchCheckpointTest(TestCase):
     @parameterized.named_parameters(*[(c[0], *c) for c in CASES])
-    def test_reproduces_torch_features(self, name, layout, at, num_dropped):
+    def test_reproduces_torch_features(
+        self, name, layout, at, num_dropped, config
+    ):
         nested = convert.load_checkpoint(FIXTURES / f"torch_{name}.npz")
         state_dict, found_at = convert.find_state_dict(nested)
         self.assertEqual(found_at, at)
@@ -54,10 +79,16 @@ class TorchCheckpointTest(TestCase):
         )
         self.assertEqual(info["layout"], layout)
         self.assertLen(info["dropped"], num_dropped)
+        if layout == "resnet":  # The classifier, e.g. MS-Celeb's 12,666-way.
+            self.assertEqual(info["dropped"], ["fc.bias", "fc.weight"])
+        self.assertEqual(
+            {k: info["config"][k] for k in config}, config, "config"
+        )
         actual = features_of(backbone, images)
         self.assertEqual(actual.shape, expected.shape)
         self.assertLessEqual(np.abs(actual - expected).max(), 1e-4)
 
+    @pytest.mark.large
     def test_cadene_layout_needs_caffe_style(self):
         # The fixture tells Caffe's strides and pooling from torchvision's.
         state_dict, images, expected = fixture("seresnet50_cadene")
@@ -83,8 +114,6 @@ class TorchCheckpointTest(TestCase):
         state_dict, _ = convert.find_state_dict(nested, key="state_dict")
         self.assertIn("conv1.weight", state_dict)
         self.assertFalse(any(k.startswith("module.") for k in state_dict))
-        _, info = convert.convert_state_dict(state_dict)
-        self.assertEqual(info["dropped"], ["fc.bias", "fc.weight"])
         with self.assertRaisesRegex(
             convert.ConversionError, "not tensors: arch, state_dict"
         ):
@@ -119,27 +148,6 @@ class TorchCheckpointTest(TestCase):
     def test_unknown_layout(self):
         with self.assertRaisesRegex(convert.ConversionError, "features.0"):
             convert.detect_layout({"features.0.weight": np.zeros(3)})
-
-    def test_config_read_from_shapes(self):
-        state_dict, _, _ = fixture("mobilefacenet")
-        _, info = convert.convert_state_dict(state_dict)
-        # POSTER's MobileFaceNet with every width divided by 8.
-        self.assertEqual(
-            info["config"],
-            {
-                "stackwise_expansion": [2, 4, 2, 4, 2],
-                "stackwise_num_filters": [8, 16, 16, 16, 16],
-                "stackwise_num_blocks": [5, 1, 6, 1, 2],
-                "stackwise_strides": [2, 2, 1, 2, 1],
-                "stem_filters": 8,
-                "output_filters": 64,
-                "image_shape": (112, 112, 3),
-            },
-        )
-        state_dict, _, _ = fixture("ir_se50")
-        _, info = convert.convert_state_dict(state_dict)
-        self.assertEqual(info["config"]["stackwise_num_blocks"], [2, 1])
-        self.assertTrue(info["config"]["use_squeeze_excite"])
 
 
 @pytest.mark.large
