@@ -48,6 +48,7 @@ import os
 import pathlib
 import shutil
 import sys
+import types
 
 import numpy as np
 
@@ -129,7 +130,7 @@ def rank_issues(labels, probs, method_scores=None, rule="flagged_first"):
     >>> probs = np.array([[.9, .1], [.8, .2], [.2, .8], [.3, .7],
     ...                   [.1, .9], [.9, .1]])
     >>> labels = np.array([0, 0, 1, 1, 1, 1])
-    >>> r = rank_issues(labels, probs)
+    >>> r = ferzoo.audit.rank_issues(labels, probs)
     >>> int(r["order"][0]), bool(r["cleanlab_issue"][5])
     (5, True)
     """
@@ -550,6 +551,7 @@ def audit(
     resume=True,
     verbose="auto",
     overrides=None,
+    recipe=None,
     write_files=True,
 ):
     """Rank every training image by how likely its label is wrong.
@@ -586,6 +588,8 @@ def audit(
         resume: bool. Reuse finished and interrupted folds.
         verbose: `"auto"`, 0 or 1. Progress bars over folds and epochs.
         overrides: dict or None. Model config overrides.
+        recipe: dict or None. Recipe overrides (e.g. `{"augment": {}}`),
+            applied before `epochs` and the other recipe arguments.
         write_files: bool. Write the CSV, label file, sheets and HTML.
 
     Returns:
@@ -621,13 +625,15 @@ def audit(
                 noise_rate = noise["rate"]
                 noise_type = noise["type"]
                 noise_seed = noise.get("seed", 0)
-        recipe = run["recipe"]
+        base = run["recipe"]
         preset = str(from_run)
     else:
         preset = preset or DEFAULT_PRESET
         metadata = preset_utils.load_metadata(preset)
-        recipe = dict(NoisyLabelClassifier.default_recipe)
-        recipe.update(metadata.get("recipe") or {})
+        base = dict(NoisyLabelClassifier.default_recipe)
+        base.update(metadata.get("recipe") or {})
+    base.update(recipe or {})
+    recipe = base
     data = data or "synthetic"
     for key, value in (
         ("epochs", epochs),
@@ -1043,3 +1049,13 @@ def write_html(path, head, files, summary):
     tmp = path.with_name(".tmp-" + path.name)
     tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+class _CallableModule(types.ModuleType):
+    """`ferzoo.audit(...)` calls `ferzoo.audit.audit(...)`."""
+
+    def __call__(self, *args, **kwargs):
+        return audit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
