@@ -36,7 +36,9 @@ format, readable by `ferzoo-train --noise-file`), `sheets/*.png`
 (contact sheets of the top N images, each captioned
 `given -> suggested (issue score)`), `thumbs/*.png`, `index.html`
 (opens from disk), `skipped.csv` (unreadable images), `audit.json` (the
-settings and summary) and `folds/fold_<k>/` (resumable fold runs).
+settings and summary), `probabilities.npz` (the out-of-fold
+probabilities and method scores in sample order, to rerank without
+training) and `folds/fold_<k>/` (resumable fold runs).
 """
 
 import csv
@@ -62,6 +64,7 @@ HTML_FILE = "index.html"
 CONFIG_FILE = "audit.json"
 SKIPPED_FILE = "skipped.csv"
 FOLD_FILE = "audit_fold.npz"
+PROBS_FILE = "probabilities.npz"
 RULES = ("flagged_first", "rank_average")
 SHEET_COLUMNS = 8
 SHEET_ROWS = 6
@@ -732,6 +735,14 @@ def audit(
         score_name = str(arrays[0]["score_name"]) or None
         in_sample = False
 
+    _atomic_savez(
+        out / PROBS_FILE,
+        probs=probs,
+        labels=np.asarray(info.labels),
+        method_rank=method_rank,
+        method_score=method_raw,
+        fold=fold,
+    )
     ranking = rank_issues(info.labels, probs, method_rank, rule=rule)
     df = _table(info, probs, ranking, method_raw, method_relabel, fold)
     summary = {
