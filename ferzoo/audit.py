@@ -617,6 +617,11 @@ def audit(
     if int(top) < 0:
         raise ValueError(f"`top` must be >= 0. Received: top={top}")
 
+    if from_run is not None and preset is not None:
+        raise ValueError(
+            "Pass `preset` or `from_run`, not both. Received: "
+            f"preset={preset!r}, from_run={from_run!r}"
+        )
     if from_run is not None:
         run = _read_run(from_run)
         data = data or run["data"]
