@@ -11,11 +11,15 @@ two signals:
   noise rate) and its per-image label quality (the self-confidence, the
   out-of-fold probability of the given label, from
   `cleanlab.rank.get_label_quality_scores`);
-- the method's own clean score (`model.clean_scores()`: SCN's importance,
-  DualBranch's clean probability, DWMCA's fused probability, ...), which
-  a fold model records for the images it trains on, averaged over the
-  K - 1 fold models that trained on each image as within-fold percentile
-  ranks (raw scores of different folds are not on one scale).
+- the method's own clean score (`model.clean_scores()`: the Baseline's
+  and DWMCA's probability of the given label, DualBranch's clean
+  probability, ...), which a fold model records for the images it trains
+  on, averaged over the K - 1 fold models that trained on each image as
+  within-fold percentile ranks (raw scores of different folds are not on
+  one scale). A score that does not depend on the given label (SCN's
+  importance, AFCN's certainty, DACFER's consistency) is written to the
+  table but left out of the ranking unless `label_free_scores=True`:
+  measured on the synthetic faces it ranked the flips near chance.
 
 The combination rule (`rule="flagged_first"`, the default): each image's
 combined quality is the mean of its percentile rank by cleanlab's label
@@ -471,6 +475,7 @@ def train_fold(
             else np.asarray(relabels, "int64")
         ),
         "score_name": np.array(model.score_name if scores is not None else ""),
+        "score_uses_label": np.array(bool(model.score_uses_label)),
     }
     _atomic_savez(done, **arrays)
     return arrays
@@ -555,6 +560,7 @@ def audit(
     verbose="auto",
     overrides=None,
     recipe=None,
+    label_free_scores=False,
     write_files=True,
 ):
     """Rank every training image by how likely its label is wrong.
@@ -593,6 +599,12 @@ def audit(
         overrides: dict or None. Model config overrides.
         recipe: dict or None. Recipe overrides (e.g. `{"augment": {}}`),
             applied before `epochs` and the other recipe arguments.
+        label_free_scores: bool. Also combine a clean score that does
+            not depend on the label (SCN's importance, AFCN's certainty,
+            DACFER's consistency; `model.score_uses_label` is False).
+            Defaults to `False`: such a score measures how ambiguous the
+            image is, not whether its label is wrong, so cleanlab's rank
+            on that method's out-of-fold probabilities is used alone.
         write_files: bool. Write the CSV, label file, sheets and HTML.
 
     Returns:
@@ -694,7 +706,7 @@ def audit(
     training_atomic_json(out / CONFIG_FILE, {"settings": settings})
 
     if from_run is not None:
-        probs, method_raw, method_relabel, score_name = _score_run(
+        probs, method_raw, method_relabel, score_name, uses_label = _score_run(
             from_run, records, info, recipe
         )
         method_rank = percentile_rank(method_raw)
@@ -738,6 +750,7 @@ def audit(
             arrays, info.num_samples, num_classes
         )
         score_name = str(arrays[0]["score_name"]) or None
+        uses_label = bool(arrays[0].get("score_uses_label", True))
         in_sample = False
 
     _atomic_savez(
@@ -748,7 +761,10 @@ def audit(
         method_score=method_raw,
         fold=fold,
     )
-    ranking = rank_issues(info.labels, probs, method_rank, rule=rule)
+    combine = score_name is not None and (uses_label or label_free_scores)
+    ranking = rank_issues(
+        info.labels, probs, method_rank if combine else None, rule=rule
+    )
     df = _table(info, probs, ranking, method_raw, method_relabel, fold)
     summary = {
         "num_samples": info.num_samples,
@@ -766,6 +782,8 @@ def audit(
         "probabilities": "in-sample" if in_sample else "out-of-fold",
         "oof_accuracy_on_given": float((probs.argmax(1) == info.labels).mean()),
         "score": score_name,
+        "score_uses_label": uses_label,
+        "score_combined": combine,
         "output_dir": str(out),
     }
     if info.noise:
@@ -850,7 +868,7 @@ def _score_run(run_dir, records, info, recipe):
         else np.asarray(relabels, "int64")
     )
     name = model.score_name if model.clean_scores() is not None else None
-    return probs, scores, relabels, name
+    return probs, scores, relabels, name, bool(model.score_uses_label)
 
 
 def _table(info, probs, ranking, method_raw, method_relabel, fold):
@@ -1014,6 +1032,12 @@ def write_thumbnails(head, images, folder, size=96):
 def write_html(path, head, files, summary):
     """A self-contained page (relative image links, no server)."""
     esc = html.escape
+    basis = "percentile rank of cleanlab's label quality"
+    if summary.get("score_combined"):
+        basis = (
+            "mean percentile rank of cleanlab's label quality and the "
+            f"method's clean score ({esc(summary['score'])})"
+        )
     lines = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -1031,8 +1055,7 @@ def write_html(path, head, files, summary):
         f'<a href="{CORRECTED_FILE}">{CORRECTED_FILE}</a>. '
         f'Full ranking: <a href="{CSV_FILE}">{CSV_FILE}</a>. '
         f"Captions read <i>given \u2192 suggested (issue score)</i>; "
-        f"the issue score is 1 minus the mean percentile rank of "
-        f"cleanlab's label quality and the method's clean score.</p>",
+        f"the issue score is 1 minus the {basis}.</p>",
     ]
     if summary.get("num_skipped"):
         lines.append(

@@ -51,7 +51,9 @@ def parse_noise(text):
     return kind, float(rate)
 
 
-def rows_for(df, probs, labels, method_rank, flipped, name, is_baseline):
+def rows_for(
+    df, probs, labels, method_rank, flipped, name, is_baseline, combined
+):
     """Table rows of one audit: cleanlab, the method score, the audit."""
     import cleanlab.filter
 
@@ -99,8 +101,14 @@ def rows_for(df, probs, labels, method_rank, flipped, name, is_baseline):
         order = np.argsort(np.where(np.isnan(scores), np.inf, scores))
         add(f"(b) {name} score", order, -scores)
     for rule in audit.RULES:
-        r = audit.rank_issues(labels, probs, method_rank, rule=rule)
+        r = audit.rank_issues(
+            labels, probs, method_rank if combined else None, rule=rule
+        )
         add(f"(c) {name} audit ({rule})", r["order"], -r["rank"])
+    if not combined and not np.isnan(scores).all():
+        # What the label-free score would have added.
+        r = audit.rank_issues(labels, probs, method_rank)
+        add(f"{name} audit, label-free score combined", r["order"], -r["rank"])
     return rows
 
 
@@ -148,6 +156,7 @@ def run(args):
                 flipped,
                 name,
                 is_baseline=i == 0,
+                combined=df.attrs["summary"].get("score_combined", True),
             )
             if i > 0:
                 rows = [r for r in rows if not r["ranking"].startswith("(a)")]

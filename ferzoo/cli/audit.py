@@ -56,6 +56,12 @@ from ferzoo.cli import options
     help="How the cleanlab verdict and the method score are combined.",
 )
 @click.option(
+    "--label-free-scores",
+    is_flag=True,
+    help="Also combine a clean score that ignores the label (SCN, AFCN, "
+    "DACFER); by default only cleanlab ranks for those methods.",
+)
+@click.option(
     "--noise-rate",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -117,6 +123,7 @@ def main(
     top,
     from_run,
     rule,
+    label_free_scores,
     noise_rate,
     noise_type,
     noise_file,
@@ -176,6 +183,7 @@ def main(
         limit_per_class=limit_per_class,
         on_error="raise" if fail_on_bad_images else "skip",
         rule=rule,
+        label_free_scores=label_free_scores,
         resume=not no_resume,
         verbose=0 if as_json else "auto",
     )
