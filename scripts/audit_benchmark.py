@@ -12,7 +12,7 @@ recall, F1) and its ROC-AUC:
   size) and the top-k of its ranking by self-confidence;
 - (b) `<method> score`: each method's own clean score (lowest first);
 - (c) `<method> audit`: the ferzoo-audit combination on that method's
-  folds (`flagged_first`; `rank_average` reported too), and cleanlab on
+  folds (`rank_average`, the default; `flagged_first` too), and cleanlab on
   that method's own out-of-fold probabilities.
 
 With `--retrain`, each audit's corrected label file is trained on with

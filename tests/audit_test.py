@@ -78,9 +78,11 @@ class RankingTest(TestCase):
         # Percentile ranks (x 8) by p(given): [8, 2, 4, 6, 7, 3, 1, 5];
         # by method score: [3, 8, 2, 7, 5, 6, 4, 1]; mean: [5.5, 5, 3,
         # 6.5, 6, 4.5, 2.5, 3]. cleanlab flags the two confidently wrong
-        # labels (1 and 6); they come first, then the rest by the mean
-        # (ties by index).
-        r = audit.rank_issues(LABELS, two_class_probs(), METHOD)
+        # labels (1 and 6); with "flagged_first" they come first, then the
+        # rest by the mean (ties by index).
+        r = audit.rank_issues(
+            LABELS, two_class_probs(), METHOD, rule="flagged_first"
+        )
         self.assertEqual(np.flatnonzero(r["cleanlab_issue"]).tolist(), [1, 6])
         self.assertEqual(r["order"].tolist(), [6, 1, 2, 7, 5, 0, 4, 3])
         self.assertEqual(r["rank"][6], 1)
@@ -89,13 +91,13 @@ class RankingTest(TestCase):
         self.assertAllClose(r["label_quality"], P_GIVEN)
         self.assertEqual(r["suggested"].tolist(), [0, 1, 0, 0, 1, 1, 0, 1])
 
-        average = audit.rank_issues(
-            LABELS, two_class_probs(), METHOD, rule="rank_average"
-        )
+        average = audit.rank_issues(LABELS, two_class_probs(), METHOD)
         self.assertEqual(average["order"].tolist(), [6, 2, 7, 5, 1, 0, 4, 3])
         # Without a method score (or where it is NaN): cleanlab's rank.
         alone = audit.rank_issues(LABELS, two_class_probs(), np.full(8, np.nan))
         self.assertEqual(alone["order"].tolist(), [6, 1, 5, 2, 7, 3, 4, 0])
+        quality_rank = np.array([8, 2, 4, 6, 7, 3, 1, 5])
+        self.assertAllClose(alone["issue_score"], 1 - quality_rank / 8)
         with self.assertRaisesRegex(ValueError, "rule"):
             audit.rank_issues(LABELS, two_class_probs(), rule="vote")
 

@@ -50,8 +50,8 @@ from ferzoo.cli import options
 )
 @click.option(
     "--rule",
-    type=click.Choice(["flagged_first", "rank_average"]),
-    default="flagged_first",
+    type=click.Choice(["rank_average", "flagged_first"]),
+    default="rank_average",
     show_default=True,
     help="How the cleanlab verdict and the method score are combined.",
 )
