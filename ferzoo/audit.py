@@ -30,9 +30,10 @@ lowest, 1 the highest); images are ranked by increasing combined quality.
 rest, each group by the combined quality. On the synthetic faces at 30%
 symmetric and pair noise (`scripts/audit_benchmark.py`), the rank average
 had the higher top-k F1 in 5 of the 6 (label-aware method, noise) cells,
-and beat cleanlab alone with the Baseline at both noise types. A method without a clean
-score (or an image without one) uses cleanlab's rank alone. Cleanlab's
-verdict always decides which labels the corrected label file changes.
+and beat cleanlab alone with the Baseline at both noise types. A method
+without a clean score (or an image without one) uses cleanlab's rank
+alone. Cleanlab's verdict always decides which labels the corrected label
+file changes.
 
 The suggested label is the out-of-fold argmax; the corrected label file
 changes the label of each image cleanlab flags whose suggestion differs
@@ -793,7 +794,10 @@ def audit(
     if info.noise:
         flipped = info.noise_mask
         summary["num_flipped"] = int(flipped.sum())
-        summary["roc_auc"] = roc_auc(ranking["issue_score"], flipped)
+        suspicion = ranking["issue_score"]
+        if rule == "flagged_first":
+            suspicion = suspicion + ranking["cleanlab_issue"]
+        summary["roc_auc"] = roc_auc(suspicion, flipped)
         summary["top_k"] = detection_metrics(ranking["order"], flipped)
     if in_sample:
         print(
