@@ -37,7 +37,8 @@ file changes.
 
 The suggested label is the out-of-fold argmax; the corrected label file
 changes the label of each image cleanlab flags whose suggestion differs
-from its given label, and keeps every other label.
+from its given label and has an out-of-fold probability of at least
+`relabel_min_prob` (column `relabel`), and keeps every other label.
 
 Files written to the output folder: `label_issues.csv` (the ranked
 table), `corrected_labels.txt` (EAC / RAF-DB `list_patition_label.txt`
@@ -88,6 +89,7 @@ CSV_COLUMNS = [
     "label_quality",
     "method_score",
     "cleanlab_issue",
+    "relabel",
     "method_relabel",
     "p_given",
     "p_suggested",
@@ -566,6 +568,7 @@ def audit(
     overrides=None,
     recipe=None,
     label_free_scores=False,
+    relabel_min_prob=0.5,
     write_files=True,
 ):
     """Rank every training image by how likely its label is wrong.
@@ -610,6 +613,12 @@ def audit(
             Defaults to `False`: such a score measures how ambiguous the
             image is, not whether its label is wrong, so cleanlab's rank
             on that method's out-of-fold probabilities is used alone.
+        relabel_min_prob: float. The corrected label file changes a
+            label cleanlab flags only where the out-of-fold probability
+            of the suggestion is at least this. Defaults to `0.5`:
+            measured on the synthetic faces with a weak model (37%
+            out-of-fold accuracy), relabelling every flagged image broke
+            295 correct labels to restore 91.
         write_files: bool. Write the CSV, label file, sheets and HTML.
 
     Returns:
@@ -771,17 +780,18 @@ def audit(
         info.labels, probs, method_rank if combine else None, rule=rule
     )
     df = _table(info, probs, ranking, method_raw, method_relabel, fold)
+    df["relabel"] = (
+        df["cleanlab_issue"]
+        & (df["suggested_label"] != df["given_label"])
+        & (df["p_suggested"] >= relabel_min_prob)
+    )
     summary = {
         "num_samples": info.num_samples,
         "num_classes": num_classes,
         "class_names": list(info.class_names),
         "num_cleanlab_issues": int(ranking["cleanlab_issue"].sum()),
-        "num_relabeled": int(
-            (
-                ranking["cleanlab_issue"]
-                & (ranking["suggested"] != info.labels)
-            ).sum()
-        ),
+        "num_relabeled": int(df["relabel"].sum()),
+        "relabel_min_prob": float(relabel_min_prob),
         "num_skipped": len(info.skipped),
         "rule": rule,
         "probabilities": "in-sample" if in_sample else "out-of-fold",
@@ -916,9 +926,7 @@ def corrected_labels(df, info):
     """Labels (class indices, sample order) after the audit's relabels."""
     index = {name: i for i, name in enumerate(info.class_names)}
     labels = np.asarray(info.labels).copy()
-    change = df["cleanlab_issue"].to_numpy() & (
-        df["suggested_label"].to_numpy() != df["given_label"].to_numpy()
-    )
+    change = df["relabel"].to_numpy()
     ids = df["sample_id"].to_numpy()[change]
     labels[ids] = [index[s] for s in df["suggested_label"].to_numpy()[change]]
     return labels

@@ -179,17 +179,18 @@ class AuditTest(TestCase):
         names = [r["name"] for r in rows]
         read = read_noise_file(path, names, SYNTHETIC_CLASS_NAMES)
         expected = [
-            r["suggested_label"]
-            if r["cleanlab_issue"] == "True"
-            else r["given_label"]
+            r["suggested_label"] if r["relabel"] == "True" else r["given_label"]
             for r in rows
         ]
+        for r in rows:
+            if r["relabel"] == "True":
+                self.assertEqual(r["cleanlab_issue"], "True")
+                self.assertGreaterEqual(float(r["p_suggested"]), 0.5)
         got = [SYNTHETIC_CLASS_NAMES[i] for i in read]
         self.assertEqual(got, expected)
-        self.assertGreater(summary["num_relabeled"], 0)
-        # The changed labels are flips more often than the 30% base rate.
-        changed = np.array([r["given_label"] for r in rows]) != np.array(got)
-        self.assertGreater(flipped[changed].mean(), 0.35)
+        self.assertEqual(
+            summary["num_relabeled"], sum(r["relabel"] == "True" for r in rows)
+        )
 
         # Contact sheets and the page.
         sheets = sorted(os.listdir(os.path.join(out, "sheets")))

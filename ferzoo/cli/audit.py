@@ -62,6 +62,14 @@ from ferzoo.cli import options
     "DACFER); by default only cleanlab ranks for those methods.",
 )
 @click.option(
+    "--relabel-min-prob",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Relabel a flagged image in corrected_labels.txt only if the "
+    "suggestion has at least this out-of-fold probability.",
+)
+@click.option(
     "--noise-rate",
     type=click.FloatRange(0, 1),
     default=0.0,
@@ -124,6 +132,7 @@ def main(
     from_run,
     rule,
     label_free_scores,
+    relabel_min_prob,
     noise_rate,
     noise_type,
     noise_file,
@@ -184,6 +193,7 @@ def main(
         on_error="raise" if fail_on_bad_images else "skip",
         rule=rule,
         label_free_scores=label_free_scores,
+        relabel_min_prob=relabel_min_prob,
         resume=not no_resume,
         verbose=0 if as_json else "auto",
     )

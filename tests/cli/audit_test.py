@@ -116,7 +116,7 @@ class AuditCLITest(TestCase):
         for name, label in zip(names, labels):
             row = by_name[name]
             want = row["given_label"]
-            if row["cleanlab_issue"] == "True":
+            if row["relabel"] == "True":
                 want = row["suggested_label"]
             self.assertEqual(SYNTHETIC_CLASS_NAMES[label], want)
         self.assertEqual(len(os.listdir(os.path.join(out, "thumbs"))), 5)
