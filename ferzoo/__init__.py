@@ -9,6 +9,7 @@ import importlib
 from ferzoo.version import __version__
 
 _SUBMODULES = (
+    "audit",
     "backbones",
     "callbacks",
     "data",
