@@ -138,6 +138,7 @@ def make_dataset(
     seed=0,
     shuffle=None,
     drop_remainder=False,
+    epochs=None,
 ):
     """Batch images and labels into `({"images", "sample_ids"}, labels)`.
 
@@ -156,6 +157,11 @@ def make_dataset(
         seed: int. Shuffle and augmentation seed. Defaults to `0`.
         shuffle: bool or None. Defaults to `training`.
         drop_remainder: bool. Drop the last partial batch.
+        epochs: `(first, last)` or None. With `training=True`, the batches
+            of epochs `first` to `last - 1` back to back (iterate it once,
+            with `steps_per_epoch` batches per epoch); each epoch's order
+            and augmentation come from `(seed, epoch)` alone, so epoch `k`
+            is the same whether a run started at 0 or resumed at `k`.
 
     Returns:
         A `tf.data.Dataset`.
@@ -182,6 +188,17 @@ def make_dataset(
         )
     augmenter = Augmenter(augment)
     shuffle = training if shuffle is None else shuffle
+    if training and epochs is not None:
+        return _epoch_range_dataset(
+            images,
+            labels,
+            batch_size,
+            augmenter,
+            seed,
+            shuffle,
+            drop_remainder,
+            epochs,
+        )
     ids = np.arange(len(labels), dtype="int32")
     ds = tf.data.Dataset.from_tensor_slices(
         ({"images": images, "sample_ids": ids}, labels)
@@ -207,6 +224,40 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _epoch_range_dataset(
+    images, labels, batch_size, augmenter, seed, shuffle, drop_remainder, epochs
+):
+    """Epochs `first..last-1` back to back, each seeded by `(seed, epoch)`."""
+    first, last = (int(e) for e in epochs)
+    images = tf.constant(images)
+    labels = tf.constant(labels)
+    n = int(labels.shape[0])
+
+    def one_epoch(epoch):
+        key = tf.stack([tf.constant(int(seed), "int64"), epoch])
+        order = tf.range(n, dtype="int32")
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, key)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(
+            int(batch_size), drop_remainder=drop_remainder
+        )
+        steps = tf.data.Dataset.range(tf.int64.max)
+        keys = steps.map(
+            lambda step: tf.random.experimental.stateless_fold_in(key, step)
+        )
+        return tf.data.Dataset.zip(batches, keys)
+
+    def gather(ids, batch_key):
+        x = {"images": tf.gather(images, ids), "sample_ids": ids}
+        if augmenter.active:
+            x["images"] = augmenter.train(x["images"], batch_key)
+        return x, tf.gather(labels, ids)
+
+    ds = tf.data.Dataset.range(first, last).flat_map(one_epoch)
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def load_split(
     data,
     split="train",
@@ -222,6 +273,7 @@ def load_split(
     limit_per_class=None,
     training=None,
     subset_seed=0,
+    epochs=None,
 ):
     """Load a split of a data set as a tf.data pipeline plus its info.
 
@@ -249,6 +301,7 @@ def load_split(
         training: bool or None. Shuffle and augment; defaults to
             `split == "train"`.
         subset_seed: int. Seed of the `limit_per_class` subset.
+        epochs: `(first, last)` or None. See `make_dataset`.
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` (with `ferzoo_info` set)
@@ -313,6 +366,7 @@ def load_split(
         training=training,
         augment=augment,
         seed=seed,
+        epochs=epochs,
     )
     ds.ferzoo_info = info
     return ds, info
