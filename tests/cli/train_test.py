@@ -76,6 +76,7 @@ class CLITest(TestCase):
         )
         self.assertEqual(second.exit_code, 0, second.output)
         self.assertIn("resuming", second.output)
+        self.assertIn("(mean of last 2 epochs)", second.output)
         self.assertIn("noise detection ROC-AUC", second.output)
         results = json.load(open(os.path.join(out, "results.json")))
         self.assertEqual([r["epoch"] for r in results["history"]], [0, 1])
@@ -115,3 +116,36 @@ class CLITest(TestCase):
         loaded = tf.saved_model.load(saved)  # keep a reference while serving
         served = loaded.serve(tf.zeros((2, 48, 48, 3), "float32"))
         np.testing.assert_allclose(served.numpy().sum(axis=1), 1.0, atol=1e-5)
+
+    def test_ctrl_c_exits_130_with_the_resume_hint(self):
+        from ferzoo import training
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        original = training.train
+        training.train = interrupted
+        self.addCleanup(setattr, training, "train", original)
+        result = CliRunner().invoke(
+            train.main, [*TINY, "--output-dir", self.tmp_dir()]
+        )
+        self.assertEqual(result.exit_code, 130, result.output)
+        self.assertIn(
+            "interrupted; rerun the same command to resume", result.stderr
+        )
+
+    @pytest.mark.large
+    def test_other_settings_exit_2_and_no_resume_starts_over(self):
+        out = self.tmp_dir()
+        args = [*TINY, "--epochs", "1", "--output-dir", out, "--json"]
+        first = self.invoke(train, args)
+        self.assertEqual(first.exit_code, 0, first.output)
+        other = [*args, "--noise-rate", "0.1", "--seed", "3"]
+        result = CliRunner().invoke(train.main, other)
+        self.assertEqual(result.exit_code, 2, result.output)
+        self.assertIn("noise_rate: 0.3 there, 0.1 now", result.output)
+        self.assertIn("seed: 0 there, 3 now", result.output)
+        self.assertIn("--no-resume", result.output)
+        result = self.invoke(train, [*other, "--no-resume"])
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertEqual(json.loads(result.output)["noise"]["rate"], 0.1)
