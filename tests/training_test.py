@@ -1,5 +1,7 @@
 import json
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -7,7 +9,9 @@ import pytest
 
 from ferzoo import training
 from ferzoo.errors import RunMismatchError
+from tests.test_case import REPO
 from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
 from tests.test_case import table_values
 
 
@@ -174,3 +178,25 @@ class TrainingTest(TestCase):
         self.assertEqual(results["test"]["last5_num_epochs"], 1)
         saved = json.load(open(os.path.join(root, "run", "results.json")))
         self.assertEqual(saved["skipped"]["train"]["count"], 1)
+
+    @pytest.mark.large
+    def test_import_ferzoo_is_enough_to_load_a_checkpoint(self):
+        from ferzoo.models import SCN
+
+        path = os.path.join(self.tmp_dir(), "best.keras")
+        SCN(backbone=tiny_backbone(), num_samples=4).save(path)
+        env = dict(os.environ, PYTHONPATH=str(REPO))
+        for imports in ("import ferzoo, keras", "import keras, ferzoo"):
+            code = (
+                f"{imports}; m = keras.saving.load_model({path!r}); "
+                "print(type(m).__name__)"
+            )
+            done = subprocess.run(
+                [sys.executable, "-c", code],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+            )
+            self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+            self.assertEqual(done.stdout.strip().splitlines()[-1], "SCN")
