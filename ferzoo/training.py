@@ -351,7 +351,8 @@ def train(
             num_samples=info.num_samples,
             **(overrides or {}),
         )
-        model.recipe = recipe
+        # The class names travel with the model (.keras and preset).
+        model.recipe = {**recipe, "class_names": list(info.class_names)}
         model.compile()
     if model.num_samples != info.num_samples:
         raise DataError(

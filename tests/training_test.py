@@ -11,8 +11,8 @@ from ferzoo import training
 from ferzoo.errors import RunMismatchError
 from tests.test_case import REPO
 from tests.test_case import TestCase
-from tests.test_case import tiny_backbone
 from tests.test_case import table_values
+from tests.test_case import tiny_backbone
 
 
 class Interrupt(keras.callbacks.Callback):
