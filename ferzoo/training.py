@@ -24,6 +24,7 @@ from ferzoo import models  # noqa: F401  (registers every method)
 from ferzoo import presets as preset_utils
 from ferzoo.errors import DataError
 from ferzoo.errors import DivergedError
+from ferzoo.errors import PresetError
 from ferzoo.errors import RunMismatchError
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 
@@ -422,7 +423,7 @@ def train(
         {
             "description": f"trained from {preset}",
             "dataset": {
-                "data": data,
+                "data": config["data"],
                 "image_size": size,
                 "num_classes": info.num_classes,
                 "class_names": list(info.class_names),
@@ -494,14 +495,30 @@ def summarize(model, out, info, test_ds, test_info, records):
 
 def evaluate(
     model_or_path,
-    data,
+    data=None,
     split="test",
     batch_size=64,
     image_size=None,
     on_error="raise",
+    allow_untrained=False,
 ):
-    """Classification report of a model (or checkpoint/preset) on a split."""
-    model = load_any(model_or_path)
+    """Classification report of a model (or checkpoint/preset) on a split.
+
+    Args:
+        model_or_path: a model, a `.keras` file, or a preset name or
+            folder (a training output folder is one).
+        data: str or None. The data spec; `None` takes the data set the
+            model was trained on, from its run's `metadata.json`.
+        split: str. Defaults to `"test"`.
+        batch_size: int. Defaults to `64`.
+        image_size: int or None. Defaults to the model's input size.
+        on_error: str. `"raise"` or `"skip"` bad samples.
+        allow_untrained: bool. Accept a preset without trained weights
+            (else `PresetError`). Defaults to `False`.
+    """
+    model = load_any(model_or_path, allow_untrained=allow_untrained)
+    if data is None:
+        data = trained_data(model_or_path)
     size = image_size or model.image_shape[0] or 48
     ds, info = _load(
         data, split, image_size=size, batch_size=batch_size, on_error=on_error
@@ -513,16 +530,78 @@ def evaluate(
     return report
 
 
-def load_any(model_or_path):
-    """A model from a model, a `.keras` file, or a preset name/folder."""
+def model_metadata(model_or_path):
+    """The `metadata.json` of a preset, run folder or a checkpoint's run.
+
+    A `.keras` file's metadata is its folder's (a training output folder
+    holds both). `{}` when there is none.
+    """
+    if isinstance(model_or_path, keras.Model):
+        return {}
+    path = pathlib.Path(str(model_or_path))
+    if path.suffix == ".keras":
+        meta = path.parent / preset_utils.METADATA_FILE
+        return json.loads(meta.read_text()) if meta.is_file() else {}
+    return preset_utils.load_metadata(str(model_or_path))
+
+
+def trained_data(model_or_path):
+    """The data spec a model was trained on, from its run's metadata."""
+    data = (model_metadata(model_or_path).get("dataset") or {}).get("data")
+    if not data:
+        raise PresetError(
+            f"{model_or_path} records no training data set (only a "
+            "training output folder or its checkpoints do); pass --data "
+            "KIND:PATH (the `data` argument)."
+        )
+    return data
+
+
+def has_trained_weights(model_or_path):
+    """Whether a model source holds trained weights.
+
+    A model object or a `.keras` checkpoint counts as trained; a preset
+    only with its `model.weights.h5`.
+    """
+    if isinstance(model_or_path, keras.Model):
+        return True
+    if pathlib.Path(str(model_or_path)).suffix == ".keras":
+        return True
+    folder = preset_utils.resolve_preset(str(model_or_path))
+    return (folder / preset_utils.WEIGHTS_FILE).is_file()
+
+
+def load_any(model_or_path, allow_untrained=False):
+    """A model from a model, a `.keras` file, or a preset name/folder.
+
+    A preset without `model.weights.h5` has random weights: that is a
+    `PresetError` unless `allow_untrained=True`. The model's recipe gets
+    the preset's class names if it records none.
+    """
     if isinstance(model_or_path, keras.Model):
         return model_or_path
     path = pathlib.Path(str(model_or_path))
     if path.suffix == ".keras":
         if not path.is_file():
             raise DataError("no such checkpoint", path=path)
-        return keras.saving.load_model(path)
-    return NoisyLabelClassifier.from_preset(str(model_or_path))
+        model = keras.saving.load_model(path)
+    else:
+        if not allow_untrained and not has_trained_weights(model_or_path):
+            raise PresetError(
+                f"Preset {str(model_or_path)!r} has no trained weights "
+                f"({preset_utils.WEIGHTS_FILE}), so its predictions would "
+                "be random. Train it first (ferzoo-train --preset "
+                f"{model_or_path}) and use the output folder (or its "
+                "best.keras while it trains), or pass --allow-untrained "
+                "(allow_untrained=True)."
+            )
+        model = NoisyLabelClassifier.from_preset(str(model_or_path))
+    names = (model_metadata(model_or_path).get("dataset") or {}).get(
+        "class_names"
+    )
+    if names and "class_names" not in model.recipe:
+        model.recipe = {**model.recipe, "class_names": list(names)}
+    return model
 
 
 def _verbosity(verbose):

@@ -57,6 +57,12 @@ backend_option = click.option(
     default=None,
     help="Keras backend (also read from KERAS_BACKEND).",
 )
+allow_untrained_option = click.option(
+    "--allow-untrained",
+    is_flag=True,
+    help="Accept a preset without trained weights (model.weights.h5); "
+    "without this flag that is an error (exit 3), as its outputs are random.",
+)
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print only the results JSON."
 )

@@ -94,14 +94,14 @@ class CLITest(TestCase):
             self.assertTrue(os.path.exists(os.path.join(out, name)), name)
         with open(os.path.join(out, "history.csv")) as f:
             self.assertEqual(len(f.read().strip().splitlines()), 3)
-        # The output folder is a preset; evaluate it on the test split.
-        result = self.invoke(
-            evaluate,
-            ["--model", out, "--data", "synthetic:70", "--json"],
-        )
-        self.assertEqual(result.exit_code, 0, result.output)
-        report = json.loads(result.output)
-        self.assertEqual(report["num_samples"], 17)
+        # The output folder is a preset; evaluate it on the test split of
+        # the data it was trained on (recorded; no --data needed).
+        for model in (out, os.path.join(out, "best.keras")):
+            result = self.invoke(evaluate, ["--model", model, "--json"])
+            self.assertEqual(result.exit_code, 0, result.output)
+            report = json.loads(result.output)
+            self.assertEqual(report["data"], "synthetic:70")
+            self.assertEqual(report["num_samples"], 17)
         self.assertAlmostEqual(
             report["accuracy"], results["test"]["final"]["accuracy"]
         )
@@ -116,6 +116,45 @@ class CLITest(TestCase):
         loaded = tf.saved_model.load(saved)  # keep a reference while serving
         served = loaded.serve(tf.zeros((2, 48, 48, 3), "float32"))
         np.testing.assert_allclose(served.numpy().sum(axis=1), 1.0, atol=1e-5)
+        served = loaded.serve(tf.zeros((2, 100, 80, 3), "uint8"))
+        self.assertEqual(tuple(served.shape), (2, 7))
+        names = [n.decode() for n in loaded.class_names().numpy()]
+        self.assertEqual(names, results["test"]["final"]["class_names"])
+
+    def test_untrained_presets_are_refused_unless_allowed(self):
+        for command, args in (
+            (evaluate, ["--data", "synthetic:70"]),
+            (export, ["--output", os.path.join(self.tmp_dir(), "s")]),
+        ):
+            result = CliRunner().invoke(
+                command.main, ["--model", "scn_small_cnn_synthetic", *args]
+            )
+            self.assertEqual(result.exit_code, 3, result.output)
+            self.assertIn("no trained weights", result.output)
+            self.assertIn("--allow-untrained", result.output)
+        # A preset records no data set to evaluate on by default.
+        result = CliRunner().invoke(
+            evaluate.main,
+            ["--model", "scn_small_cnn_synthetic", "--allow-untrained"],
+        )
+        self.assertEqual(result.exit_code, 3, result.output)
+        self.assertIn("pass --data", result.output)
+
+    @pytest.mark.large
+    def test_untrained_preset_with_allow_untrained(self):
+        result = self.invoke(
+            evaluate,
+            [
+                "--model",
+                "scn_small_cnn_synthetic",
+                "--data",
+                "synthetic:70",
+                "--allow-untrained",
+                "--json",
+            ],
+        )
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertEqual(json.loads(result.output)["num_samples"], 17)
 
     def test_ctrl_c_exits_130_with_the_resume_hint(self):
         from ferzoo import training
