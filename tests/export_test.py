@@ -77,6 +77,21 @@ class ExportTest(TestCase):
         np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
 
     @pytest.mark.large
+    def test_plain_keras_export_serves_float32(self):
+        # `model.export(path)` as Keras documents it; on JAX, Keras' own
+        # export gave a `serve` that rejected float32 batches.
+        import tensorflow as tf
+
+        self.model.recipe = {**self.model.recipe, "class_names": NAMES}
+        loaded = self.export()
+        x = pil_resize(self.big, 32)
+        np.testing.assert_allclose(
+            loaded.serve(tf.constant(x)).numpy(),
+            self.model.predict(x, verbose=0),
+            atol=1e-5,
+        )
+
+    @pytest.mark.large
     def test_saved_model_carries_its_class_names(self):
         loaded = self.export(class_names=NAMES)
         names = [n.decode() for n in loaded.class_names().numpy()]
