@@ -151,6 +151,17 @@ def summary_text(results, output_dir):
             f"(mean of last {_epochs(test.get('last5_num_epochs', 5))})"
         )
         lines.append(f"test macro-F1: {test['final']['macro_f1']:.4f}")
+    skipped = {
+        split: entry["count"]
+        for split, entry in (results.get("skipped") or {}).items()
+        if entry["count"]
+    }
+    if skipped:
+        lines.append(
+            "skipped bad samples: "
+            + ", ".join(f"{n} in {split}" for split, n in skipped.items())
+            + " (listed in results.json)"
+        )
     noise = results.get("noise_detection")
     if noise and noise.get("roc_auc") is not None:
         lines.append(

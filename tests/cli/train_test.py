@@ -188,3 +188,18 @@ class CLITest(TestCase):
         result = self.invoke(train, [*other, "--no-resume"])
         self.assertEqual(result.exit_code, 0, result.output)
         self.assertEqual(json.loads(result.output)["noise"]["rate"], 0.1)
+
+    def test_summary_says_how_many_epochs_and_skips(self):
+        final = {"accuracy": 0.5, "macro_f1": 0.4}
+        test = {
+            "final": final,
+            "best_on_val_accuracy": 0.6,
+            "best_epoch": 2,
+            "last5_mean_accuracy": 0.55,
+            "last5_num_epochs": 3,
+        }
+        skipped = {"train": {"count": 2}, "test": {"count": 0}}
+        text = train.summary_text({"test": test, "skipped": skipped}, "out")
+        self.assertIn("0.5500 (mean of last 3 epochs)", text)
+        self.assertIn("skipped bad samples: 2 in train", text)
+        self.assertNotIn("in test", text)
