@@ -113,9 +113,7 @@ class TrainingTest(TestCase):
             self.assertEqual(len(ctx.exception.differences), 1)
             self.assertIn("--no-resume", str(ctx.exception))
         # Nothing was rewritten by the refused runs.
-        self.assertEqual(
-            open(os.path.join(out, "results.json")).read(), before
-        )
+        self.assertEqual(open(os.path.join(out, "results.json")).read(), before)
         # resume=False starts over with the new settings.
         results = training.train(
             **{**kwargs, "noise_rate": 0.1, "resume": False}
