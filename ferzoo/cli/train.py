@@ -64,7 +64,11 @@ from ferzoo.cli import options
     help="Seed of initialisation, shuffling and augmentation.",
 )
 @click.option(
-    "--no-resume", is_flag=True, help="Start over even if the folder has a run."
+    "--no-resume",
+    is_flag=True,
+    help="Start over even if the folder has a run (its run files are "
+    "replaced). Without it, a folder with a run of other settings is an "
+    "error (exit 2).",
 )
 @click.option(
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
@@ -74,7 +78,9 @@ from ferzoo.cli import options
 @options.backend_option
 @options.json_option
 @options.verbose_option
-@options.handle_errors
+@options.handle_errors(
+    interrupted="interrupted; rerun the same command to resume"
+)
 def main(
     preset,
     data,
@@ -101,9 +107,11 @@ def main(
 
     Writes to --output-dir: best.keras and last.keras (atomic), history.csv,
     TensorBoard logs, results.json (test accuracy, macro-F1, noise
-    detection), the confusion matrix (PNG, JSON), and a preset
-    (config.json, metadata.json, model.weights.h5) for ferzoo-eval and
-    ferzoo-export. An interrupted run resumes in the same folder.
+    detection, skipped samples), the confusion matrix (PNG, JSON), and a
+    preset (config.json, metadata.json, model.weights.h5) for ferzoo-eval
+    and ferzoo-export. Rerunning the same command resumes an interrupted
+    run where an uninterrupted one would be (Ctrl-C exits 130); other
+    settings in the same folder are refused unless --no-resume.
 
     \b
     Examples:
@@ -152,6 +160,7 @@ def main(
         verbose=0 if as_json else "auto",
         classes=classes,
         val_fraction=val_fraction,
+        resume=not no_resume,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
 
@@ -172,9 +181,20 @@ def summary_text(results, output_dir):
         lines.append(
             f"test accuracy: {test['final']['accuracy']:.4f} (final), "
             f"{best}{test['last5_mean_accuracy']:.4f} "
-            "(mean of last 5 epochs)"
+            f"(mean of last {_epochs(test.get('last5_num_epochs', 5))})"
         )
         lines.append(f"test macro-F1: {test['final']['macro_f1']:.4f}")
+    skipped = {
+        split: entry["count"]
+        for split, entry in (results.get("skipped") or {}).items()
+        if entry["count"]
+    }
+    if skipped:
+        lines.append(
+            "skipped bad samples: "
+            + ", ".join(f"{n} in {split}" for split, n in skipped.items())
+            + " (listed in results.json)"
+        )
     noise = results.get("noise_detection")
     if noise and noise.get("roc_auc") is not None:
         lines.append(
@@ -189,6 +209,10 @@ def summary_text(results, output_dir):
                 "correct one)"
             )
     return "\n".join(lines)
+
+
+def _epochs(n):
+    return "epoch" if n == 1 else f"{n} epochs"
 
 
 if __name__ == "__main__":

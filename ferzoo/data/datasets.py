@@ -163,6 +163,7 @@ def make_dataset(
     seed=0,
     shuffle=None,
     drop_remainder=False,
+    epochs=None,
 ):
     """Batch images and labels into `({"images", "sample_ids"}, labels)`.
 
@@ -181,6 +182,11 @@ def make_dataset(
         seed: int. Shuffle and augmentation seed. Defaults to `0`.
         shuffle: bool or None. Defaults to `training`.
         drop_remainder: bool. Drop the last partial batch.
+        epochs: `(first, last)` or None. With `training=True`, the batches
+            of epochs `first` to `last - 1` back to back (iterate it once,
+            with `steps_per_epoch` batches per epoch); each epoch's order
+            and augmentation come from `(seed, epoch)` alone, so epoch `k`
+            is the same whether a run started at 0 or resumed at `k`.
 
     Returns:
         A `tf.data.Dataset`.
@@ -207,6 +213,17 @@ def make_dataset(
         )
     augmenter = Augmenter(augment)
     shuffle = training if shuffle is None else shuffle
+    if training and epochs is not None:
+        return _epoch_range_dataset(
+            images,
+            labels,
+            batch_size,
+            augmenter,
+            seed,
+            shuffle,
+            drop_remainder,
+            epochs,
+        )
     ids = np.arange(len(labels), dtype="int32")
     ds = tf.data.Dataset.from_tensor_slices(
         ({"images": images, "sample_ids": ids}, labels)
@@ -232,6 +249,40 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _epoch_range_dataset(
+    images, labels, batch_size, augmenter, seed, shuffle, drop_remainder, epochs
+):
+    """Epochs `first..last-1` back to back, each seeded by `(seed, epoch)`."""
+    first, last = (int(e) for e in epochs)
+    images = tf.constant(images)
+    labels = tf.constant(labels)
+    n = int(labels.shape[0])
+
+    def one_epoch(epoch):
+        key = tf.stack([tf.constant(int(seed), "int64"), epoch])
+        order = tf.range(n, dtype="int32")
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, key)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(
+            int(batch_size), drop_remainder=drop_remainder
+        )
+        steps = tf.data.Dataset.range(tf.int64.max)
+        keys = steps.map(
+            lambda step: tf.random.experimental.stateless_fold_in(key, step)
+        )
+        return tf.data.Dataset.zip(batches, keys)
+
+    def gather(ids, batch_key):
+        x = {"images": tf.gather(images, ids), "sample_ids": ids}
+        if augmenter.active:
+            x["images"] = augmenter.train(x["images"], batch_key)
+        return x, tf.gather(labels, ids)
+
+    ds = tf.data.Dataset.range(first, last).flat_map(one_epoch)
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def load_split(
     data,
     split="train",
@@ -248,6 +299,7 @@ def load_split(
     training=None,
     subset_seed=0,
     classes=None,
+    epochs=None,
 ):
     """Load a split of a data set as a tf.data pipeline plus its info.
 
@@ -279,6 +331,7 @@ def load_split(
         classes: list of str, or None. The class order of `imagefolder`
             (default: the train split's class folders, for every split)
             or `rafdb` data (default: RAF-DB's order).
+        epochs: `(first, last)` or None. See `make_dataset`.
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` (with `ferzoo_info` set)
@@ -305,6 +358,7 @@ def load_split(
         training=training,
         augment=augment,
         seed=seed,
+        epochs=epochs,
     )
     ds.ferzoo_info = info
     return ds, info
@@ -403,6 +457,7 @@ def load_training_splits(
     limit_per_class=None,
     subset_seed=0,
     classes=None,
+    epochs=None,
 ):
     """Load the training split and a validation split to select on.
 
@@ -424,8 +479,9 @@ def load_training_splits(
         val_seed: int. Seed of the hold-out. Defaults to `0`.
         image_size, batch_size, noise_rate, noise_type, noise_seed,
         noise_file, augment, seed, on_error, limit_per_class,
-        subset_seed, classes: as in `load_split` (noise, augmentation,
-            `limit_per_class` apply to the training split).
+        subset_seed, classes, epochs: as in `load_split` (noise,
+            augmentation, `limit_per_class`, `epochs` apply to the training
+            split).
 
     Returns:
         A `TrainingSplits`.
@@ -495,6 +551,7 @@ def load_training_splits(
         training=True,
         augment=augment,
         seed=seed,
+        epochs=epochs,
     )
     train.ferzoo_info = info
     return TrainingSplits(train, info, val, val_info, selection)
