@@ -78,13 +78,9 @@ class FaceLandmark68Backbone(Backbone):
         )(inputs)
         for i, filters in enumerate(FACE_LANDMARK68_FILTERS):
             x = _dense_block(x, filters, f"dense{i}", dtype, first=i == 0)
-        super().__init__(
-            inputs=inputs,
-            outputs=x,
-            dtype=dtype,
-            trainable=trainable,
-            **kwargs,
-        )
+        super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
+        # Set after the graph exists, so the flag reaches every layer.
+        self.trainable = bool(trainable)
 
         # === Config ===
         self.image_shape = image_shape
