@@ -67,17 +67,19 @@ class DlibResNetBackbone(Backbone):
             accepts inputs down to 55 px. Defaults to `True`.
         weights_preset: str or None. A backbone preset (built-in name or
             folder) whose `model.weights.h5` is loaded once the graph is
-            built, like `weights="imagenet"` in `keras.applications`. It
-            lets method presets share the converted weights of
-            `dlib_resnet29` instead of copying them. Defaults to `None`
-            (random weights).
+            built, like `weights="imagenet"` in `keras.applications`; the
+            convs fit any input size. It lets method presets share the
+            converted weights of `dlib_resnet29` instead of copying them,
+            and gives pretrained weights at another `image_shape`
+            (`from_preset` with an `image_shape` override loads none).
+            Defaults to `None` (random weights).
         dtype: string or `keras.DTypePolicy`. Defaults to the global
             policy.
 
     Example:
     >>> import numpy as np
     >>> backbone = ferzoo.backbones.DlibResNetBackbone(
-    ...     image_shape=(112, 112, 3))
+    ...     image_shape=(112, 112, 3), weights_preset="dlib_resnet29")
     >>> tuple(backbone(np.zeros((1, 112, 112, 3), "uint8")).shape)
     (1, 1, 1, 256)
     >>> pretrained = ferzoo.backbones.DlibResNetBackbone.from_preset(
