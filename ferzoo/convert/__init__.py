@@ -4,9 +4,11 @@
 ResNet and SE-ResNet, Cadene's SE-ResNet, insightface IR / IR-SE,
 MobileFaceNet) into a backbone preset folder; `convert_state_dict` does
 the mapping on a dict of NumPy arrays, without torch. The `ferzoo-convert`
-command wraps them.
+command wraps them. `read_tfjs_weights` reads a TF.js weights manifest
+and its shards (face-api's nets, `scripts/convert_faceapi.py`).
 """
 
+from ferzoo.convert.tfjs import read_tfjs_weights
 from ferzoo.convert.torch_checkpoints import LAYOUTS
 from ferzoo.convert.torch_checkpoints import ConversionError
 from ferzoo.convert.torch_checkpoints import convert_checkpoint
@@ -23,4 +25,5 @@ __all__ = [
     "detect_layout",
     "find_state_dict",
     "load_checkpoint",
+    "read_tfjs_weights",
 ]
