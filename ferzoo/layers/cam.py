@@ -41,7 +41,10 @@ class FlipClassActivationMaps(keras.layers.Layer):
     mirrors the second half back, so both maps are in the frame of `x`.
     For a model that is exactly flip-equivariant the two outputs are
     equal; their difference is the attention-consistency error. The layer
-    has no weights: the kernel is the classifier's, passed at call time.
+    has no weights: the kernel is the classifier's, passed at call time,
+    and no gradient flows back into it (as EAC builds its maps from
+    `fc.weight.data`): a loss on the maps trains the features, never the
+    classifier, so it cannot be lowered by shrinking the head.
 
     Example:
     >>> import numpy as np
@@ -54,7 +57,7 @@ class FlipClassActivationMaps(keras.layers.Layer):
     """
 
     def call(self, features, kernel):
-        maps = class_activation_maps(features, kernel)
+        maps = class_activation_maps(features, ops.stop_gradient(kernel))
         maps, flipped = ops.split(maps, 2, axis=0)
         return maps, flip_horizontal(flipped)
 

@@ -6,6 +6,7 @@ from ferzoo.layers import FlipClassActivationMaps
 from ferzoo.layers.cam import class_activation_maps
 from ferzoo.layers.cam import with_flipped
 from tests.test_case import TestCase
+from tests.test_case import gradients
 
 
 def numpy_cam(features, kernel):
@@ -59,6 +60,20 @@ class CAMTest(TestCase):
         self.assertAllClose(
             maps, numpy_cam(self.features, self.kernel), atol=1e-5
         )
+
+    def test_maps_train_features_not_the_kernel(self):
+        # As EAC (maps from `fc.weight.data`): a loss on the maps has no
+        # gradient for the classifier kernel, only for the features.
+        layer = FlipClassActivationMaps()
+        both = np.concatenate([self.features, self.features[:, ::-1]], 0)
+
+        def loss(features, kernel):
+            maps, back = layer(features, kernel)
+            return ops.mean(ops.square(maps - back))
+
+        d_features, d_kernel = gradients(loss, both, self.kernel)
+        np.testing.assert_array_equal(d_kernel, 0.0)
+        self.assertGreater(np.abs(d_features).max(), 1e-3)
 
     def test_with_flipped_and_symbolic_shape(self):
         images = np.arange(2 * 3 * 4 * 3, dtype="float32").reshape(2, 3, 4, 3)
