@@ -5,7 +5,7 @@ from keras import ops
 
 from ferzoo import losses
 from ferzoo.layers.cam import FlipClassActivationMaps
-from ferzoo.layers.cam import with_flipped
+from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.noisy_label_classifier import weighted_mean
 
@@ -19,9 +19,10 @@ class AFCN(NoisyLabelClassifier):
     in the cross-entropy and is spread by SCN's rank regularization. After
     `warmup_epochs`, low-certainty samples whose top probability beats the
     given label's by `relabel_margin` are relabelled; the label persists
-    in `label_table`. Class activation maps of `x` and of `flip(x)` (one
-    concatenated pass, flipped back) are fused by averaging, and each map
-    is pulled toward the fused map. The clean score is alpha.
+    in `label_table`. Class activation maps of `x` and of `flip(x)` (two
+    forward passes as in EAC's code, flipped back) are fused by
+    averaging, and each map is pulled toward the fused map. The clean
+    score is alpha.
 
     Args:
         backbone: `ferzoo.backbones.Backbone`. The feature extractor.
@@ -140,25 +141,16 @@ class AFCN(NoisyLabelClassifier):
         self.add_label_table()
 
     def call(self, inputs, training=False):
-        images, ids = self.unpack_inputs(inputs)
-        paired = bool(training) or ids is not None
-        images = ops.cast(images, self.backbone.compute_dtype)
-        if paired:
-            images = with_flipped(images)
-        features = self.backbone(images, training=training)
-        pooled = self.pool(features)
-        if paired:
-            pooled = ops.split(pooled, 2, axis=0)[0]
-        pooled = self.dropout_layer(pooled, training=training)
-        out = {
-            "logits": ops.cast(self.classifier(pooled), "float32"),
-            "importance": ops.cast(self.importance(pooled), "float32")[:, 0],
-        }
-        if paired:
-            out["cam"], out["cam_flipped"] = self.cam(
-                features, self.classifier.kernel
-            )
-        return out
+        def head(pooled):
+            pooled = self.dropout_layer(pooled, training=training)
+            return {
+                "logits": ops.cast(self.classifier(pooled), "float32"),
+                "importance": ops.cast(self.importance(pooled), "float32")[
+                    :, 0
+                ],
+            }
+
+        return flip_attention_forward(self, inputs, training, head)
 
     def certainty(self, y_pred):
         """alpha = (1 - w) alpha_head + w (1 - H(p) / log C)."""

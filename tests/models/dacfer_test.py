@@ -5,7 +5,6 @@ from keras import ops
 
 from ferzoo.data import make_synthetic_faces
 from ferzoo.data import symmetric_noise
-from ferzoo.layers.cam import with_flipped
 from ferzoo.models import DacFER
 from tests.test_case import MethodTestCase
 from tests.test_case import tiny_backbone
@@ -62,21 +61,25 @@ class DacFERTest(MethodTestCase):
         model = DacFER(**self.kwargs, consistency_weight=0.7)
         x, y = self.data
         y_pred = model(x, training=True)
-        # The CAMs are those of the attended features of [x; flip(x)].
-        features = model.channel_attention(
-            model.backbone(with_flipped(x["images"]), training=True)
+        # The CAMs are those of the attended features of x and of flip(x),
+        # each its own forward pass (batch-norm statistics per view).
+        views = (x["images"], x["images"][:, :, ::-1])
+        features, flipped = (
+            ops.convert_to_numpy(
+                model.channel_attention(model.backbone(v, training=True))
+            ).astype("float64")
+            for v in views
         )
-        features = ops.convert_to_numpy(features).astype("float64")
         kernel = model.classifier.kernel.numpy()
-        cams = np.einsum("bhwc,ck->bhwk", features, kernel)
-        cam, cam_flip = cams[:16], cams[16:, :, ::-1]
+        cam = np.einsum("bhwc,ck->bhwk", features, kernel)
+        cam_flip = np.einsum("bhwc,ck->bhwk", flipped, kernel)[:, :, ::-1]
         np.testing.assert_allclose(
             ops.convert_to_numpy(y_pred["cam"]), cam, atol=1e-4
         )
         np.testing.assert_allclose(
             ops.convert_to_numpy(y_pred["cam_flipped"]), cam_flip, atol=1e-4
         )
-        logits = features[:16].mean((1, 2)) @ kernel
+        logits = features.mean((1, 2)) @ kernel
         logits += model.classifier.bias.numpy()
         np.testing.assert_allclose(
             ops.convert_to_numpy(y_pred["logits"]), logits, atol=1e-4
