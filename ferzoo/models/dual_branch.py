@@ -23,7 +23,9 @@ class DualBranch(NoisyLabelClassifier):
     pooling, Average Expression Anchoring, classifier). The auxiliary
     branch gives each sample's label distribution and learns by CE weighted
     by the clean probability w; the target branch (the prediction) learns
-    by KL divergence to `w * label_dist + (1 - w) * class_dist[label]`.
+    by KL divergence to `w * class_dist[label] + (1 - w) * label_dist`
+    (Ada-DF's direction: a sample the mixture calls clean is pulled to
+    its label's class distribution, a noisy one to its own prediction).
     `compute_loss` writes each sample's cosine similarity of the auxiliary
     prediction and its label, the prediction and the label into tables;
     at the epoch's end a callback fits a two-component beta mixture (EM,
@@ -231,10 +233,12 @@ class DualBranch(NoisyLabelClassifier):
         w = ops.ones_like(similarity)
         if ids is not None:
             w = ops.where(self.after_warmup(), self.clean_table.gather(ids), w)
-        # Eq. 7-9: fused target of the target branch.
+        # Eq. 7-9: fused target of the target branch, as Ada-DF: the class
+        # distribution of the label where clean, the own prediction where
+        # noisy.
         class_dist = ops.take(self.class_distribution, labels, axis=0)
         fused = ops.stop_gradient(
-            w[:, None] * label_dist + (1.0 - w[:, None]) * class_dist
+            w[:, None] * class_dist + (1.0 - w[:, None]) * label_dist
         )
         # Eq. 10: auxiliary CE weighted by w.
         ce = weighted_mean(

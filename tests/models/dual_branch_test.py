@@ -66,7 +66,8 @@ class DualBranchTest(MethodTestCase):
         p_tgt = numpy_softmax(ops.convert_to_numpy(y_pred["logits"]))
         rows = np.arange(16)
         sim = p_aux[rows, y] / np.linalg.norm(p_aux, axis=1)
-        fused = w[:, None] * p_aux + (1 - w[:, None]) * class_dist[y]
+        # Ada-DF's direction: clean -> class distribution of the label.
+        fused = w[:, None] * class_dist[y] + (1 - w[:, None]) * p_aux
         ce = np.mean(w * -np.log(p_aux[rows, y]))
         kld = np.mean(np.sum(fused * (np.log(fused) - np.log(p_tgt)), 1))
         mu1 = np.exp(-((1 - 3 / 5) ** 2))
