@@ -144,7 +144,6 @@ class TestCase(parameterized.TestCase):
             )
 
 
-
 def table_values(model):
     """`{name: numpy array}` of every per-sample table of `model`."""
     from ferzoo.layers import SampleTable
@@ -163,20 +162,27 @@ class MethodTestCase(TestCase):
         self, cls, init_kwargs, train_data, expected_output_shape
     ):
         x, y = train_data
-        model = cls(**init_kwargs)
-        self.assertEqual(model.warmup_epochs, init_kwargs["warmup_epochs"])
+        # Acting from the 3rd epoch: the 1st is inside the warm-up.
+        model = cls(**{**init_kwargs, "warmup_epochs": 3})
         with self.assertRaisesRegex(ValueError, "loss"):
             model.compile(loss="sparse_categorical_crossentropy")
         model.compile()
         before = table_values(model)
         self.assertNotEmpty(before, "methods keep per-sample tables")
-        # Epoch 0 is inside the warm-up: relabel tables must not move.
+        # The 1st epoch is inside the warm-up: relabel tables must not move.
         h1 = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
         during = table_values(model)
         for name in getattr(model, "warmup_tables", ()):
             np.testing.assert_array_equal(before[name], during[name], name)
-        h2 = model.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, verbose=0)
-        self.assertEqual(int(ops.convert_to_numpy(model.epoch)), 1)
+        h2 = model.fit(x, y, batch_size=8, epochs=3, initial_epoch=1, verbose=0)
+        self.assertEqual(int(ops.convert_to_numpy(model.epoch)), 2)
+        # After the warm-up they move.
+        after_warmup = table_values(model)
+        for name in getattr(model, "warmup_tables", ()):
+            self.assertTrue(
+                (before[name] != after_warmup[name]).any(),
+                f"{name} did not move after the warm-up",
+            )
         for history in (h1.history, h2.history):
             self.assertTrue(np.isfinite(history["loss"]).all(), history)
             for term in model.loss_terms:

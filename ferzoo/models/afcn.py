@@ -16,21 +16,21 @@ class AFCN(NoisyLabelClassifier):
 
     A FC + sigmoid head gives each sample a certainty alpha (optionally
     blended with the normalised prediction entropy) that scales its logits
-    in the cross-entropy and is spread by SCN's rank regularization. After
-    `warmup_epochs`, low-certainty samples whose top probability beats the
-    given label's by `relabel_margin` are relabelled; the label persists
-    in `label_table`. Class activation maps of `x` and of `flip(x)` (two
-    forward passes as in EAC's code, flipped back) are fused by
-    averaging, and each map is pulled toward the fused map. The clean
-    score is alpha.
+    in the cross-entropy and is spread by SCN's rank regularization. From
+    epoch `warmup_epochs` on (counted from 1), low-certainty samples whose
+    top probability beats the given label's by `relabel_margin` are
+    relabelled; the label persists in `label_table`. Class activation
+    maps of `x` and of `flip(x)` (two forward passes as in EAC's code,
+    flipped back) are fused by averaging, and each map is pulled toward
+    the fused map. The clean score is alpha.
 
     Args:
         backbone: `ferzoo.backbones.Backbone`. The feature extractor.
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Training samples (table rows). Defaults
             to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before label correction. Defaults to
-            `10`.
+        warmup_epochs: int. The epoch (counted from 1) from which labels
+            are corrected, as SCN's `relabel_epoch`. Defaults to `10`.
         dropout: float. Dropout before both heads. Defaults to `0.0`.
         high_fraction: float. Fraction of a batch in the high-certainty
             group. Defaults to `0.7`.

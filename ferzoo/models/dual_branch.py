@@ -45,9 +45,11 @@ class DualBranch(NoisyLabelClassifier):
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Training samples (table rows). Defaults
             to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before the first BMM fit and mining (w
-            is 1 and class distributions the threshold ones until then).
-            Defaults to `0`.
+        warmup_epochs: int. The epoch (from 1) whose loss first uses
+            the BMM clean probability and mined class distributions; they
+            are fitted at the end of the epoch before it (w is 1 and the
+            class distributions the threshold ones until then). Defaults
+            to `0` (fitted after every epoch).
         dropout: float. Dropout before both classifiers. Defaults to `0.0`.
         threshold: float. Class-distribution threshold t. Defaults to
             `0.7`.
@@ -264,7 +266,8 @@ class DualBranch(NoisyLabelClassifier):
 
     def end_epoch(self, epoch):
         """Fit the BMM and mine class distributions (host side, NumPy)."""
-        if epoch < self.warmup_epochs or self.score_table is None:
+        # Fit for the next epoch only if that epoch acts.
+        if not self.acts_in(epoch + 1) or self.score_table is None:
             return
         state = epoch_end_state(
             self.similarity_table.numpy(),

@@ -39,8 +39,8 @@ class DWMCA(NoisyLabelClassifier):
             (MobileFaceNet); images are resized to its input size.
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Table rows. Defaults to `None`.
-        warmup_epochs: int. Epochs before `label_table` is written.
-            Defaults to `0`.
+        warmup_epochs: int. The epoch (counted from 1) from which
+            `label_table` is written. Defaults to `0`.
         dropout: float. Dropout before the primary classifier. Defaults
             to `0.0`.
         token_dim: int. Width D of the tokens of both streams. Defaults

@@ -36,8 +36,11 @@ class NoisyLabelClassifier(keras.Model):
         num_classes: int. Number of expression classes. Defaults to `7`.
         num_samples: int or None. Number of training samples (rows of the
             per-sample tables). Defaults to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before a method starts to act on its
-            per-sample state (relabeling, reweighting). Defaults to `0`.
+        warmup_epochs: int. The epoch, counted from 1, from which a
+            method acts on its per-sample state (relabeling, reweighting),
+            as SCN's official loop counts its `relabel_epoch`: `10` gives
+            9 warm-up epochs and acts from the 10th; `0` and `1` act from
+            the first epoch. Defaults to `0`.
         dropout: float. Dropout rate before the classifier. Defaults to
             `0.0`.
     """
@@ -231,8 +234,17 @@ class NoisyLabelClassifier(keras.Model):
         return total
 
     def after_warmup(self):
-        """A boolean tensor: the warm-up is over."""
-        return ops.greater_equal(self.epoch, self.warmup_epochs)
+        """A boolean tensor: the current epoch acts (see `acts_in`)."""
+        return ops.greater_equal(self.epoch + 1, self.warmup_epochs)
+
+    def acts_in(self, epoch):
+        """Whether the 0-based `epoch` is past the warm-up.
+
+        The `epoch` variable counts from 0 (Keras' numbering); the method
+        acts from epoch number `warmup_epochs` counted from 1, i.e. from
+        0-based epoch `warmup_epochs - 1`.
+        """
+        return epoch + 1 >= self.warmup_epochs
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True

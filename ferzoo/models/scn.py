@@ -13,7 +13,8 @@ class SCN(NoisyLabelClassifier):
     An FC + sigmoid head gives each sample an importance weight alpha
     that scales its logits (logit-weighted cross-entropy). Rank
     regularization keeps the mean weight of the top `high_fraction` of a
-    batch `rank_margin` above the rest. After `warmup_epochs`, a sample of
+    batch `rank_margin` above the rest. From epoch `warmup_epochs` on
+    (counted from 1, as SCN's official loop), a sample of
     the low-importance group whose max probability beats the probability
     of its label by `relabel_margin` is relabelled to the argmax; the new
     label is kept in `label_table` (indexed by `sample_ids`), saved with the
@@ -24,8 +25,9 @@ class SCN(NoisyLabelClassifier):
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Training samples (table rows). Defaults
             to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before relabeling starts. Defaults to
-            `10` (the paper).
+        warmup_epochs: int. The epoch (counted from 1) from which samples
+            are relabelled, as the official loop's `relabel_epoch`.
+            Defaults to `10` (the paper: 9 epochs of warm-up).
         dropout: float. Dropout before both heads. Defaults to `0.0`.
         high_fraction: float. Fraction of a batch in the high-importance
             group. Defaults to `0.7`.

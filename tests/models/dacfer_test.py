@@ -52,9 +52,7 @@ class DacFERTest(MethodTestCase):
         self.data = tiny_batch(16, size=32)
 
     def test_method_basics(self):
-        model = self.run_method_test(
-            DacFER, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
-        )
+        model = self.run_method_test(DacFER, self.kwargs, self.data, (16, 7))
         self.assertTrue((model.clean_scores() < 0).all())
 
     def test_loss_terms_match_numpy(self):

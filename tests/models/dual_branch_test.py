@@ -44,7 +44,7 @@ class DualBranchTest(MethodTestCase):
 
     def test_method_basics(self):
         model = self.run_method_test(
-            DualBranch, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
+            DualBranch, self.kwargs, self.data, (16, 7)
         )
         # The scores are the BMM posteriors written at the last epoch end.
         np.testing.assert_array_equal(

@@ -52,9 +52,7 @@ class DWMCATest(MethodTestCase):
         self.data = tiny_batch(16, size=16)
 
     def test_method_basics(self):
-        self.run_method_test(
-            DWMCA, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
-        )
+        self.run_method_test(DWMCA, self.kwargs, self.data, (16, 7))
 
     def test_attention_is_per_sample_and_fused_sums_to_one(self):
         model = DWMCA(**self.kwargs)

@@ -28,9 +28,9 @@ class SCNTest(MethodTestCase):
         self.data = tiny_batch(16, size=32)
 
     def test_method_basics(self):
-        self.run_method_test(
-            SCN, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
-        )
+        # A zero margin makes a relabel after the warm-up near certain.
+        kwargs = {**self.kwargs, "relabel_margin": 0.0}
+        self.run_method_test(SCN, kwargs, self.data, (16, 7))
 
     def test_rank_regularization_matches_numpy(self):
         rng = np.random.default_rng(1)
@@ -81,6 +81,25 @@ class SCNTest(MethodTestCase):
         ids = ops.convert_to_tensor(x["sample_ids"])
         current = ops.convert_to_numpy(model.current_labels(ids, y))
         np.testing.assert_array_equal(current, np.where(table >= 0, table, y))
+
+    def test_relabelling_starts_in_the_warmup_epochs_th_epoch(self):
+        # The official loop: `for i in range(1, epochs + 1)`, relabel when
+        # `i >= relabel_epoch` (10). So the 9th epoch keeps the labels and
+        # the 10th relabels. Keras counts epochs from 0.
+        x, y = self.data
+        for epoch_number, relabels in ((9, False), (10, True)):
+            model = SCN(**self.kwargs, warmup_epochs=10, relabel_margin=0.0)
+            model.fit(
+                x,
+                y,
+                batch_size=16,
+                epochs=epoch_number,
+                initial_epoch=epoch_number - 1,
+                verbose=0,
+            )
+            self.assertEqual(
+                bool((model.relabels() >= 0).any()), relabels, epoch_number
+            )
 
     def test_fit_sizes_the_tables_from_the_data(self):
         x, y = self.data
