@@ -13,6 +13,7 @@ from ferzoo.models.noisy_label_classifier import given_probability
 from ferzoo.models.noisy_label_classifier import weighted_mean
 
 SCHEDULES = ("paper", "ada_df")
+FUSED_TARGETS = ("ada_df", "reversed")
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -57,6 +58,11 @@ class DualBranch(NoisyLabelClassifier):
         schedule: str. `"paper"`: the ramp-up of mu2 is
             `exp(-(1 - beta / e) ** 2)`; `"ada_df"`: `exp(-(1 - e / beta)
             ** 2)` (Ada-DF's code). Defaults to `"paper"`.
+        fused_target: str. `"ada_df"`: `w * class_dist[y] + (1 - w) *
+            label_dist` (Ada-DF's direction); `"reversed"`: `w *
+            label_dist + (1 - w) * class_dist[y]` (ferzoo's earlier
+            target, better in a short synthetic run, see
+            `docs/methods/dual_branch.md`). Defaults to `"ada_df"`.
         branch_filters: int or None. Filters of each branch's 3x3 conv
             block; `None` uses the backbone's width, `0` gives no block.
             Defaults to `None`.
@@ -70,6 +76,7 @@ class DualBranch(NoisyLabelClassifier):
         distributions -> `threshold` (t). Eq. 9 fused target. Eq. 10
         L1 = w * CE; Eq. 11 L = mu1 L1 + mu2 KLD; Eq. 12-13 ->
         `ramp_epochs` (beta), `schedule`; e is the 1-based epoch.
+        Eq. 9 direction -> `fused_target`.
 
     Example:
     >>> backbone = ferzoo.backbones.SmallCNNBackbone(
@@ -98,6 +105,7 @@ class DualBranch(NoisyLabelClassifier):
         threshold=0.7,
         ramp_epochs=3,
         schedule="paper",
+        fused_target="ada_df",
         branch_filters=None,
         anchor_momentum=0.99,
         **kwargs,
@@ -111,6 +119,12 @@ class DualBranch(NoisyLabelClassifier):
                 "a positive int",
             ),
             ("schedule", schedule, schedule in SCHEDULES, f"in {SCHEDULES}"),
+            (
+                "fused_target",
+                fused_target,
+                fused_target in FUSED_TARGETS,
+                f"in {FUSED_TARGETS}",
+            ),
             (
                 "branch_filters",
                 branch_filters,
@@ -126,6 +140,7 @@ class DualBranch(NoisyLabelClassifier):
         self.threshold = float(threshold)
         self.ramp_epochs = ramp_epochs
         self.schedule = schedule
+        self.fused_target = fused_target
         self.branch_filters = branch_filters
         self.anchor_momentum = float(anchor_momentum)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
@@ -239,8 +254,11 @@ class DualBranch(NoisyLabelClassifier):
         # distribution of the label where clean, the own prediction where
         # noisy.
         class_dist = ops.take(self.class_distribution, labels, axis=0)
+        clean_part, noisy_part = class_dist, label_dist
+        if self.fused_target == "reversed":
+            clean_part, noisy_part = label_dist, class_dist
         fused = ops.stop_gradient(
-            w[:, None] * class_dist + (1.0 - w[:, None]) * label_dist
+            w[:, None] * clean_part + (1.0 - w[:, None]) * noisy_part
         )
         # Eq. 10: auxiliary CE weighted by w.
         ce = weighted_mean(
@@ -292,6 +310,7 @@ class DualBranch(NoisyLabelClassifier):
                 "threshold": self.threshold,
                 "ramp_epochs": self.ramp_epochs,
                 "schedule": self.schedule,
+                "fused_target": self.fused_target,
                 "branch_filters": self.branch_filters,
                 "anchor_momentum": self.anchor_momentum,
             }

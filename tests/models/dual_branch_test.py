@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+from absl.testing import parameterized
 from keras import ops
 
 from ferzoo.data.noise import symmetric_noise
@@ -51,8 +52,14 @@ class DualBranchTest(MethodTestCase):
             model.clean_scores(), model.clean_table.numpy()
         )
 
-    def test_loss_terms_match_numpy(self):
-        model = DualBranch(**self.kwargs, warmup_epochs=0, dropout=0.0)
+    @parameterized.parameters("ada_df", "reversed")
+    def test_loss_terms_match_numpy(self, fused_target):
+        model = DualBranch(
+            **self.kwargs,
+            warmup_epochs=0,
+            dropout=0.0,
+            fused_target=fused_target,
+        )
         x, y = self.data
         rng = np.random.default_rng(3)
         w = rng.uniform(size=16).astype("float32")
@@ -68,6 +75,8 @@ class DualBranchTest(MethodTestCase):
         sim = p_aux[rows, y] / np.linalg.norm(p_aux, axis=1)
         # Ada-DF's direction: clean -> class distribution of the label.
         fused = w[:, None] * class_dist[y] + (1 - w[:, None]) * p_aux
+        if fused_target == "reversed":
+            fused = w[:, None] * p_aux + (1 - w[:, None]) * class_dist[y]
         ce = np.mean(w * -np.log(p_aux[rows, y]))
         kld = np.mean(np.sum(fused * (np.log(fused) - np.log(p_tgt)), 1))
         mu1 = np.exp(-((1 - 3 / 5) ** 2))
@@ -173,6 +182,8 @@ class DualBranchTest(MethodTestCase):
             DualBranch(**self.kwargs, threshold=1.5)
         with self.assertRaisesRegex(ValueError, "schedule"):
             DualBranch(**self.kwargs, schedule="cosine")
+        with self.assertRaisesRegex(ValueError, "fused_target"):
+            DualBranch(**self.kwargs, fused_target="mean")
 
     @pytest.mark.large
     def test_round_trips(self):
