@@ -188,11 +188,29 @@ class MethodTestCase(TestCase):
             for term in model.loss_terms:
                 self.assertIn(f"loss_{term}", history)
                 self.assertTrue(np.isfinite(history[f"loss_{term}"]).all())
-        # evaluate() never writes tables.
+        # evaluate() neither reads nor writes the tables: a val split
+        # larger than the training split (ids past `num_samples`) works,
+        # and its loss is the loss of the same model with fresh tables.
         after_fit = table_values(model)
-        model.evaluate(x, y, batch_size=8, verbose=0)
+        val_x = {
+            "images": np.concatenate([x["images"], x["images"][::-1]]),
+            "sample_ids": np.arange(2 * len(y), dtype="int32"),
+        }
+        val_y = np.concatenate([y, y[::-1]])
+        val_loss = model.evaluate(val_x, val_y, batch_size=8, verbose=0)[0]
         for name, value in table_values(model).items():
             np.testing.assert_array_equal(after_fit[name], value, name)
+        tables = {
+            layer.name: layer
+            for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, ferzoo.layers.SampleTable)
+        }
+        for table in tables.values():
+            table.reset()
+        fresh_loss = model.evaluate(val_x, val_y, batch_size=8, verbose=0)[0]
+        self.assertAllClose(val_loss, fresh_loss, atol=1e-6, rtol=1e-6)
+        for name, table in tables.items():
+            table.table.assign(after_fit[name])
         # Every sample got a finite clean score.
         scores = model.clean_scores()
         self.assertEqual(scores.shape, (len(y),))

@@ -166,8 +166,8 @@ class AFCN(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
-        labels = self.current_labels(ids, y)
+        ids = self.sample_ids(x, training)
+        labels = self.current_labels(ids, y, training)
         logits = y_pred["logits"]
         # 3.2 sample certainty, 2.2 weighted CE on alpha * logits.
         alpha = self.certainty(y_pred)

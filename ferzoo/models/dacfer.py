@@ -124,7 +124,7 @@ class DacFER(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         # L_s: softmax cross-entropy on the logits of x.
         ce = weighted_mean(

@@ -238,7 +238,7 @@ class DualBranch(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         aux_logits = y_pred["aux_logits"]
         label_dist = ops.softmax(aux_logits)
@@ -246,9 +246,10 @@ class DualBranch(NoisyLabelClassifier):
         similarity = given_probability(label_dist, labels) / ops.maximum(
             ops.norm(label_dist, axis=1), 1e-12
         )
-        # Eq. 6: clean probability w from the last epoch's BMM fit.
+        # Eq. 6: clean probability w from the last epoch's BMM fit
+        # (training batches only; evaluation weighs every sample by 1).
         w = ops.ones_like(similarity)
-        if ids is not None:
+        if training and ids is not None:
             w = ops.where(self.after_warmup(), self.clean_table.gather(ids), w)
         # Eq. 7-9: fused target of the target branch, as Ada-DF: the class
         # distribution of the label where clean, the own prediction where

@@ -232,7 +232,7 @@ class DWMCA(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         final = y_pred["final"]
         given = given_probability(final, labels)

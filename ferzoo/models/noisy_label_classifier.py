@@ -27,7 +27,9 @@ class NoisyLabelClassifier(keras.Model):
     returns a dict with `"logits"` and the method's extras; `predict`
     returns class probabilities. `compute_loss` (called by the train step
     of every backend) holds the method's whole loss, logs each term as a
-    `loss_<term>` metric and writes per-sample tables only when training.
+    `loss_<term>` metric, and reads and writes per-sample tables only
+    when training: the `sample_ids` of validation and test batches index
+    their own split, so evaluation never touches the tables.
     Per-sample tables need `num_samples`; when it is `None`, `fit` infers
     it from the data before training.
 
@@ -144,10 +146,18 @@ class NoisyLabelClassifier(keras.Model):
             name="label_table",
         )
 
-    def current_labels(self, sample_ids, y):
-        """Labels to train on: `label_table` where set, else `y`."""
+    def current_labels(self, sample_ids, y, training=True):
+        """Labels to train on: `label_table` where set, else `y`.
+
+        Only training batches read the table: evaluation batches (whose
+        `sample_ids` index another split) keep their own labels.
+        """
         labels = ops.cast(y, "int32")
-        if sample_ids is None or getattr(self, "label_table", None) is None:
+        if (
+            not training
+            or sample_ids is None
+            or getattr(self, "label_table", None) is None
+        ):
             return labels
         stored = self.label_table.gather(sample_ids)
         return ops.where(stored >= 0, stored, labels)
@@ -204,10 +214,11 @@ class NoisyLabelClassifier(keras.Model):
         return {"logits": self.classify(pooled, training=training)}
 
     # --- Loss helpers ------------------------------------------------
-    def sample_ids(self, x, required=None):
-        """The batch's `sample_ids`, checked against the tables."""
+    def sample_ids(self, x, training=True):
+        """The batch's `sample_ids`; a training batch of a model with
+        per-sample tables must have them."""
         _, ids = self.unpack_inputs(x)
-        needed = self.score_table is not None if required is None else required
+        needed = training and self.score_table is not None
         if ids is None and needed:
             raise ValueError(
                 f"{type(self).__name__} keeps per-sample tables, so training "
@@ -250,7 +261,7 @@ class NoisyLabelClassifier(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         """Cross-entropy on the given labels (the Baseline's loss)."""
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         logits = y_pred["logits"]
         ce = keras.losses.sparse_categorical_crossentropy(

@@ -127,8 +127,8 @@ class SCN(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
-        labels = self.current_labels(ids, y)
+        ids = self.sample_ids(x, training)
+        labels = self.current_labels(ids, y, training)
         alpha = y_pred["importance"]
         weighted_logits = alpha[:, None] * y_pred["logits"]
         # Eq. 2: logit-weighted cross-entropy.
