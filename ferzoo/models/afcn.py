@@ -8,6 +8,9 @@ from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.noisy_label_classifier import weighted_mean
+from ferzoo.models.scn import check_self_cure_args
+from ferzoo.models.scn import importance_head
+from ferzoo.models.scn import relabel_step
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -98,17 +101,13 @@ class AFCN(NoisyLabelClassifier):
         entropy_weight=0.0,
         **kwargs,
     ):
+        check_self_cure_args(high_fraction, rank_margin, relabel_margin)
+        if not 0 <= entropy_weight <= 1:
+            raise ValueError(
+                "`entropy_weight` must be in [0, 1]. Received: "
+                f"entropy_weight={entropy_weight}"
+            )
         for arg, value in (
-            ("high_fraction", high_fraction),
-            ("entropy_weight", entropy_weight),
-        ):
-            if not 0 <= value <= 1:
-                raise ValueError(
-                    f"`{arg}` must be in [0, 1]. Received: {arg}={value}"
-                )
-        for arg, value in (
-            ("rank_margin", rank_margin),
-            ("relabel_margin", relabel_margin),
             ("rank_weight", rank_weight),
             ("consistency_weight", consistency_weight),
         ):
@@ -126,12 +125,7 @@ class AFCN(NoisyLabelClassifier):
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
         # === Layers ===
-        self.importance = keras.layers.Dense(
-            1,
-            activation="sigmoid",
-            dtype=backbone.dtype_policy,
-            name="importance",
-        )
+        self.importance = importance_head(backbone)
         self.cam = FlipClassActivationMaps(name="cam")
         self.build_model()
 
@@ -179,17 +173,11 @@ class AFCN(NoisyLabelClassifier):
             alpha, self.high_fraction, self.rank_margin
         )
         # 3.3 label correction of low-certainty samples after the warm-up.
-        if training and ids is not None:
-            # On the certainty-weighted logits, as SCN: a low certainty
-            # flattens p, so only a confident prediction relabels.
-            new_labels, changed = losses.relabel(
-                ops.softmax(ops.stop_gradient(alpha[:, None] * logits)),
-                labels,
-                self.relabel_margin,
-                low_group,
-            )
-            changed = ops.logical_and(changed, self.after_warmup())
-            self.write_labels(ids, new_labels, changed)
+        # On the certainty-weighted logits, as SCN: a low certainty
+        # flattens p, so only a confident prediction relabels.
+        relabel_step(
+            self, ids, labels, alpha[:, None] * logits, low_group, training
+        )
         # 3.4-3.5 attention generation and fusion consistency.
         if "cam" in y_pred:
             maps, flipped = y_pred["cam"], y_pred["cam_flipped"]

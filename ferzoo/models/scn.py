@@ -81,18 +81,11 @@ class SCN(NoisyLabelClassifier):
         relabel_low_group_only=True,
         **kwargs,
     ):
-        for arg, value in (
-            ("high_fraction", high_fraction),
-            ("rank_weight", rank_weight),
-        ):
-            if not 0 <= value <= 1:
-                raise ValueError(
-                    f"`{arg}` must be in [0, 1]. Received: {arg}={value}"
-                )
-        if rank_margin < 0 or relabel_margin < 0:
+        check_self_cure_args(high_fraction, rank_margin, relabel_margin)
+        if not 0 <= rank_weight <= 1:
             raise ValueError(
-                "`rank_margin` and `relabel_margin` must be >= 0. Received: "
-                f"rank_margin={rank_margin}, relabel_margin={relabel_margin}"
+                f"`rank_weight` must be in [0, 1]. Received: "
+                f"rank_weight={rank_weight}"
             )
         # === Config ===
         self.high_fraction = float(high_fraction)
@@ -103,12 +96,7 @@ class SCN(NoisyLabelClassifier):
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
         # === Layers ===
-        self.importance = keras.layers.Dense(
-            1,
-            activation="sigmoid",
-            dtype=backbone.dtype_policy,
-            name="importance",
-        )
+        self.importance = importance_head(backbone)
         self.build_model()
 
     def build_tables(self, num_samples):
@@ -143,16 +131,8 @@ class SCN(NoisyLabelClassifier):
         total = self.rank_weight * rank + (1.0 - self.rank_weight) * wce
         self.track(wce=wce, rank=rank)
         # Eq. 5: relabel uncertain samples after the warm-up.
-        if training and ids is not None:
-            candidates = low_group if self.relabel_low_group_only else None
-            new_labels, changed = losses.relabel(
-                ops.softmax(ops.stop_gradient(weighted_logits)),
-                labels,
-                self.relabel_margin,
-                candidates,
-            )
-            changed = ops.logical_and(changed, self.after_warmup())
-            self.write_labels(ids, new_labels, changed)
+        candidates = low_group if self.relabel_low_group_only else None
+        relabel_step(self, ids, labels, weighted_logits, candidates, training)
         self.record_scores(ids, alpha, training)
         return self.with_regularization(total)
 
@@ -168,3 +148,47 @@ class SCN(NoisyLabelClassifier):
             }
         )
         return config
+
+
+# --- Pieces shared with AFCN (ferzoo/models/afcn.py) ----------------------
+def check_self_cure_args(high_fraction, rank_margin, relabel_margin):
+    """Check SCN's group fraction beta and margins delta1, delta2."""
+    if not 0 <= high_fraction <= 1:
+        raise ValueError(
+            "`high_fraction` must be in [0, 1]. Received: "
+            f"high_fraction={high_fraction}"
+        )
+    for arg, value in (
+        ("rank_margin", rank_margin),
+        ("relabel_margin", relabel_margin),
+    ):
+        if value < 0:
+            raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value}")
+
+
+def importance_head(backbone):
+    """Eq. 1: the FC + sigmoid importance (certainty) head."""
+    return keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        dtype=backbone.dtype_policy,
+        name="importance",
+    )
+
+
+def relabel_step(model, ids, labels, weighted_logits, candidates, training):
+    """Eq. 5 on softmax(alpha * logits), written to `model.label_table`.
+
+    Only for training batches and once the model's warm-up is over; uses
+    `model.relabel_margin`.
+    """
+    if not training or ids is None:
+        return
+    new_labels, changed = losses.relabel(
+        ops.softmax(ops.stop_gradient(weighted_logits)),
+        labels,
+        model.relabel_margin,
+        candidates,
+    )
+    changed = ops.logical_and(changed, model.after_warmup())
+    model.write_labels(ids, new_labels, changed)
