@@ -275,15 +275,32 @@ def _from_model(
     )
 
 
+def _input_shape(function):
+    """The image input shape of a restored SavedModel function."""
+    signature = getattr(function, "input_signature", None)
+    if not signature:
+        concrete = function.concrete_functions[0]
+        signature = concrete.structured_input_signature[0]
+    return tuple(signature[0].shape)
+
+
 def _from_saved_model(path, class_names, grayscale):
     import tensorflow as tf  # noqa: TID251  (SavedModels are TensorFlow's)
 
     loaded = tf.saved_model.load(str(path))
     if not hasattr(loaded, "serve"):
         raise PresetError(f"{path}: the SavedModel has no `serve` function.")
-    shape = loaded.serve.input_signature[0].shape
+    shape = _input_shape(loaded.serve)
+    if None in tuple(shape[1:3]) and hasattr(loaded, "probabilities"):
+        # `serve` resizes any H x W inside; `probabilities` has the
+        # model's own input size (ferzoo's exporter writes both).
+        shape = _input_shape(loaded.probabilities)
     meta = _folder_metadata(path)
     names = class_names or _names_from_metadata(meta)
+    if not names and hasattr(loaded, "class_names"):
+        names = [n.decode() for n in loaded.class_names().numpy()]
+        if names == [str(i) for i in range(len(names))]:
+            names = None  # exported without names
     probe = loaded.serve(np.zeros((1, *shape[1:]), "float32"))
     names, named = _checked_names(names, int(probe.shape[-1]), path)
     if grayscale is None:
