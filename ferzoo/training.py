@@ -17,6 +17,7 @@ import sys
 import keras
 import numpy as np
 
+from ferzoo import distribute as distribute_lib
 from ferzoo import metrics
 from ferzoo import models  # noqa: F401  (registers every method)
 from ferzoo import presets as preset_utils
@@ -137,6 +138,8 @@ def train(
     resume=True,
     overrides=None,
     callbacks=None,
+    distribute="none",
+    stream=None,
 ):
     """Train a preset on a data set and write a results folder.
 
@@ -157,11 +160,18 @@ def train(
         resume: bool. Continue from `last.keras` if the folder has one.
         overrides: dict or None. Model config overrides.
         callbacks: list or None. Extra Keras callbacks.
+        distribute: str. `"none"` or `"data-parallel"` (every visible
+            device, and every process of a multi-host run; see
+            `ferzoo.distribute`). `batch_size` stays the global batch.
+        stream: bool or None. Read images from their files inside
+            tf.data instead of decoding the split into memory; None
+            streams splits above `ferzoo.data.STREAM_THRESHOLD` files.
 
     Returns:
         The results dict also written to `results.json`.
     """
-    out = pathlib.Path(output_dir)
+    dist = distribute_lib.setup(distribute)
+    out = dist.worker_output_dir(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     metadata = preset_utils.load_metadata(preset)
@@ -178,6 +188,7 @@ def train(
     common = dict(
         image_size=size, batch_size=int(recipe["batch_size"]), on_error=on_error
     )
+    common["stream"] = stream
     train_ds, info = _load(
         data,
         "train",
@@ -219,6 +230,7 @@ def train(
             path=out / "last.keras",
         )
 
+    dist.prepare(model)
     monitor = TrainingMonitor(
         out,
         test_ds,
@@ -258,6 +270,7 @@ def train(
             "recipe": recipe,
             "seed": seed,
             "backend": keras.backend.backend(),
+            "distribute": dist.describe(),
         }
     )
     model.save_to_preset(

@@ -60,6 +60,20 @@ from ferzoo.cli import options
 @click.option(
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
 )
+@click.option(
+    "--distribute",
+    type=click.Choice(["none", "data-parallel"]),
+    default="none",
+    show_default=True,
+    help="data-parallel: split each batch over every visible device "
+    "(and every process of a multi-host run); see docs/distributed.md.",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Decode images from their files inside tf.data instead of "
+    "into memory (default: only above 50,000 files).",
+)
 @options.on_error_option
 @options.backend_option
 @options.json_option
@@ -80,6 +94,8 @@ def main(
     seed,
     no_resume,
     list_presets,
+    distribute,
+    stream,
     skip_bad_samples,
     backend,
     as_json,
@@ -127,6 +143,8 @@ def main(
         limit_per_class=limit_per_class,
         on_error="skip" if skip_bad_samples else "raise",
         verbose=0 if as_json else "auto",
+        distribute=distribute,
+        stream=stream,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
 

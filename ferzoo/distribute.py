@@ -1,0 +1,233 @@
+"""Data-parallel training on several devices or hosts, on either backend.
+
+`setup("data-parallel")` picks the engine the backend already has and
+makes it the process-wide one (as `keras.distribution.set_distribution`
+does), so the model built and fitted afterwards is replicated and each
+global batch is split across the devices:
+
+- JAX: `keras.distribution.DataParallel` over every visible device. With
+  `JAX_COORDINATOR_ADDRESS` (plus `JAX_NUM_PROCESSES`, `JAX_PROCESS_ID`)
+  or Keras' `KERAS_DISTRIBUTION_*` variables set, it first calls
+  `keras.distribution.initialize()`, so the devices of every process
+  (host) form one mesh and each process reads its share of each batch.
+- TensorFlow: `tf.distribute.MultiWorkerMirroredStrategy` when `TF_CONFIG`
+  is set, else `tf.distribute.MirroredStrategy` over the local GPUs (or
+  every logical CPU when there is no GPU).
+
+The batch size stays the global one: learning-rate recipes do not scale
+with the number of devices. Per-sample tables are replicated variables
+written with every replica's rows (`ferzoo.layers.SampleTable`). Only the
+chief process (index 0) writes a results folder; the others write to a
+private temporary copy (`worker_output_dir`).
+
+This is the one module outside `ferzoo.data` and `ferzoo.export` that
+imports TensorFlow and JAX.
+"""
+
+import functools
+import os
+import pathlib
+import shutil
+import tempfile
+
+import keras
+
+DISTRIBUTE_MODES = ("none", "data-parallel")
+
+_JAX_ENV = ("JAX_COORDINATOR_ADDRESS", "KERAS_DISTRIBUTION_JOB_ADDRESSES")
+
+
+class Distribution:
+    """The active distribution: replicas, processes, and who is chief.
+
+    Attributes:
+        mode: str. `"none"` or `"data-parallel"`.
+        num_replicas: int. Devices a global batch is split across.
+        num_workers: int. Processes (hosts) taking part.
+        worker_index: int. This process's index; 0 is the chief.
+        engine: the backend object (`tf.distribute.Strategy`,
+            `keras.distribution.DataParallel`) or None.
+    """
+
+    def __init__(self, mode, num_replicas=1, num_workers=1, worker_index=0):
+        self.mode = mode
+        self.num_replicas = int(num_replicas)
+        self.num_workers = int(num_workers)
+        self.worker_index = int(worker_index)
+        self.engine = None
+
+    @property
+    def is_chief(self):
+        return self.worker_index == 0
+
+    def describe(self):
+        return {
+            "mode": self.mode,
+            "backend": keras.backend.backend(),
+            "num_replicas": self.num_replicas,
+            "num_workers": self.num_workers,
+        }
+
+    def worker_output_dir(self, output_dir):
+        """`output_dir` on the chief; a private temporary copy elsewhere.
+
+        Non-chief workers run the same callbacks (predicting and saving
+        are collective under some engines) but must not write the shared
+        folder. Their copy starts with the shared folder's resume files,
+        so every worker resumes from the same epoch.
+        """
+        out = pathlib.Path(output_dir)
+        if self.is_chief:
+            return out
+        tmp = pathlib.Path(
+            tempfile.mkdtemp(prefix=f"ferzoo-worker{self.worker_index}-")
+        )
+        for name in ("state.json", "last.keras"):
+            if (out / name).is_file():
+                shutil.copy2(out / name, tmp / name)
+        return tmp
+
+    def prepare(self, model):
+        """Make a model's batch statistics global under `tf.distribute`.
+
+        JAX runs one program over the global batch, so batch
+        normalization already sees all of it. TensorFlow replicas see
+        only their share, so each `BatchNormalization` is switched to
+        `synchronized` (a cross-replica mean and variance) for this run;
+        saved configs keep `synchronized=False`, so checkpoints load on
+        either backend.
+
+        Also divides the method's loss by the number of replicas, as
+        Keras does for compiled losses (`scale_loss_for_distribution`):
+        ferzoo methods own `compute_loss`, and `tf.distribute` sums the
+        replicas' gradients.
+        """
+        if keras.backend.backend() != "tensorflow" or self.num_replicas < 2:
+            return model
+        model.compute_loss = _scaled_loss(model.compute_loss, self.num_replicas)
+        for layer in model._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.synchronized = True
+                layer.get_config = _unsynchronized_config(layer)
+        return model
+
+
+def _scaled_loss(compute_loss, num_replicas):
+    @functools.wraps(compute_loss)
+    def scaled(*args, **kwargs):
+        loss = compute_loss(*args, **kwargs)
+        return keras.ops.multiply(loss, 1.0 / num_replicas)
+
+    return scaled
+
+
+def _unsynchronized_config(layer):
+    get_config = type(layer).get_config
+
+    def config():
+        return dict(get_config(layer), synchronized=False)
+
+    return config
+
+
+_current = Distribution("none")
+
+
+def current():
+    """The `Distribution` the last `setup` made active."""
+    return _current
+
+
+def setup(distribute="none"):
+    """Make `distribute` the process-wide distribution and return it.
+
+    Args:
+        distribute: str. `"none"` (one device; resets an earlier setup)
+            or `"data-parallel"`.
+
+    Returns:
+        A `Distribution`.
+    """
+    global _current
+    if distribute not in DISTRIBUTE_MODES:
+        raise ValueError(
+            f"`distribute` must be one of {list(DISTRIBUTE_MODES)}. "
+            f"Received: distribute={distribute!r}"
+        )
+    backend = keras.backend.backend()
+    if distribute == "none":
+        _reset(backend)
+        _current = Distribution("none")
+    elif backend == "jax":
+        _current = _setup_jax()
+    elif backend == "tensorflow":
+        _current = _setup_tensorflow()
+    else:
+        raise ValueError(
+            "`distribute='data-parallel'` needs the jax or tensorflow "
+            f"backend. Received backend: {backend}"
+        )
+    return _current
+
+
+def _reset(backend):
+    if backend == "jax":
+        keras.distribution.set_distribution(None)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        if tf.distribute.has_strategy():
+            tf.distribute.experimental_set_strategy(None)
+
+
+def _setup_jax():
+    import jax
+
+    if any(os.environ.get(k) for k in _JAX_ENV) and jax.process_count() == 1:
+        num = os.environ.get("JAX_NUM_PROCESSES")
+        index = os.environ.get("JAX_PROCESS_ID")
+        keras.distribution.initialize(
+            job_addresses=os.environ.get("JAX_COORDINATOR_ADDRESS"),
+            num_processes=None if num is None else int(num),
+            process_id=None if index is None else int(index),
+        )
+    devices = keras.distribution.list_devices()
+    engine = keras.distribution.DataParallel(devices=devices)
+    keras.distribution.set_distribution(engine)
+    dist = Distribution(
+        "data-parallel",
+        num_replicas=len(devices),
+        num_workers=jax.process_count(),
+        worker_index=jax.process_index(),
+    )
+    dist.engine = engine
+    return dist
+
+
+def _setup_tensorflow():
+    import tensorflow as tf
+
+    if tf.distribute.has_strategy():
+        tf.distribute.experimental_set_strategy(None)
+    if os.environ.get("TF_CONFIG"):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        resolver = strategy.cluster_resolver
+        workers = resolver.cluster_spec().as_dict()
+        num_workers = sum(len(v) for v in workers.values())
+        index = resolver.task_id
+        if resolver.task_type == "worker" and "chief" in workers:
+            index += 1
+    else:
+        devices = tf.config.list_logical_devices("GPU")
+        devices = devices or tf.config.list_logical_devices("CPU")
+        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+        num_workers, index = 1, 0
+    tf.distribute.experimental_set_strategy(strategy)
+    dist = Distribution(
+        "data-parallel",
+        num_replicas=strategy.num_replicas_in_sync,
+        num_workers=num_workers,
+        worker_index=index,
+    )
+    dist.engine = strategy
+    return dist
