@@ -24,6 +24,7 @@ This is the one module outside `ferzoo.data` and `ferzoo.export` that
 imports TensorFlow and JAX.
 """
 
+import atexit
 import functools
 import os
 import pathlib
@@ -82,6 +83,7 @@ class Distribution:
         tmp = pathlib.Path(
             tempfile.mkdtemp(prefix=f"ferzoo-worker{self.worker_index}-")
         )
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
         for name in ("state.json", "last.keras"):
             if (out / name).is_file():
                 shutil.copy2(out / name, tmp / name)

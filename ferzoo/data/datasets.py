@@ -17,7 +17,6 @@ from ferzoo.data.augment import Augmenter
 from ferzoo.data.noise import pair_noise
 from ferzoo.data.noise import read_noise_file
 from ferzoo.data.noise import symmetric_noise
-from ferzoo.data.sources import read_split
 
 
 @dataclasses.dataclass
@@ -180,14 +179,45 @@ def make_dataset(
             "`labels` must have shape (N,) matching `images`. Received: "
             f"labels.shape={labels.shape}, images.shape={images.shape}"
         )
-    augmenter = Augmenter(augment)
-    shuffle = training if shuffle is None else shuffle
     ids = np.arange(len(labels), dtype="int32")
     ds = tf.data.Dataset.from_tensor_slices(
         ({"images": images, "sample_ids": ids}, labels)
     )
+    return batch_pipeline(
+        ds,
+        len(labels),
+        batch_size,
+        training,
+        augment,
+        seed,
+        shuffle,
+        drop_remainder,
+    )
+
+
+def batch_pipeline(
+    ds,
+    num_samples,
+    batch_size,
+    training=False,
+    augment=None,
+    seed=0,
+    shuffle=None,
+    drop_remainder=False,
+    decode=None,
+):
+    """Shuffle, (decode,) batch and augment a dataset of single samples.
+
+    Shared by the in-memory path and `ferzoo.data.streaming`, so both
+    give the same batches: `decode(ds)` (applied after the shuffle)
+    turns streamed samples into the in-memory ones.
+    """
+    augmenter = Augmenter(augment)
+    shuffle = training if shuffle is None else shuffle
     if shuffle:
-        ds = ds.shuffle(max(len(labels), 1), seed=seed)
+        ds = ds.shuffle(max(num_samples, 1), seed=seed)
+    if decode is not None:
+        ds = decode(ds)
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     if training and augmenter.active:
         seeds = tf.data.Dataset.random(seed, rerandomize_each_iteration=True)
@@ -222,6 +252,7 @@ def load_split(
     limit_per_class=None,
     training=None,
     subset_seed=0,
+    stream=None,
 ):
     """Load a split of a data set as a tf.data pipeline plus its info.
 
@@ -249,6 +280,9 @@ def load_split(
         training: bool or None. Shuffle and augment; defaults to
             `split == "train"`.
         subset_seed: int. Seed of the `limit_per_class` subset.
+        stream: bool or None. Decode images inside tf.data from their
+            files (`ferzoo.data.streaming`) instead of into memory;
+            `None` streams file-backed splits above `STREAM_THRESHOLD`.
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` (with `ferzoo_info` set)
@@ -274,8 +308,10 @@ def load_split(
             "Pass either `noise_rate` or `noise_file`, not both. Received: "
             f"noise_rate={noise_rate}, noise_file={noise_file!r}"
         )
-    records = read_split(
-        data, split, image_size, on_error, limit_per_class, subset_seed
+    from ferzoo.data import streaming
+
+    records = streaming.read_records(
+        data, split, image_size, on_error, limit_per_class, subset_seed, stream
     )
     labels, clean, mask, noise = records.labels, None, None, {}
     num_classes = len(records.class_names)
@@ -306,13 +342,25 @@ def load_split(
         noise=noise,
     )
     training = split == "train" if training is None else training
-    ds = make_dataset(
-        records.images,
-        labels,
-        batch_size=batch_size,
-        training=training,
-        augment=augment,
-        seed=seed,
-    )
+    if isinstance(records, streaming.LazyRecords):
+        ds = streaming.stream_dataset(
+            records,
+            labels,
+            image_size,
+            batch_size,
+            training,
+            augment,
+            seed,
+            on_error,
+        )
+    else:
+        ds = make_dataset(
+            records.images,
+            labels,
+            batch_size=batch_size,
+            training=training,
+            augment=augment,
+            seed=seed,
+        )
     ds.ferzoo_info = info
     return ds, info
