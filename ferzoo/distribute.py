@@ -90,27 +90,21 @@ class Distribution:
         return tmp
 
     def prepare(self, model):
-        """Make a model's batch statistics global under `tf.distribute`.
+        """Divide a method's loss by the replicas under `tf.distribute`.
 
-        JAX runs one program over the global batch, so batch
-        normalization already sees all of it. TensorFlow replicas see
-        only their share, so each `BatchNormalization` is switched to
-        `synchronized` (a cross-replica mean and variance) for this run;
-        saved configs keep `synchronized=False`, so checkpoints load on
-        either backend.
+        `tf.distribute` sums the replicas' gradients; Keras divides
+        compiled losses by the number of replicas
+        (`scale_loss_for_distribution`), but ferzoo methods own
+        `compute_loss`, so it is done here. JAX needs nothing: its step
+        is one program over the global batch.
 
-        Also divides the method's loss by the number of replicas, as
-        Keras does for compiled losses (`scale_loss_for_distribution`):
-        ferzoo methods own `compute_loss`, and `tf.distribute` sums the
-        replicas' gradients.
+        Batch normalization stays per replica on TensorFlow (the Keras
+        default; `synchronized=True` made DualBranch's collective ops abort
+        here), as do other batch-level loss terms.
         """
         if keras.backend.backend() != "tensorflow" or self.num_replicas < 2:
             return model
         model.compute_loss = _scaled_loss(model.compute_loss, self.num_replicas)
-        for layer in model._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.synchronized = True
-                layer.get_config = _unsynchronized_config(layer)
         return model
 
 
@@ -121,15 +115,6 @@ def _scaled_loss(compute_loss, num_replicas):
         return keras.ops.multiply(loss, 1.0 / num_replicas)
 
     return scaled
-
-
-def _unsynchronized_config(layer):
-    get_config = type(layer).get_config
-
-    def config():
-        return dict(get_config(layer), synchronized=False)
-
-    return config
 
 
 _current = Distribution("none")
@@ -185,7 +170,7 @@ def _reset(backend):
 def _setup_jax():
     import jax
 
-    if any(os.environ.get(k) for k in _JAX_ENV) and jax.process_count() == 1:
+    if any(os.environ.get(k) for k in _JAX_ENV) and not _jax_initialized(jax):
         num = os.environ.get("JAX_NUM_PROCESSES")
         index = os.environ.get("JAX_PROCESS_ID")
         keras.distribution.initialize(
@@ -204,6 +189,12 @@ def _setup_jax():
     )
     dist.engine = engine
     return dist
+
+
+def _jax_initialized(jax):
+    # Not `jax.process_count()`: that starts the XLA backend, after
+    # which `jax.distributed.initialize` refuses to run.
+    return jax.distributed.is_initialized()
 
 
 def _setup_tensorflow():

@@ -165,7 +165,8 @@ def train(
             `ferzoo.distribute`). `batch_size` stays the global batch.
         stream: bool or None. Read images from their files inside
             tf.data instead of decoding the split into memory; None
-            streams splits above `ferzoo.data.STREAM_THRESHOLD` files.
+            streams splits above
+            `ferzoo.data.streaming.STREAM_THRESHOLD` files.
 
     Returns:
         The results dict also written to `results.json`.
