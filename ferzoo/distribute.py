@@ -102,10 +102,77 @@ class Distribution:
         default; `synchronized=True` made DualBranch's collective ops abort
         here), as do other batch-level loss terms.
         """
-        if keras.backend.backend() != "tensorflow" or self.num_replicas < 2:
+        if self.num_replicas < 2:
+            return model
+        if keras.backend.backend() == "jax":
+            return _divisible_batches(model, self.num_replicas)
+        if keras.backend.backend() != "tensorflow":
             return model
         model.compute_loss = _scaled_loss(model.compute_loss, self.num_replicas)
         return model
+
+
+def _divisible_batches(model, num_replicas):
+    """JAX shards every batch evenly: keep partial batches divisible.
+
+    `fit` (training and validation) drops each epoch's last partial
+    batch (the order is reshuffled every epoch, so a different few
+    samples wait each time); `predict` pads its last batch by repeating
+    its last sample and trims the padding off the result, so test
+    predictions cover every sample.
+    """
+    import tensorflow as tf
+
+    fit, predict = model.fit, model.predict
+
+    def batch_size(ds):
+        from tensorflow.python.data.experimental.ops import distribute
+
+        size = int(distribute.compute_batch_size(ds))
+        if size < 1 or size % num_replicas:
+            raise ValueError(
+                f"With {num_replicas} devices the batch size must be a "
+                f"multiple of {num_replicas}. Received batch size: {size}"
+            )
+        return size
+
+    def whole(ds):
+        if not isinstance(ds, tf.data.Dataset):
+            return ds
+        return ds.unbatch().batch(batch_size(ds), drop_remainder=True)
+
+    @functools.wraps(fit)
+    def fit_whole(x=None, y=None, *args, validation_data=None, **kwargs):
+        return fit(
+            whole(x), y, *args, validation_data=whole(validation_data), **kwargs
+        )
+
+    def pad(x, y=None):
+        def tail(t):
+            short = (-tf.shape(t)[0]) % num_replicas
+            return tf.concat([t, tf.repeat(t[-1:], short, axis=0)], 0)
+
+        padded = tf.nest.map_structure(tail, x)
+        return padded if y is None else (padded, tail(y))
+
+    @functools.wraps(predict)
+    def predict_padded(x, *args, **kwargs):
+        if not isinstance(x, tf.data.Dataset):
+            return predict(x, *args, **kwargs)
+        count = x.reduce(0, lambda n, batch: n + _rows(batch))
+        padded = x.map(pad).unbatch().batch(batch_size(x))
+        out = predict(padded, *args, **kwargs)
+        return out[: int(count)]
+
+    model.fit, model.predict = fit_whole, predict_padded
+    return model
+
+
+def _rows(batch):
+    import tensorflow as tf
+
+    first = tf.nest.flatten(batch)[0]
+    return tf.shape(first)[0]
 
 
 def _scaled_loss(compute_loss, num_replicas):
@@ -178,6 +245,8 @@ def _setup_jax():
             num_processes=None if num is None else int(num),
             process_id=None if index is None else int(index),
         )
+    if jax.process_count() > 1:
+        _nan_equal_multihost_check()
     devices = keras.distribution.list_devices()
     engine = keras.distribution.DataParallel(devices=devices)
     keras.distribution.set_distribution(engine)
@@ -195,6 +264,42 @@ def _jax_initialized(jax):
     # Not `jax.process_count()`: that starts the XLA backend, after
     # which `jax.distributed.initialize` refuses to run.
     return jax.distributed.is_initialized()
+
+
+def _nan_equal_multihost_check():
+    """Let NaN equal NaN in JAX's multi-process `device_put` check.
+
+    With several processes, `jax.device_put` of a host value onto a
+    global sharding asserts the value is the same on every process with
+    `np.equal`, so a table created full of NaN (rows not yet written)
+    fails it. The same check, with `equal_nan`.
+    """
+    import jax
+    from jax.experimental import multihost_utils
+
+    if getattr(multihost_utils.assert_equal, "ferzoo_nan_equal", False):
+        return
+    import numpy as np
+
+    def assert_equal(in_tree, fail_message=""):
+        def local(x):
+            if isinstance(x, jax.Array) and not x.is_fully_addressable:
+                return np.asarray(x.addressable_data(0))
+            x = np.asarray(x)
+            x = x[None] if x.ndim == 0 else x
+            return np.concatenate([x] * jax.process_count())
+
+        out = multihost_utils.process_allgather(in_tree, tiled=True)
+        same = jax.tree.map(
+            lambda a, b: np.array_equal(local(a), b, equal_nan=True),
+            in_tree,
+            out,
+        )
+        if not jax.tree.all(same):
+            raise AssertionError(f"{fail_message}. Expected: {out}")
+
+    assert_equal.ferzoo_nan_equal = True
+    multihost_utils.assert_equal = assert_equal
 
 
 def _setup_tensorflow():

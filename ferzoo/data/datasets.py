@@ -229,6 +229,10 @@ def batch_pipeline(
             return x, y
 
         ds = ds.map(train_map, num_parallel_calls=tf.data.AUTOTUNE)
+        # The same batches again, ending in a `batch` so that Keras'
+        # multi-process `DataParallel` can read the batch size (the zip
+        # and map above hide it from `compute_batch_size`).
+        ds = ds.unbatch().batch(int(batch_size), drop_remainder=drop_remainder)
     elif augmenter.eval_layers:
         ds = ds.map(
             lambda x, y: (dict(x, images=augmenter.evaluate(x["images"])), y),
