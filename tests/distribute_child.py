@@ -44,7 +44,10 @@ RECIPE = {
 
 def tiny_preset(method, path):
     cls = getattr(ferzoo.models, method)
-    model = cls(backbone=tiny_backbone(32), num_classes=7)
+    extra = {}
+    if method == "DWMCA":
+        extra["landmark_backbone"] = tiny_backbone(32)
+    model = cls(backbone=tiny_backbone(32), num_classes=7, **extra)
     model.recipe = RECIPE
     model.save_to_preset(path, {"recipe": RECIPE})
     return path
