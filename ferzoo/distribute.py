@@ -61,6 +61,15 @@ class Distribution:
     def is_chief(self):
         return self.worker_index == 0
 
+    @property
+    def even_batches(self):
+        """Whether every batch must split evenly over the devices (JAX).
+
+        `ferzoo.training.train` then builds its training pipeline with
+        `drop_remainder=True` and a batch size divisible by the replicas.
+        """
+        return self.num_replicas > 1 and keras.backend.backend() == "jax"
+
     def describe(self):
         return {
             "mode": self.mode,
@@ -138,6 +147,10 @@ def _divisible_batches(model, num_replicas):
 
     def whole(ds):
         if not isinstance(ds, tf.data.Dataset):
+            return ds
+        if getattr(ds, "ferzoo_drop_remainder", False):
+            # An epoch-range pipeline built with whole batches, epoch by
+            # epoch (rebatching it here would mix epochs).
             return ds
         return ds.unbatch().batch(batch_size(ds), drop_remainder=True)
 

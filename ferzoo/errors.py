@@ -36,3 +36,26 @@ class PresetError(FerzooError, ValueError):
 
 class DivergedError(FerzooError, RuntimeError):
     """Training produced a non-finite loss."""
+
+
+class RunMismatchError(FerzooError, ValueError):
+    """An output folder holds a run with other settings than requested.
+
+    Args:
+        output_dir: str or path. The folder.
+        differences: dict `{field: (recorded, requested)}`.
+    """
+
+    def __init__(self, output_dir, differences):
+        self.output_dir = str(output_dir)
+        self.differences = dict(differences)
+        fields = "; ".join(
+            f"{key}: {old!r} there, {new!r} now"
+            for key, (old, new) in self.differences.items()
+        )
+        super().__init__(
+            f"{output_dir} holds a run with other settings ({fields}), so "
+            "it cannot be resumed with these. Start over in that folder with "
+            "--no-resume (resume=False; its old run is replaced), or pass "
+            "another --output-dir."
+        )

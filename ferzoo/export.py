@@ -1,29 +1,45 @@
 """Export a ferzoo model as a TensorFlow SavedModel.
 
-The SavedModel's `serve` signature takes a batch of RGB images (float32
-pixels in [0, 255], `(batch, H, W, 3)`) and returns class probabilities
-`(batch, num_classes)`. Normalisation is inside the model, so serving
-needs no outside preprocessing; cast uint8 images to float32. Training-
-only branches (flips, second streams' losses) are not exported.
+The SavedModel serves what users send, with no outside preprocessing:
+
+- `serve(images)`: a batch of RGB images, uint8 or float32 pixels in
+  [0, 255], `(batch, H, W, 3)` of any H and W (resized inside, bilinear
+  with antialiasing, to the model's input size) -> class probabilities
+  `(batch, num_classes)`. Its signature (`serve`, `serving_default`)
+  takes float32.
+- `class_names()`: the class names in output order, a string tensor.
+- `probabilities(images)`: float32 images already at the model's input
+  size -> probabilities (what `serve` calls after resizing).
+
+Normalisation is inside the model. Training-only branches (flips, second
+streams' losses) are not exported. It works the same on the TensorFlow
+and JAX backends (`keras.Model.export` of a ferzoo model comes here too).
 """
 
 import os
 import pathlib
 import shutil
 import tempfile
+import warnings
 
 import keras
 
 
-def export_saved_model(model, path, image_shape=None, verbose=False):
+def export_saved_model(
+    model, path, image_shape=None, class_names=None, verbose=False
+):
     """Write `model` as a SavedModel at `path` (written atomically).
 
     Args:
         model: a `ferzoo.models.NoisyLabelClassifier`.
         path: str or path. The SavedModel folder to create or replace.
-        image_shape: tuple `(H, W, 3)` or None. Input shape of the serving
-            signature. Defaults to the backbone's `image_shape`; required
-            if that has `None` height or width.
+        image_shape: tuple `(H, W, 3)` or None. The size images are
+            resized to. Defaults to the backbone's `image_shape`, else the
+            recipe's `image_size`.
+        class_names: list of str or None. Defaults to the names the model
+            was trained with (`model.recipe["class_names"]`, which
+            `ferzoo.training.train` records); without them, `"0"`, `"1"`,
+            ... with a warning.
         verbose: bool. Print Keras' export summary. Defaults to `False`.
 
     Returns:
@@ -33,37 +49,66 @@ def export_saved_model(model, path, image_shape=None, verbose=False):
     >>> import tempfile
     >>> backbone = ferzoo.backbones.SmallCNNBackbone(
     ...     image_shape=(32, 32, 3), stackwise_num_filters=[8])
-    >>> model = ferzoo.models.Baseline(backbone=backbone)
+    >>> model = ferzoo.models.Baseline(backbone=backbone, num_classes=2)
     >>> out = ferzoo.export.export_saved_model(
-    ...     model, tempfile.mkdtemp() + "/saved")
+    ...     model, tempfile.mkdtemp() + "/saved", class_names=["a", "b"])
     >>> (out / "saved_model.pb").exists()
     True
     """
-    image_shape = tuple(image_shape or model.image_shape)
-    if len(image_shape) != 3 or None in image_shape:
-        raise ValueError(
-            "`image_shape` must be a full (height, width, 3) for export. "
-            f"Received: image_shape={image_shape}"
-        )
+    import tensorflow as tf
+
+    height, width = _input_size(model, image_shape)
+    names = _class_names(model, class_names)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=".export-"))
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
-
-        def serve(images):
-            return model.probabilities(images)
-
-        archive.add_endpoint(
-            name="serve",
-            fn=serve,
+        probabilities = archive.add_endpoint(
+            name="probabilities",
+            fn=model.probabilities,
             input_signature=[
                 keras.InputSpec(
-                    shape=(None,) + image_shape, dtype="float32", name="images"
+                    shape=(None, height, width, 3),
+                    dtype="float32",
+                    name="images",
                 )
             ],
         )
+
+        @tf.function
+        def serve(images):
+            images = tf.cast(images, tf.float32)
+            same = tf.logical_and(
+                tf.equal(tf.shape(images)[1], height),
+                tf.equal(tf.shape(images)[2], width),
+            )
+            images = tf.cond(
+                same,
+                lambda: images,
+                lambda: tf.image.resize(
+                    images, (height, width), "bilinear", antialias=True
+                ),
+            )
+            return probabilities(
+                tf.ensure_shape(images, (None, height, width, 3))
+            )
+
+        # float32 first: the SavedModel's signatures take the first trace.
+        for dtype in (tf.float32, tf.uint8):
+            serve.get_concrete_function(
+                tf.TensorSpec((None, None, None, 3), dtype, name="images")
+            )
+
+        @tf.function(input_signature=[])
+        def class_names_fn():
+            return tf.constant(names, tf.string)
+
+        class_names_fn.get_concrete_function()
+        archive.add_endpoint(name="serve", fn=serve)
+        archive.add_endpoint(name="serving_default", fn=serve)
+        archive.add_endpoint(name="class_names", fn=class_names_fn)
         archive.write_out(str(tmp / "saved"), verbose=verbose)
         if path.exists():
             shutil.rmtree(path)
@@ -71,3 +116,36 @@ def export_saved_model(model, path, image_shape=None, verbose=False):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _input_size(model, image_shape):
+    shape = tuple(image_shape or model.image_shape)
+    if len(shape) == 3 and None in shape[:2]:
+        size = int((getattr(model, "recipe", None) or {}).get("image_size", 0))
+        shape = (size, size, shape[2]) if size else shape
+    if len(shape) != 3 or None in shape or shape[2] != 3:
+        raise ValueError(
+            "`image_shape` must be a full (height, width, 3) for export. "
+            f"Received: image_shape={shape}"
+        )
+    return int(shape[0]), int(shape[1])
+
+
+def _class_names(model, class_names):
+    if class_names is None:
+        class_names = (getattr(model, "recipe", None) or {}).get("class_names")
+    if class_names is None:
+        warnings.warn(
+            "The model records no class names (train it with "
+            "ferzoo.training.train, or pass `class_names=`); the SavedModel "
+            "names its classes '0', '1', ...",
+            stacklevel=3,
+        )
+        class_names = [str(i) for i in range(model.num_classes)]
+    class_names = [str(name) for name in class_names]
+    if len(class_names) != model.num_classes:
+        raise ValueError(
+            f"`class_names` must name the model's {model.num_classes} "
+            f"classes. Received: class_names={class_names}"
+        )
+    return class_names

@@ -12,6 +12,8 @@ import json
 import math
 import os
 import pathlib
+import random
+import shutil
 import sys
 
 import keras
@@ -23,6 +25,8 @@ from ferzoo import models  # noqa: F401  (registers every method)
 from ferzoo import presets as preset_utils
 from ferzoo.errors import DataError
 from ferzoo.errors import DivergedError
+from ferzoo.errors import PresetError
+from ferzoo.errors import RunMismatchError
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 
 RESULTS_FILE = "results.json"
@@ -69,8 +73,10 @@ class TrainingMonitor(keras.callbacks.Callback):
         test_labels=None,
         records=None,
         best=-math.inf,
+        config=None,
     ):
         super().__init__()
+        self.config = config
         self.output_dir = pathlib.Path(output_dir)
         self.test_data = test_data
         self.test_labels = test_labels
@@ -92,14 +98,21 @@ class TrainingMonitor(keras.callbacks.Callback):
         record = {"epoch": epoch}
         record.update({k: float(v) for k, v in logs.items()})
         self.records.append(record)
-        monitor = logs.get("val_accuracy", logs.get("accuracy", 0.0))
+        # Select on validation accuracy only; with no val data, best.keras
+        # is the last epoch (never a pick on training accuracy).
+        monitor = logs.get("val_accuracy")
         atomic_save_model(self.model, self.output_dir / "last.keras")
-        if monitor > self.best:
-            self.best = float(monitor)
+        if monitor is None or monitor > self.best:
+            self.best = -math.inf if monitor is None else float(monitor)
             atomic_save_model(self.model, self.output_dir / "best.keras")
         atomic_write_json(
             self.output_dir / STATE_FILE,
-            {"epoch": epoch, "best": self.best, "records": self.records},
+            {
+                "epoch": epoch,
+                "best": self.best,
+                "records": self.records,
+                "config": self.config,
+            },
         )
 
 
@@ -110,14 +123,116 @@ def _load(data, split, **kwargs):
 
 
 def _optional_split(data, split, **kwargs):
+    from ferzoo.data import MissingSplitError
+
     try:
         return _load(data, split, **kwargs)
-    except (DataError, FileNotFoundError) as e:
+    except MissingSplitError as e:  # a split that is there but bad raises
         print(
             f"[ferzoo] no {split} split ({e}); continuing without it.",
             file=sys.stderr,
         )
         return None, None
+
+
+# Settings that define a run; a resume must match them all. The number of
+# epochs is not one: rerunning with more epochs continues the run.
+RUN_FIELDS = (
+    "preset",
+    "data",
+    "noise_rate",
+    "noise_type",
+    "noise_seed",
+    "noise_file",
+    "seed",
+    "limit_per_class",
+    "batch_size",
+    "learning_rate",
+    "overrides",
+    "classes",
+    "val_fraction",
+)
+
+# What a training run writes; a fresh start (`resume=False`) removes these.
+RUN_FILES = (
+    STATE_FILE,
+    "last.keras",
+    "best.keras",
+    "history.csv",
+    RESULTS_FILE,
+    "confusion_matrix.png",
+    "confusion_matrix.json",
+)
+
+
+def run_config(preset, data, recipe, **settings):
+    """The JSON-able settings that identify a run (see `RUN_FIELDS`)."""
+    config = {"preset": _spec_path(str(preset)), "data": _data_path(data)}
+    config.update(settings)
+    config["noise_rate"] = float(config["noise_rate"] or 0.0)
+    if config["noise_file"] is not None:
+        config["noise_file"] = os.path.abspath(config["noise_file"])
+    if not config["noise_rate"]:
+        config["noise_type"] = None  # irrelevant without a rate
+    config["batch_size"] = int(recipe["batch_size"])
+    config["learning_rate"] = float(recipe["learning_rate"])
+    config["overrides"] = dict(config["overrides"] or {})
+    return json.loads(json.dumps(config, default=_json_default))
+
+
+def _spec_path(text):
+    return os.path.abspath(text) if os.path.isdir(text) else text
+
+
+def _data_path(data):
+    kind, sep, path = str(data).partition(":")
+    if sep and path and os.path.exists(path):
+        return f"{kind}:{os.path.abspath(path)}"
+    return str(data)
+
+
+def _check_same_run(out, recorded, requested):
+    differences = {
+        key: (recorded.get(key), requested.get(key))
+        for key in RUN_FIELDS
+        if recorded.get(key) != requested.get(key)
+    }
+    if differences:
+        raise RunMismatchError(out, differences)
+
+
+def _remove_run_files(out):
+    """Delete a previous run's files (by name; other files are kept)."""
+    for name in RUN_FILES:
+        path = out / name
+        if path.is_file():
+            path.unlink()
+    shutil.rmtree(out / "logs", ignore_errors=True)
+
+
+def epoch_seed(seed, epoch):
+    """The seed of epoch `epoch` of a run seeded `seed` (a function of both)."""
+    return int(
+        np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0]
+    )
+
+
+class EpochSeeds(keras.callbacks.Callback):
+    """Reseed Python's and NumPy's global RNGs from `(seed, epoch)`.
+
+    So host-side randomness at an epoch is the same in a resumed run as in
+    an uninterrupted one. (The data order and augmentation are seeded by
+    epoch in the pipeline; the model's own generators are saved with it.)
+    """
+
+    def __init__(self, seed):
+        super().__init__()
+        self.seed = int(seed)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        value = epoch_seed(self.seed, epoch)
+        random.seed(value)
+        np.random.seed(value)
 
 
 def train(
@@ -138,6 +253,8 @@ def train(
     resume=True,
     overrides=None,
     callbacks=None,
+    classes=None,
+    val_fraction=0.1,
     distribute="none",
     stream=None,
 ):
@@ -148,18 +265,30 @@ def train(
         data: str. `KIND:PATH` (see `ferzoo.data.load_split`). Defaults
             to the embedded synthetic faces.
         output_dir: str. The results folder; rerunning with the same
-            folder resumes an interrupted run.
+            folder and settings resumes an interrupted run (or extends a
+            finished one to more `epochs`).
         noise_rate, noise_type, noise_seed, noise_file: the label-noise
             protocol applied to the training split.
         epochs, batch_size, learning_rate: recipe overrides (None keeps
             the preset's).
         seed: int. Seed of initialisation, shuffling and augmentation.
+            Epoch `k`'s data order and augmentation depend on `(seed, k)`
+            only, so a resumed run follows the uninterrupted one.
         limit_per_class: int or None. Class-stratified training subset.
         on_error: str. `"raise"` or `"skip"` unreadable samples.
         verbose: Keras verbosity; `"auto"` is 1 on a terminal, else 2.
-        resume: bool. Continue from `last.keras` if the folder has one.
+        resume: bool. Continue from `last.keras` if the folder has a run
+            with the same settings (else `RunMismatchError`). `False`
+            starts over and replaces the folder's previous run files.
         overrides: dict or None. Model config overrides.
         callbacks: list or None. Extra Keras callbacks.
+        classes: list of str or None. Class order of `imagefolder` or
+            `rafdb` data, the same for every split (default: the train
+            split's class folders, or RAF-DB's order).
+        val_fraction: float. With no val split in the data (RAF-DB), the
+            fraction of each class of the noisy training split held out
+            (seeded by `seed`) to select the best epoch on; 0 selects
+            nothing and reports the last epoch. Defaults to `0.1`.
         distribute: str. `"none"` or `"data-parallel"` (every visible
             device, and every process of a multi-host run; see
             `ferzoo.distribute`). `batch_size` stays the global batch.
@@ -170,10 +299,14 @@ def train(
 
     Returns:
         The results dict also written to `results.json`.
+
+    Raises:
+        RunMismatchError: `resume=True` and the folder holds a run with
+            another preset, data, noise protocol, seed, batch size,
+            learning rate or overrides.
     """
     dist = distribute_lib.setup(distribute)
     out = dist.worker_output_dir(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(seed)
     metadata = preset_utils.load_metadata(preset)
     recipe = dict(NoisyLabelClassifier.default_recipe)
@@ -185,14 +318,52 @@ def train(
     ):
         if value is not None:
             recipe[key] = value
+    config = run_config(
+        preset,
+        data,
+        recipe,
+        noise_rate=noise_rate,
+        noise_type=noise_type,
+        noise_seed=noise_seed,
+        noise_file=noise_file,
+        seed=seed,
+        limit_per_class=limit_per_class,
+        overrides=overrides,
+        classes=list(classes) if classes else None,
+        val_fraction=float(val_fraction),
+    )
+    state_path = out / STATE_FILE
+    state = None
+    if resume and state_path.is_file() and (out / "last.keras").is_file():
+        state = json.loads(state_path.read_text())
+        if "config" in state:
+            _check_same_run(out, state["config"], config)
+        else:
+            print(
+                f"[ferzoo] {state_path} records no run settings (an older "
+                "ferzoo wrote it); resuming without checking them.",
+                file=sys.stderr,
+            )
+    initial_epoch = 0 if state is None else int(state["epoch"]) + 1
+    total_epochs = int(recipe["epochs"])
+
     size = int(recipe["image_size"])
+    batch = int(recipe["batch_size"])
     common = dict(
-        image_size=size, batch_size=int(recipe["batch_size"]), on_error=on_error
+        image_size=size, batch_size=batch, on_error=on_error, classes=classes
     )
     common["stream"] = stream
-    train_ds, info = _load(
+    if dist.even_batches and batch % dist.num_replicas:
+        raise ValueError(
+            f"With {dist.num_replicas} devices the batch size must be a "
+            f"multiple of {dist.num_replicas}. Received batch size: {batch}"
+        )
+    from ferzoo.data import load_training_splits
+
+    splits = load_training_splits(
         data,
-        "train",
+        val_fraction=val_fraction,
+        val_seed=seed,
         noise_rate=noise_rate,
         noise_type=noise_type,
         noise_seed=noise_seed,
@@ -200,29 +371,31 @@ def train(
         augment=recipe.get("augment"),
         seed=seed,
         limit_per_class=limit_per_class,
+        epochs=(initial_epoch, max(total_epochs, initial_epoch + 1)),
+        drop_remainder=dist.even_batches,
         **common,
     )
-    val_ds, _ = _optional_split(data, "val", **common)
+    train_ds, info, val_ds = splits.train, splits.train_info, splits.val
+    val_info = splits.val_info
     test_ds, test_info = _optional_split(data, "test", **common)
     if verbose:
         print(info.summary())
+        print(f"[ferzoo] model selection: {splits.selection['description']}")
 
-    state_path = out / STATE_FILE
-    initial_epoch, records, best = 0, [], -math.inf
-    if resume and state_path.is_file() and (out / "last.keras").is_file():
-        state = json.loads(state_path.read_text())
+    if state is not None:
         model = keras.saving.load_model(out / "last.keras")
-        initial_epoch = int(state["epoch"]) + 1
         records, best = state["records"], state["best"]
         print(f"[ferzoo] resuming {out} at epoch {initial_epoch + 1}.")
     else:
+        records, best = [], -math.inf
         model = NoisyLabelClassifier.from_preset(
             preset,
             num_classes=info.num_classes,
             num_samples=info.num_samples,
             **(overrides or {}),
         )
-        model.recipe = recipe
+        # The class names travel with the model (.keras and preset).
+        model.recipe = {**recipe, "class_names": list(info.class_names)}
         model.compile()
     if model.num_samples != info.num_samples:
         raise DataError(
@@ -231,6 +404,10 @@ def train(
             path=out / "last.keras",
         )
 
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        _remove_run_files(out)
     dist.prepare(model)
     monitor = TrainingMonitor(
         out,
@@ -238,25 +415,37 @@ def train(
         None if test_info is None else test_info.labels,
         records,
         best,
+        config=config,
     )
-    total_epochs = int(recipe["epochs"])
-    if initial_epoch < total_epochs:
-        model.fit(
-            train_ds,
-            validation_data=val_ds,
-            epochs=total_epochs,
-            initial_epoch=initial_epoch,
-            shuffle=False,  # the pipeline shuffles, seeded
-            verbose=_verbosity(verbose),
-            callbacks=[
-                monitor,
-                keras.callbacks.CSVLogger(
-                    str(out / "history.csv"), append=initial_epoch > 0
+    try:
+        if initial_epoch < total_epochs:
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                epochs=total_epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=(
+                    info.num_samples // batch
+                    if dist.even_batches
+                    else math.ceil(info.num_samples / batch)
                 ),
-                keras.callbacks.TensorBoard(str(out / "logs")),
-                *(callbacks or []),
-            ],
-        )
+                shuffle=False,  # the pipeline shuffles, seeded by epoch
+                verbose=_verbosity(verbose),
+                callbacks=[
+                    EpochSeeds(seed),
+                    monitor,
+                    keras.callbacks.CSVLogger(
+                        str(out / "history.csv"), append=initial_epoch > 0
+                    ),
+                    keras.callbacks.TensorBoard(str(out / "logs")),
+                    *(callbacks or []),
+                ],
+            )
+    except BaseException:
+        if created and not state_path.is_file():
+            # Nothing finished: leave no half-made folder behind.
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     if monitor.diverged:
         raise DivergedError(
             f"the loss became non-finite at epoch {len(monitor.records) + 1};"
@@ -268,9 +457,13 @@ def train(
             "preset": str(preset),
             "data": data,
             "noise": info.noise,
+            "selection": splits.selection,
             "recipe": recipe,
             "seed": seed,
             "backend": keras.backend.backend(),
+            "skipped": skipped_report(
+                {"train": info, "val": val_info, "test": test_info}
+            ),
             "distribute": dist.describe(),
         }
     )
@@ -278,13 +471,32 @@ def train(
         out,
         {
             "description": f"trained from {preset}",
-            "dataset": {"data": data},
+            "dataset": {
+                "data": config["data"],
+                "image_size": size,
+                "num_classes": info.num_classes,
+                "class_names": list(info.class_names),
+            },
             "noise": info.noise,
+            "run": config,
             "results": results["test"],
         },
     )
     atomic_write_json(out / RESULTS_FILE, results)
     return results
+
+
+def skipped_report(infos, examples=10):
+    """Per split: how many samples were skipped, and the first few."""
+    report = {}
+    for split, info in infos.items():
+        if info is None:
+            continue
+        report[split] = {
+            "count": len(info.skipped),
+            "first": [f"{src}: {why}" for src, why in info.skipped[:examples]],
+        }
+    return report
 
 
 def summarize(model, out, info, test_ds, test_info, records):
@@ -293,15 +505,22 @@ def summarize(model, out, info, test_ds, test_info, records):
     tests = [r["test_accuracy"] for r in records if "test_accuracy" in r]
     f1s = [r["test_macro_f1"] for r in records if "test_macro_f1" in r]
     if tests:
-        key = "val_accuracy" if "val_accuracy" in records[0] else "accuracy"
-        best = int(np.argmax([r.get(key, 0.0) for r in records]))
-        results["test"] = {
-            "best_on_val_accuracy": tests[best],
-            "best_on_val_macro_f1": f1s[best],
-            "best_epoch": records[best]["epoch"] + 1,
-            "last5_mean_accuracy": float(np.mean(tests[-5:])),
-            "last5_mean_macro_f1": float(np.mean(f1s[-5:])),
-        }
+        results["test"] = {}
+        if "val_accuracy" in records[0]:  # never a training-accuracy pick
+            best = int(np.argmax([r["val_accuracy"] for r in records]))
+            results["test"] = {
+                "best_on_val_accuracy": tests[best],
+                "best_on_val_macro_f1": f1s[best],
+                "best_epoch": records[best]["epoch"] + 1,
+            }
+        results["test"].update(
+            {
+                "last5_mean_accuracy": float(np.mean(tests[-5:])),
+                "last5_mean_macro_f1": float(np.mean(f1s[-5:])),
+                # Mean of the last 5 epochs (of all, when fewer ran).
+                "last5_num_epochs": len(tests[-5:]),
+            }
+        )
         report = metrics.classification_report(
             test_info.labels,
             model.predict(test_ds, verbose=0),
@@ -330,14 +549,30 @@ def summarize(model, out, info, test_ds, test_info, records):
 
 def evaluate(
     model_or_path,
-    data,
+    data=None,
     split="test",
     batch_size=64,
     image_size=None,
     on_error="raise",
+    allow_untrained=False,
 ):
-    """Classification report of a model (or checkpoint/preset) on a split."""
-    model = load_any(model_or_path)
+    """Classification report of a model (or checkpoint/preset) on a split.
+
+    Args:
+        model_or_path: a model, a `.keras` file, or a preset name or
+            folder (a training output folder is one).
+        data: str or None. The data spec; `None` takes the data set the
+            model was trained on, from its run's `metadata.json`.
+        split: str. Defaults to `"test"`.
+        batch_size: int. Defaults to `64`.
+        image_size: int or None. Defaults to the model's input size.
+        on_error: str. `"raise"` or `"skip"` bad samples.
+        allow_untrained: bool. Accept a preset without trained weights
+            (else `PresetError`). Defaults to `False`.
+    """
+    model = load_any(model_or_path, allow_untrained=allow_untrained)
+    if data is None:
+        data = trained_data(model_or_path)
     size = image_size or model.image_shape[0] or 48
     ds, info = _load(
         data, split, image_size=size, batch_size=batch_size, on_error=on_error
@@ -349,16 +584,78 @@ def evaluate(
     return report
 
 
-def load_any(model_or_path):
-    """A model from a model, a `.keras` file, or a preset name/folder."""
+def model_metadata(model_or_path):
+    """The `metadata.json` of a preset, run folder or a checkpoint's run.
+
+    A `.keras` file's metadata is its folder's (a training output folder
+    holds both). `{}` when there is none.
+    """
+    if isinstance(model_or_path, keras.Model):
+        return {}
+    path = pathlib.Path(str(model_or_path))
+    if path.suffix == ".keras":
+        meta = path.parent / preset_utils.METADATA_FILE
+        return json.loads(meta.read_text()) if meta.is_file() else {}
+    return preset_utils.load_metadata(str(model_or_path))
+
+
+def trained_data(model_or_path):
+    """The data spec a model was trained on, from its run's metadata."""
+    data = (model_metadata(model_or_path).get("dataset") or {}).get("data")
+    if not data:
+        raise PresetError(
+            f"{model_or_path} records no training data set (only a "
+            "training output folder or its checkpoints do); pass --data "
+            "KIND:PATH (the `data` argument)."
+        )
+    return data
+
+
+def has_trained_weights(model_or_path):
+    """Whether a model source holds trained weights.
+
+    A model object or a `.keras` checkpoint counts as trained; a preset
+    only with its `model.weights.h5`.
+    """
+    if isinstance(model_or_path, keras.Model):
+        return True
+    if pathlib.Path(str(model_or_path)).suffix == ".keras":
+        return True
+    folder = preset_utils.resolve_preset(str(model_or_path))
+    return (folder / preset_utils.WEIGHTS_FILE).is_file()
+
+
+def load_any(model_or_path, allow_untrained=False):
+    """A model from a model, a `.keras` file, or a preset name/folder.
+
+    A preset without `model.weights.h5` has random weights: that is a
+    `PresetError` unless `allow_untrained=True`. The model's recipe gets
+    the preset's class names if it records none.
+    """
     if isinstance(model_or_path, keras.Model):
         return model_or_path
     path = pathlib.Path(str(model_or_path))
     if path.suffix == ".keras":
         if not path.is_file():
             raise DataError("no such checkpoint", path=path)
-        return keras.saving.load_model(path)
-    return NoisyLabelClassifier.from_preset(str(model_or_path))
+        model = keras.saving.load_model(path)
+    else:
+        if not allow_untrained and not has_trained_weights(model_or_path):
+            raise PresetError(
+                f"Preset {str(model_or_path)!r} has no trained weights "
+                f"({preset_utils.WEIGHTS_FILE}), so its predictions would "
+                "be random. Train it first (ferzoo-train --preset "
+                f"{model_or_path}) and use the output folder (or its "
+                "best.keras while it trains), or pass --allow-untrained "
+                "(allow_untrained=True)."
+            )
+        model = NoisyLabelClassifier.from_preset(str(model_or_path))
+    names = (model_metadata(model_or_path).get("dataset") or {}).get(
+        "class_names"
+    )
+    if names and "class_names" not in model.recipe:
+        model.recipe = {**model.recipe, "class_names": list(names)}
+    return model
 
 
 def _verbosity(verbose):

@@ -1,3 +1,5 @@
+import functools
+
 import keras
 
 from ferzoo.backbones.backbone import Backbone
@@ -54,8 +56,10 @@ class ResNetBackbone(Backbone):
     symmetrically (explicit `ZeroPadding2D` + `"valid"`), so converted
     PyTorch checkpoints give the same features. `use_squeeze_excite` adds
     squeeze-and-excitation (reduction 16, 1x1 convs with bias, as in timm's
-    `seresnet50`) on each block's residual branch. Returns the last feature
-    map; standard configs are in `RESNET_CONFIGS` (see `from_name`).
+    `seresnet50`) on each block's residual branch. `caffe_style` gives the
+    Caffe SE-ResNet of Hu et al. as Cadene's `se_resnet50` and timm's
+    `legacy_seresnet50` define it. Returns the last feature map; standard
+    configs are in `RESNET_CONFIGS` (see `from_name`).
 
     Layer names map 1:1 onto torchvision module names (`.` -> `_`):
     `conv1_conv` (`conv1`), `conv1_bn` (`bn1`), `pool1_pool` (`maxpool`);
@@ -84,6 +88,10 @@ class ResNetBackbone(Backbone):
             stride 32); `"small"`: 3x3/1 conv and no pooling (output
             stride 8, for 48 px faces). Defaults to `"imagenet"`.
         stem_filters: int. Filters of the stem conv. Defaults to `64`.
+        caffe_style: bool. The Caffe layout (Cadene's `se_resnet50`): a
+            bottleneck block strides in its first 1x1 conv, not its 3x3
+            conv, and the stem's max pooling rounds up (PyTorch's
+            `ceil_mode=True`, no padding). Defaults to `False`.
         dtype: string or `keras.DTypePolicy`. Defaults to the global
             policy.
 
@@ -123,6 +131,7 @@ class ResNetBackbone(Backbone):
         use_squeeze_excite=False,
         stem="imagenet",
         stem_filters=64,
+        caffe_style=False,
         dtype=None,
         **kwargs,
     ):
@@ -153,14 +162,21 @@ class ResNetBackbone(Backbone):
         x = _bn(x, "conv1_bn", dtype)
         x = keras.layers.ReLU(dtype=dtype, name="conv1_relu")(x)
         if stem == "imagenet":
-            # Zero padding equals PyTorch's -inf padding after a ReLU.
-            x = keras.layers.ZeroPadding2D(1, dtype=dtype, name="pool1_pad")(x)
+            # Zero padding equals PyTorch's -inf padding after a ReLU; one
+            # row and column at the end is `ceil_mode=True` without padding.
+            pad = ((0, 1), (0, 1)) if caffe_style else 1
+            x = keras.layers.ZeroPadding2D(pad, dtype=dtype, name="pool1_pad")(
+                x
+            )
             x = keras.layers.MaxPooling2D(
                 3, strides=2, dtype=dtype, name="pool1_pool"
             )(x)
-        apply_block = (
-            _basic_block if block_type == "basic_block" else _bottleneck_block
-        )
+        if block_type == "basic_block":
+            apply_block = _basic_block
+        else:
+            apply_block = functools.partial(
+                _bottleneck_block, caffe_style=caffe_style
+            )
         for stage, (filters, num_blocks) in enumerate(
             zip(stackwise_num_filters, stackwise_num_blocks)
         ):
@@ -184,6 +200,7 @@ class ResNetBackbone(Backbone):
         self.use_squeeze_excite = bool(use_squeeze_excite)
         self.stem = stem
         self.stem_filters = int(stem_filters)
+        self.caffe_style = bool(caffe_style)
 
     @property
     def stage_output_names(self):
@@ -209,6 +226,7 @@ class ResNetBackbone(Backbone):
                 "use_squeeze_excite": self.use_squeeze_excite,
                 "stem": self.stem,
                 "stem_filters": self.stem_filters,
+                "caffe_style": self.caffe_style,
             }
         )
         return config
@@ -288,12 +306,15 @@ def _basic_block(x, filters, stride, use_squeeze_excite, name, dtype):
     return keras.layers.ReLU(dtype=dtype, name=f"{name}_out")(x)
 
 
-def _bottleneck_block(x, filters, stride, use_squeeze_excite, name, dtype):
+def _bottleneck_block(
+    x, filters, stride, use_squeeze_excite, name, dtype, caffe_style=False
+):
     shortcut = _shortcut(x, 4 * filters, stride, name, dtype)
-    x = _conv(x, filters, 1, 1, f"{name}_conv1", dtype)
+    stride1, stride3 = (stride, 1) if caffe_style else (1, stride)
+    x = _conv(x, filters, 1, stride1, f"{name}_conv1", dtype)
     x = _bn(x, f"{name}_bn1", dtype)
     x = keras.layers.ReLU(dtype=dtype, name=f"{name}_relu1")(x)
-    x = _conv(x, filters, 3, stride, f"{name}_conv2", dtype)
+    x = _conv(x, filters, 3, stride3, f"{name}_conv2", dtype)
     x = _bn(x, f"{name}_bn2", dtype)
     x = keras.layers.ReLU(dtype=dtype, name=f"{name}_relu2")(x)
     x = _conv(x, 4 * filters, 1, 1, f"{name}_conv3", dtype)

@@ -11,7 +11,15 @@ from ferzoo.cli import options
     metavar="PATH_OR_PRESET",
     help="A .keras checkpoint, a training output folder or a preset name.",
 )
-@options.data_option
+@click.option(
+    "--data",
+    "data",
+    default=None,
+    metavar="KIND:PATH",
+    help="Data set as KIND:PATH (see ferzoo-train --help). Defaults to the "
+    "data set the model was trained on, from its run's metadata.json; a "
+    "model without one needs --data.",
+)
 @click.option(
     "--split",
     type=click.Choice(["train", "val", "test"]),
@@ -27,6 +35,7 @@ from ferzoo.cli import options
     help="Also write report.json and the confusion matrix PNG here.",
 )
 @options.on_error_option
+@options.allow_untrained_option
 @options.backend_option
 @options.json_option
 @options.verbose_option
@@ -38,6 +47,7 @@ def main(
     batch_size,
     output_dir,
     skip_bad_samples,
+    allow_untrained,
     backend,
     as_json,
     verbose,
@@ -45,6 +55,10 @@ def main(
     """Evaluate a checkpoint or preset on a data set split.
 
     Prints top-1 accuracy, macro-F1 and per-class accuracy.
+
+    Without --data, evaluates on the data set the model was trained on
+    (recorded in its training output folder). A preset without trained
+    weights is refused unless --allow-untrained.
 
     \b
     Examples:
@@ -63,7 +77,9 @@ def main(
         split=split,
         batch_size=batch_size,
         on_error="skip" if skip_bad_samples else "raise",
+        allow_untrained=allow_untrained,
     )
+    data = report["data"]
     if output_dir:
         out = pathlib.Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)

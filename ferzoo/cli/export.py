@@ -23,34 +23,41 @@ from ferzoo.cli import options
     default=None,
     help="Input height and width in pixels; defaults to the model's.",
 )
+@options.allow_untrained_option
 @options.backend_option
 @options.json_option
 @options.verbose_option
 @options.handle_errors
-def main(model_path, output, image_size, backend, as_json, verbose):
+def main(
+    model_path, output, image_size, allow_untrained, backend, as_json, verbose
+):
     """Export a model as a TensorFlow SavedModel that returns probabilities.
 
-    The `serve` signature takes float32 RGB pixels in [0, 255], shape
-    (batch, H, W, 3), and returns class probabilities; no outside
-    preprocessing is needed.
+    `serve` takes RGB pixels in [0, 255], uint8 or float32, shape
+    (batch, H, W, 3) of any H and W (resized inside to the model's input
+    size), and returns class probabilities; `class_names()` names them.
+    No outside preprocessing or side file is needed. A preset without
+    trained weights is refused unless --allow-untrained.
 
     \b
     Examples:
       ferzoo-export --model runs/ferzoo/best.keras --output exported/scn
       python -c "import tensorflow as tf; \\
-          m = tf.saved_model.load('exported/scn'); print(m.serve)"
+          m = tf.saved_model.load('exported/scn'); print(m.class_names())"
     """
     options.set_backend(backend)
     from ferzoo import training
     from ferzoo.export import export_saved_model
 
-    model = training.load_any(model_path)
+    model = training.load_any(model_path, allow_untrained=allow_untrained)
     shape = None if image_size is None else (image_size, image_size, 3)
     path = export_saved_model(model, output, image_shape=shape)
     info = {
         "saved_model": str(path),
         "signature": "serve",
-        "input_shape": [None, *(shape or model.image_shape)],
+        "input_shape": [None, None, None, 3],
+        "resized_to": list((shape or model.image_shape)[:2]),
+        "class_names": list(model.recipe.get("class_names") or []),
         "num_classes": model.num_classes,
     }
     options.emit(info, as_json, f"wrote SavedModel to {path}")

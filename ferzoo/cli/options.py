@@ -1,7 +1,8 @@
 """Options shared by the ferzoo commands, and their error handling.
 
-Exit codes: 0 success; 1 unexpected error (with traceback); 2 usage error;
-3 data or preset error; 4 diverged (non-finite loss).
+Exit codes: 0 success; 1 unexpected error (with traceback); 2 usage error
+(also: the output folder holds a run with other settings); 3 data or preset
+error; 4 diverged (non-finite loss); 130 interrupted (Ctrl-C).
 """
 
 import functools
@@ -11,8 +12,10 @@ import sys
 
 import click
 
+EXIT_USAGE = 2
 EXIT_DATA = 3
 EXIT_DIVERGED = 4
+EXIT_INTERRUPTED = 130
 
 
 class DataOrPresetError(click.ClickException):
@@ -21,6 +24,10 @@ class DataOrPresetError(click.ClickException):
 
 class DivergedClickError(click.ClickException):
     exit_code = EXIT_DIVERGED
+
+
+class RunMismatchClickError(click.ClickException):
+    exit_code = EXIT_USAGE
 
 
 def preset_option(required=True):
@@ -43,12 +50,42 @@ data_option = click.option(
         "rafdb, ferplus or affectnet."
     ),
 )
+
+
+def _split_classes(ctx, param, value):
+    if value is None:
+        return None
+    names = [name.strip() for name in value.split(",")]
+    if not all(names) or len(set(names)) != len(names):
+        raise click.BadParameter(
+            f"expected distinct comma-separated class names; got {value!r}"
+        )
+    return names
+
+
+classes_option = click.option(
+    "--classes",
+    default=None,
+    metavar="NAME,NAME,...",
+    callback=_split_classes,
+    help=(
+        "Class order of imagefolder or rafdb data, the same for every "
+        "split (default: the train split's class folders, sorted; "
+        "RAF-DB's own order). A val/test class folder not listed is an error."
+    ),
+)
 backend_option = click.option(
     "--backend",
     type=click.Choice(["tensorflow", "jax"]),
     envvar="KERAS_BACKEND",
     default=None,
     help="Keras backend (also read from KERAS_BACKEND).",
+)
+allow_untrained_option = click.option(
+    "--allow-untrained",
+    is_flag=True,
+    help="Accept a preset without trained weights (model.weights.h5); "
+    "without this flag that is an error (exit 3), as its outputs are random.",
 )
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print only the results JSON."
@@ -79,21 +116,33 @@ def set_backend(backend):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def handle_errors(fn):
-    """Turn ferzoo's own errors into clean exit codes."""
+def handle_errors(fn=None, *, interrupted="interrupted"):
+    """Turn ferzoo's own errors into clean exit codes.
+
+    Use as `@handle_errors` or `@handle_errors(interrupted="...")`: the
+    message printed on Ctrl-C, before exiting with code 130.
+    """
+    if fn is None:
+        return functools.partial(handle_errors, interrupted=interrupted)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         from ferzoo.errors import DataError
         from ferzoo.errors import DivergedError
         from ferzoo.errors import PresetError
+        from ferzoo.errors import RunMismatchError
 
         try:
             return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo(f"\n{interrupted}", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
         except (DataError, PresetError, FileNotFoundError) as e:
             raise DataOrPresetError(str(e)) from e
         except DivergedError as e:
             raise DivergedClickError(str(e)) from e
+        except RunMismatchError as e:
+            raise RunMismatchClickError(str(e)) from e
 
     return wrapper
 

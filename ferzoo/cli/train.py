@@ -49,17 +49,31 @@ from ferzoo.cli import options
     help="Train on at most this many images per class (seeded subset).",
 )
 @click.option(
+    "--val-fraction",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="With no val split in the data (RAF-DB): fraction of each class "
+    "of the noisy training split held out (seeded by --seed) to pick the "
+    "best epoch on; 0 picks nothing and reports the last epoch.",
+)
+@click.option(
     "--seed",
     default=0,
     show_default=True,
     help="Seed of initialisation, shuffling and augmentation.",
 )
 @click.option(
-    "--no-resume", is_flag=True, help="Start over even if the folder has a run."
+    "--no-resume",
+    is_flag=True,
+    help="Start over even if the folder has a run (its run files are "
+    "replaced). Without it, a folder with a run of other settings is an "
+    "error (exit 2).",
 )
 @click.option(
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
 )
+@options.classes_option
 @click.option(
     "--distribute",
     type=click.Choice(["none", "data-parallel"]),
@@ -78,7 +92,9 @@ from ferzoo.cli import options
 @options.backend_option
 @options.json_option
 @options.verbose_option
-@options.handle_errors
+@options.handle_errors(
+    interrupted="interrupted; rerun the same command to resume"
+)
 def main(
     preset,
     data,
@@ -91,9 +107,11 @@ def main(
     batch_size,
     learning_rate,
     limit_per_class,
+    val_fraction,
     seed,
     no_resume,
     list_presets,
+    classes,
     distribute,
     stream,
     skip_bad_samples,
@@ -105,9 +123,11 @@ def main(
 
     Writes to --output-dir: best.keras and last.keras (atomic), history.csv,
     TensorBoard logs, results.json (test accuracy, macro-F1, noise
-    detection), the confusion matrix (PNG, JSON), and a preset
-    (config.json, metadata.json, model.weights.h5) for ferzoo-eval and
-    ferzoo-export. An interrupted run resumes in the same folder.
+    detection, skipped samples), the confusion matrix (PNG, JSON), and a
+    preset (config.json, metadata.json, model.weights.h5) for ferzoo-eval
+    and ferzoo-export. Rerunning the same command resumes an interrupted
+    run where an uninterrupted one would be (Ctrl-C exits 130); other
+    settings in the same folder are refused unless --no-resume.
 
     \b
     Examples:
@@ -116,6 +136,8 @@ def main(
           --data fer2013:/data/fer2013 --noise-rate 0.3 --output-dir runs/scn
       KERAS_BACKEND=jax ferzoo-train --preset baseline_resnet18_fer2013 \\
           --data fer2013:/data/fer2013 --epochs 40
+      ferzoo-train --preset scn_resnet18 --data rafdb:/data/RAF-DB/basic \\
+          --noise-rate 0.3 --val-fraction 0.1 --output-dir runs/scn_raf
     """
     options.set_backend(backend)
     import ferzoo
@@ -126,6 +148,15 @@ def main(
         return
     if not preset:
         raise click.UsageError("Missing option '--preset'.")
+    if classes and data.partition(":")[0].strip().lower() not in (
+        "imagefolder",
+        "rafdb",
+    ):
+        raise click.BadParameter(
+            "sets the class order of imagefolder or rafdb data only; "
+            f"{data!r} has a fixed class order",
+            param_hint="--classes",
+        )
     from ferzoo import training
 
     results = training.train(
@@ -143,6 +174,9 @@ def main(
         limit_per_class=limit_per_class,
         on_error="skip" if skip_bad_samples else "raise",
         verbose=0 if as_json else "auto",
+        classes=classes,
+        val_fraction=val_fraction,
+        resume=not no_resume,
         distribute=distribute,
         stream=stream,
     )
@@ -152,14 +186,33 @@ def main(
 def summary_text(results, output_dir):
     test = results.get("test") or {}
     lines = [f"results in {output_dir}/results.json"]
+    selection = (results.get("selection") or {}).get("description")
+    if selection:
+        lines.append(f"model selection: {selection}")
     if test:
+        best = ""
+        if "best_on_val_accuracy" in test:
+            best = (
+                f"{test['best_on_val_accuracy']:.4f} (best on val, epoch "
+                f"{test['best_epoch']}), "
+            )
         lines.append(
             f"test accuracy: {test['final']['accuracy']:.4f} (final), "
-            f"{test['best_on_val_accuracy']:.4f} (best on val, epoch "
-            f"{test['best_epoch']}), {test['last5_mean_accuracy']:.4f} "
-            "(mean of last 5 epochs)"
+            f"{best}{test['last5_mean_accuracy']:.4f} "
+            f"(mean of last {_epochs(test.get('last5_num_epochs', 5))})"
         )
         lines.append(f"test macro-F1: {test['final']['macro_f1']:.4f}")
+    skipped = {
+        split: entry["count"]
+        for split, entry in (results.get("skipped") or {}).items()
+        if entry["count"]
+    }
+    if skipped:
+        lines.append(
+            "skipped bad samples: "
+            + ", ".join(f"{n} in {split}" for split, n in skipped.items())
+            + " (listed in results.json)"
+        )
     noise = results.get("noise_detection")
     if noise and noise.get("roc_auc") is not None:
         lines.append(
@@ -174,6 +227,10 @@ def summary_text(results, output_dir):
                 "correct one)"
             )
     return "\n".join(lines)
+
+
+def _epochs(n):
+    return "epoch" if n == 1 else f"{n} epochs"
 
 
 if __name__ == "__main__":

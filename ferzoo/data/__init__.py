@@ -4,7 +4,9 @@ from ferzoo.data.augment import RECIPE_KEYS
 from ferzoo.data.augment import Augmenter
 from ferzoo.data.augment import augment_images
 from ferzoo.data.datasets import DatasetInfo
+from ferzoo.data.datasets import TrainingSplits
 from ferzoo.data.datasets import load_split
+from ferzoo.data.datasets import load_training_splits
 from ferzoo.data.datasets import make_dataset
 from ferzoo.data.ferplus import AFFECTNET_CLASS_NAMES
 from ferzoo.data.ferplus import FERPLUS_CLASS_NAMES
@@ -20,10 +22,12 @@ from ferzoo.data.readers import FER2013_CLASS_NAMES
 from ferzoo.data.readers import read_fer2013_csv
 from ferzoo.data.readers import read_image_folder
 from ferzoo.data.readers import read_rafdb
+from ferzoo.data.records import MissingSplitError
 from ferzoo.data.records import Records
 from ferzoo.data.sources import DATA_KINDS
 from ferzoo.data.sources import parse_data_spec
 from ferzoo.data.sources import read_split
+from ferzoo.data.splits import carve_val_split
 from ferzoo.data.synthetic import SYNTHETIC_CLASS_NAMES
 from ferzoo.data.synthetic import make_synthetic_faces
 
@@ -34,13 +38,17 @@ __all__ = [
     "DatasetInfo",
     "FER2013_CLASS_NAMES",
     "FERPLUS_CLASS_NAMES",
+    "MissingSplitError",
     "NoiseResult",
     "RAFDB_CLASS_NAMES",
     "RECIPE_KEYS",
     "Records",
     "SYNTHETIC_CLASS_NAMES",
+    "TrainingSplits",
     "augment_images",
+    "carve_val_split",
     "load_split",
+    "load_training_splits",
     "make_dataset",
     "make_synthetic_faces",
     "pair_noise",

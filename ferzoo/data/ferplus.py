@@ -10,6 +10,7 @@ from ferzoo.data.readers import iter_fer2013_csv
 from ferzoo.data.readers import read_image_folder
 from ferzoo.data.records import ErrorPolicy
 from ferzoo.data.records import Item
+from ferzoo.data.records import MissingSplitError
 from ferzoo.data.records import build_records
 from ferzoo.errors import DataError
 
@@ -193,11 +194,14 @@ def read_affectnet(
     Folder layout: `path/<split>/<class>/` (or `path/<class>/`), with
     class folders named by `AFFECTNET_CLASS_NAMES` or by expression code
     `0`..`7`. Csv layout: `path/training.csv` (train) and
-    `path/validation.csv` (val and test: AffectNet's test set is not
-    public) with `subDirectory_filePath` and `expression` columns and
-    images under `path/Manually_Annotated_Images/` (or `path/`). Codes 8
-    (none), 9 (uncertain), 10 (no face) and, with `num_classes=7`, 7
-    (contempt) are dropped and counted in `records.dropped`.
+    `path/validation.csv` (test: AffectNet's test set is not public, so
+    its validation set is the test split, and there is no val split:
+    `"val"` raises `MissingSplitError` and training holds a val set out
+    of the training split instead), with `subDirectory_filePath` and
+    `expression` columns and images under `path/Manually_Annotated_Images/`
+    (or `path/`). Codes 8 (none), 9 (uncertain), 10 (no face) and, with
+    `num_classes=7`, 7 (contempt) are dropped and counted in
+    `records.dropped`.
 
     Args:
         path: str. The AffectNet folder, or one of its csv files.
@@ -216,6 +220,15 @@ def read_affectnet(
     path = os.fspath(path)
     class_names = AFFECTNET_CLASS_NAMES[:num_classes]
     csv_name = "training.csv" if split == "train" else "validation.csv"
+    if os.path.basename(path) in ("training.csv", "validation.csv"):
+        path = os.path.dirname(path)  # the folder: each split its own csv
+    is_csv = os.path.isfile(os.path.join(path, csv_name))
+    if split == "val" and (is_csv or os.path.isfile(path)):
+        raise MissingSplitError(
+            "AffectNet's csv release has no val split (validation.csv is "
+            "the test split)",
+            path=path,
+        )
     if os.path.isfile(path):
         csv_path, root = path, os.path.dirname(path)
     elif os.path.isfile(os.path.join(path, csv_name)):

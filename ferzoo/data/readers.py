@@ -17,7 +17,9 @@ from ferzoo.data.noise import parse_label_file
 from ferzoo.data.noise import rafdb_label_map
 from ferzoo.data.records import ErrorPolicy
 from ferzoo.data.records import Item
+from ferzoo.data.records import MissingSplitError
 from ferzoo.data.records import build_records
+from ferzoo.data.records import list_class_folders
 from ferzoo.data.records import list_images
 from ferzoo.errors import DataError
 
@@ -29,6 +31,17 @@ FER2013_CLASS_NAMES = [
     "neutral",
     "sad",
     "surprise",
+]
+# Kaggle's fer2013.csv `emotion` codes 0..6, in the csv's own order; mapped
+# to `FER2013_CLASS_NAMES` (alphabetical, like the ImageFolder layout) by name.
+FER2013_CSV_CODES = [
+    "angry",
+    "disgust",
+    "fear",
+    "happy",
+    "sad",
+    "surprise",
+    "neutral",
 ]
 FER2013_USAGE = {
     "train": "Training",
@@ -83,11 +96,7 @@ def read_image_folder(
     root = os.fspath(root)
     if not os.path.isdir(root):
         raise DataError("image folder not found", path=root)
-    folders = sorted(
-        d
-        for d in os.listdir(root)
-        if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
-    )
+    folders = list_class_folders(root)
     if class_names is None:
         class_names = folders
     class_names = list(class_names)
@@ -175,7 +184,10 @@ def read_fer2013_csv(
     """Read one split of Kaggle's `fer2013.csv` (`emotion,pixels,Usage`).
 
     Splits map to Usage: train -> Training, val -> PublicTest, test ->
-    PrivateTest. Classes are `FER2013_CLASS_NAMES` (emotion 0..6).
+    PrivateTest. Kaggle's emotion codes 0..6 (angry, disgust, fear, happy,
+    sad, surprise, neutral) are mapped by name onto `FER2013_CLASS_NAMES`
+    (alphabetical), the class order of the FER2013 ImageFolder layout, so
+    both give the same labels.
 
     Args:
         path: str. The csv file.
@@ -196,9 +208,10 @@ def read_fer2013_csv(
         )
     policy = ErrorPolicy(on_error)
     path = os.fspath(path)
+    to_class = [FER2013_CLASS_NAMES.index(n) for n in FER2013_CSV_CODES]
     items = [
-        Item(path, line, f"row{line - 1:05d}", label, pixels)
-        for line, usage, label, pixels in iter_fer2013_csv(path, policy)
+        Item(path, line, f"row{line - 1:05d}", to_class[code], pixels)
+        for line, usage, code, pixels in iter_fer2013_csv(path, policy)
         if usage == FER2013_USAGE[split]
     ]
     return build_records(
@@ -212,28 +225,34 @@ def read_fer2013_csv(
     )
 
 
+# Where the label list and the aligned faces lie, relative to the `basic`
+# folder: RAF-DB's archive first (`EmoLabel/`, `Image/aligned/`), then older
+# hand-made layouts.
+_RAFDB_LABEL_DIRS = ("EmoLabel", "EmotionLabel", "")
+_RAFDB_IMAGE_DIRS = ("Image/aligned", "aligned", "Image")
+
+
 def find_rafdb_files(root):
-    """Return `(label_file, image_dir)` of a RAF-DB basic folder."""
+    """Return `(label_file, image_dir)` of a RAF-DB basic folder.
+
+    `root` is RAF-DB's `basic` folder (`EmoLabel/list_patition_label.txt`,
+    `Image/aligned/`) or the folder holding `basic/`.
+    """
     root = os.fspath(root)
-    label_file = None
-    for sub in ("EmotionLabel", "", "basic/EmotionLabel"):
-        candidate = os.path.join(root, sub, "list_patition_label.txt")
-        if os.path.isfile(candidate):
-            label_file = candidate
-            break
-    image_dir = None
-    for sub in ("Image/aligned", "aligned", "basic/Image/aligned", "Image"):
-        candidate = os.path.join(root, sub)
-        if os.path.isdir(candidate):
-            image_dir = candidate
-            break
-    if label_file is None or image_dir is None:
-        raise DataError(
-            "not a RAF-DB basic folder: expected "
-            "EmotionLabel/list_patition_label.txt and Image/aligned/",
-            path=root,
-        )
-    return label_file, image_dir
+    for base in (root, os.path.join(root, "basic")):
+        for sub in _RAFDB_LABEL_DIRS:
+            label_file = os.path.join(base, sub, "list_patition_label.txt")
+            if not os.path.isfile(label_file):
+                continue
+            for images in _RAFDB_IMAGE_DIRS:
+                image_dir = os.path.join(base, images)
+                if os.path.isdir(image_dir):
+                    return label_file, image_dir
+    raise DataError(
+        "not a RAF-DB basic folder: expected "
+        "EmoLabel/list_patition_label.txt and Image/aligned/",
+        path=root,
+    )
 
 
 def read_rafdb(
@@ -251,14 +270,17 @@ def read_rafdb(
     (surprise, fear, disgust, happiness, sadness, anger, neutral); they
     are shifted to 0..6 and, by default, kept in that order with
     `class_names = RAFDB_CLASS_NAMES`. Pass `class_names` (e.g.
-    `FER2013_CLASS_NAMES`) to map them to another order. `train_00001.jpg`
-    is read from `Image/aligned/train_00001_aligned.jpg` (or
-    `train_00001.jpg`). The split is the file-name prefix.
+    `FER2013_CLASS_NAMES`) to map them to another order. The layout is
+    RAF-DB's `basic` archive: `EmoLabel/list_patition_label.txt` lists
+    `train_00001.jpg 5`, read from `Image/aligned/train_00001_aligned.jpg`
+    (or `train_00001.jpg`); an older `EmotionLabel/` folder also works.
+    The split is the file-name prefix.
 
     Args:
-        root: str. The RAF-DB `basic` folder.
-        split: str. `"train"` or `"test"` (RAF-DB has no validation
-            split). Defaults to `"train"`.
+        root: str. The RAF-DB `basic` folder, or the folder holding it.
+        split: str. `"train"` or `"test"`. RAF-DB has no validation
+            split: `"val"` raises `MissingSplitError`. Defaults to
+            `"train"`.
         image_size: int or (height, width). Defaults to `100`.
         class_names: list of str, or None. Defaults to RAF-DB order.
         on_error: str. `"raise"` or `"skip"`. Defaults to `"raise"`.
@@ -268,6 +290,10 @@ def read_rafdb(
     Returns:
         A `Records` whose `names` are the list file's image names.
     """
+    if split == "val":
+        raise MissingSplitError(
+            "RAF-DB has no val split (only train and test)", path=root
+        )
     if split not in ("train", "test"):
         raise ValueError(
             "`split` must be 'train' or 'test' (RAF-DB has no validation "

@@ -13,6 +13,14 @@ from ferzoo.errors import DataError
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 
 
+class MissingSplitError(DataError):
+    """The data set has no such split (e.g. RAF-DB's val, an absent folder).
+
+    Unlike other `DataError`s, a caller may go on without the split: the
+    trainer carves a val set out of the training split instead.
+    """
+
+
 @dataclasses.dataclass
 class Records:
     """Decoded images with their labels and where each came from.
@@ -170,7 +178,9 @@ def build_records(
         images.append(array)
         kept.append(item)
     if not kept:
-        raise DataError(
+        # No sample at all (none skipped or dropped): the split is absent.
+        absent = not items and not policy.skipped and not policy.dropped
+        raise (MissingSplitError if absent else DataError)(
             "no usable samples in this split"
             + (f" ({len(policy.skipped)} skipped)" if policy.skipped else ""),
             path=where,
@@ -183,6 +193,15 @@ def build_records(
         names=[it.name for it in kept],
         skipped=list(policy.skipped),
         dropped=dict(policy.dropped),
+    )
+
+
+def list_class_folders(root):
+    """Sorted sub-folder names of `root` (hidden ones ignored)."""
+    return sorted(
+        d
+        for d in os.listdir(root)
+        if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
     )
 
 

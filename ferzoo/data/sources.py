@@ -6,7 +6,9 @@ import numpy as np
 
 from ferzoo.data import ferplus
 from ferzoo.data import readers
+from ferzoo.data.records import MissingSplitError
 from ferzoo.data.records import Records
+from ferzoo.data.records import list_class_folders
 from ferzoo.data.records import stratified_subset
 from ferzoo.data.synthetic import SYNTHETIC_CLASS_NAMES
 from ferzoo.data.synthetic import make_synthetic_faces
@@ -43,16 +45,36 @@ def parse_data_spec(data):
 
 
 def _split_folder(root, split):
-    """`root/<split>` (with val aliases), or `root` if it has no splits."""
+    """`root/<split>` (with val aliases), or `root` if it has no splits.
+
+    A folder without split folders is the train and the test split, but
+    not a val split: selecting on the training images is no validation.
+    """
     if not os.path.isdir(root):
         raise DataError("data folder not found", path=root)
     aliases = {"val": ("val", "valid", "validation"), "test": ("test",)}
     for name in aliases.get(split, (split,)):
         if os.path.isdir(os.path.join(root, name)):
             return os.path.join(root, name)
-    if any(os.path.isdir(os.path.join(root, s)) for s in SPLITS):
-        raise DataError(f"no {split!r} split folder", path=root)
+    if split == "val" or any(
+        os.path.isdir(os.path.join(root, s)) for s in SPLITS
+    ):
+        raise MissingSplitError(f"no {split!r} split folder", path=root)
     return root
+
+
+def imagefolder_classes(root, split="train"):
+    """The one class list of every split of an ImageFolder tree.
+
+    The class folders of the train split (sorted), so that val and test
+    images get the indices, and names, the model was trained with; data
+    with no train split (evaluation only) uses `split`'s own folders.
+    """
+    try:
+        folder = _split_folder(root, "train")
+    except MissingSplitError:
+        folder = _split_folder(root, split)
+    return list_class_folders(folder)
 
 
 def _read_fer2013(path, split, image_size, on_error, limit, seed):
@@ -83,24 +105,39 @@ def read_split(
     on_error="raise",
     limit_per_class=None,
     subset_seed=0,
+    classes=None,
 ):
-    """Read one split of a data spec into a `Records` (no noise, no tf)."""
+    """Read one split of a data spec into a `Records` (no noise, no tf).
+
+    `classes` (a list of class names) sets the class order of
+    `imagefolder` data (default: the train split's class folders, sorted;
+    the same list for every split) or of `rafdb` data (default: RAF-DB's
+    order). Other kinds have a fixed class order.
+    """
     if split not in SPLITS:
         raise ValueError(
             f"`split` must be one of {list(SPLITS)}. Received: split={split!r}"
         )
     kind, path = parse_data_spec(data)
+    if classes is not None:
+        classes = [str(c) for c in classes]
+        if kind not in ("imagefolder", "rafdb") or not classes:
+            raise ValueError(
+                "`classes` sets the class order of imagefolder and rafdb "
+                f"data only. Received: classes={classes} for {kind!r} data"
+            )
     args = (image_size, on_error, limit_per_class, subset_seed)
     if kind == "synthetic":
         return _synthetic_records(path, split, image_size, limit_per_class)
     if kind == "imagefolder":
-        return readers.read_image_folder(
-            _split_folder(path, split), image_size, None, *args[1:]
-        )
+        folder = _split_folder(path, split)
+        if classes is None:
+            classes = imagefolder_classes(path, split)
+        return readers.read_image_folder(folder, image_size, classes, *args[1:])
     if kind == "fer2013":
         return _read_fer2013(path, split, *args)
     if kind == "rafdb":
-        return readers.read_rafdb(path, split, image_size, None, *args[1:])
+        return readers.read_rafdb(path, split, image_size, classes, *args[1:])
     if kind == "ferplus":
         return ferplus.read_ferplus(path, split, image_size, 8, None, *args[1:])
     return ferplus.read_affectnet(path, split, image_size, 7, *args[1:])

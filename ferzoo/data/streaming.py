@@ -93,7 +93,9 @@ def _listing_only():
                 m.build_records = fn
 
 
-def list_split(data, split, image_size, on_error, limit, subset_seed):
+def list_split(
+    data, split, image_size, on_error, limit, subset_seed, classes=None
+):
     """A `LazyRecords` of a file-backed split, or None (not files)."""
     kind, _ = parse_data_spec(data)
     if kind not in _FILE_KINDS:
@@ -101,14 +103,21 @@ def list_split(data, split, image_size, on_error, limit, subset_seed):
     try:
         with _listing_only():
             return read_split(
-                data, split, image_size, on_error, limit, subset_seed
+                data, split, image_size, on_error, limit, subset_seed, classes
             )
     except _NotFiles:
         return None
 
 
 def read_records(
-    data, split, image_size, on_error, limit, subset_seed, stream=None
+    data,
+    split,
+    image_size,
+    on_error,
+    limit,
+    subset_seed,
+    stream=None,
+    classes=None,
 ):
     """`Records` in memory, or `LazyRecords` to stream.
 
@@ -116,14 +125,18 @@ def read_records(
     with more than `STREAM_THRESHOLD` samples; `False` never streams.
     """
     if stream is not False:
-        lazy = list_split(data, split, image_size, on_error, limit, subset_seed)
+        lazy = list_split(
+            data, split, image_size, on_error, limit, subset_seed, classes
+        )
         if lazy is not None and (stream or len(lazy) > STREAM_THRESHOLD):
             return lazy
-    return read_split(data, split, image_size, on_error, limit, subset_seed)
+    return read_split(
+        data, split, image_size, on_error, limit, subset_seed, classes
+    )
 
 
 def stream_dataset(
-    lazy,
+    paths,
     labels,
     image_size,
     batch_size=64,
@@ -131,24 +144,29 @@ def stream_dataset(
     augment=None,
     seed=0,
     on_error="raise",
+    epochs=None,
+    drop_remainder=False,
 ):
-    """The pipeline of `make_dataset`, decoding `lazy.paths` on the fly.
+    """The pipeline of `make_dataset`, decoding the files `paths` on the fly.
 
-    With `on_error="skip"` a sample whose file cannot be decoded is
-    dropped when read (its table row keeps its value);
-    with `"raise"` the error names the file.
+    `paths` are the files of the samples (`LazyRecords.paths`, or a subset
+    of them); `epochs` and `drop_remainder` are as in `make_dataset`. With
+    `on_error="skip"` a sample whose file cannot be decoded is dropped
+    when read (its table row keeps its value); with `"raise"` the error
+    names the file.
     """
     from ferzoo.data.datasets import batch_pipeline
 
     size = records_lib.check_image_size(image_size)
     labels = np.asarray(labels, "int32")
-    ids = np.arange(len(labels), dtype="int32")
-    paths = np.array(lazy.paths, dtype=object)
-    ds = tf.data.Dataset.from_tensor_slices(
-        ({"images": paths, "sample_ids": ids}, labels)
-    )
+    paths = np.array([str(p) for p in paths], dtype=object)
+    if labels.shape != paths.shape:
+        raise ValueError(
+            "`labels` must have one entry per path. Received: "
+            f"labels.shape={labels.shape}, {len(paths)} paths"
+        )
 
-    def read(path):
+    def read_file(path):
         path = path.decode() if isinstance(path, bytes) else str(path)
         try:
             return records_lib.decode_image(path, size)
@@ -157,22 +175,20 @@ def stream_dataset(
                 f"cannot read image ({type(e).__name__}: {e})", path=path
             ) from e
 
-    def decode_one(x, y):
-        image = tf.numpy_function(read, [x["images"]], tf.uint8)
+    def read(path):
+        image = tf.numpy_function(read_file, [path], tf.uint8)
         image.set_shape(size + (3,))
-        return dict(x, images=image), y
+        return image
 
-    def decode(ds):
-        ds = ds.map(decode_one, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.ignore_errors() if on_error == "skip" else ds
-
-    ds = batch_pipeline(
-        ds,
-        len(labels),
+    return batch_pipeline(
+        paths,
+        labels,
         batch_size,
         training=training,
         augment=augment,
         seed=seed,
-        decode=decode,
+        drop_remainder=drop_remainder,
+        epochs=epochs,
+        read=read,
+        skip_errors=on_error == "skip",
     )
-    return ds

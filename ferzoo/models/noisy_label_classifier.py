@@ -343,6 +343,43 @@ class NoisyLabelClassifier(keras.Model):
         """Class probabilities as a backend tensor (used by the export)."""
         return ops.softmax(self(images, training=False)["logits"])
 
+    def export(
+        self,
+        filepath,
+        format="tf_saved_model",
+        verbose=None,
+        input_signature=None,
+        **kwargs,
+    ):
+        """Export for inference; a SavedModel is ferzoo's serving one.
+
+        With `format="tf_saved_model"` (the default) this is
+        `ferzoo.export.export_saved_model` on every backend: `serve` takes
+        uint8 or float32 RGB batches of any height and width (resized
+        inside) and returns probabilities; `class_names()` names them.
+        `kwargs` may give its `image_shape` and `class_names`. Other
+        formats, an `input_signature` or Keras' own `kwargs` use
+        `keras.Model.export`.
+        """
+        ours = {"image_shape", "class_names"}
+        if (
+            format == "tf_saved_model"
+            and input_signature is None
+            and (set(kwargs) <= ours)
+        ):
+            from ferzoo.export import export_saved_model
+
+            return export_saved_model(
+                self, filepath, verbose=bool(verbose), **kwargs
+            )
+        return super().export(
+            filepath,
+            format=format,
+            verbose=verbose,
+            input_signature=input_signature,
+            **kwargs,
+        )
+
     # --- Per-sample state --------------------------------------------
     def clean_scores(self):
         """Per-sample clean score from the last epoch (NaN if unseen)."""

@@ -9,7 +9,13 @@ FER2013 = {
     "image_size": 48,
     "num_classes": 7,
     "class_names": [
-        "angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"
+        "angry",
+        "disgust",
+        "fear",
+        "happy",
+        "neutral",
+        "sad",
+        "surprise",
     ],
 }
 SYNTHETIC = {**FER2013, "name": "synthetic (ferzoo.data.synthetic)"}

@@ -1,6 +1,8 @@
 import json
 import os
+import pathlib
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -8,6 +10,8 @@ from click.testing import CliRunner
 from ferzoo.cli import evaluate
 from ferzoo.cli import export
 from ferzoo.cli import train
+from tests.data.readers_test import make_folder
+from tests.data.splits_test import rafdb
 from tests.test_case import TestCase
 
 TINY = [
@@ -57,6 +61,58 @@ class CLITest(TestCase):
         self.assertEqual(result.exit_code, 3, result.output)
         self.assertIn("nowhere", result.output)
 
+    def test_classes_option_and_a_bad_test_class_folder(self):
+        out = self.tmp_dir()
+        for bad in ("happy,happy", "happy,,sad"):
+            result = CliRunner().invoke(
+                train.main, [*TINY, "--classes", bad, "--output-dir", out]
+            )
+            self.assertEqual(result.exit_code, 2, result.output)
+            self.assertIn("--classes", result.output)
+        result = CliRunner().invoke(
+            train.main, [*TINY, "--classes", "a,b", "--output-dir", out]
+        )
+        self.assertEqual(result.exit_code, 2, result.output)
+        self.assertIn("imagefolder or rafdb data only", result.output)
+        # A test class folder that is not one of the training classes
+        # stops the run (exit 3, naming the folder), also with --classes.
+        root = pathlib.Path(self.tmp_dir())
+        make_folder(root / "train", classes=("happy", "sad"))
+        make_folder(root / "val", classes=("happy", "sad"), per_class=1)
+        make_folder(root / "test", classes=("happy", "surprise"))
+        for extra in ([], ["--classes", "sad,happy"]):
+            result = CliRunner().invoke(
+                train.main,
+                [*TINY[:2], "--data", f"imagefolder:{root}", *extra,
+                 "--output-dir", out],
+            )  # fmt: skip
+            self.assertEqual(result.exit_code, 3, result.output)
+            self.assertIn(str(root / "test" / "surprise"), result.output)
+
+    @pytest.mark.large
+    def test_val_fraction_zero_reports_the_last_epoch(self):
+        spec, _ = rafdb(pathlib.Path(self.tmp_dir()))
+        out = self.tmp_dir()
+        result = self.invoke(
+            train,
+            [*TINY[:2], "--data", spec, "--epochs", "2", "--batch-size",
+             "35", "--val-fraction", "0", "--output-dir", out],
+        )  # fmt: skip
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertIn("model selection: last epoch", result.output)
+        self.assertNotIn("best on val", result.output)
+        results = json.load(open(os.path.join(out, "results.json")))
+        self.assertEqual(results["selection"]["type"], "last_epoch")
+        self.assertNotIn("best_on_val_accuracy", results["test"])
+        self.assertNotIn("val_accuracy", results["history"][-1])
+        # best.keras is the last epoch, not a pick on training accuracy.
+        best, last = (
+            keras.saving.load_model(os.path.join(out, name))
+            for name in ("best.keras", "last.keras")
+        )
+        for a, b in zip(best.get_weights(), last.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
     def test_list_presets(self):
         result = self.invoke(train, ["--list-presets"])
         self.assertEqual(result.exit_code, 0)
@@ -76,6 +132,7 @@ class CLITest(TestCase):
         )
         self.assertEqual(second.exit_code, 0, second.output)
         self.assertIn("resuming", second.output)
+        self.assertIn("(mean of last 2 epochs)", second.output)
         self.assertIn("noise detection ROC-AUC", second.output)
         results = json.load(open(os.path.join(out, "results.json")))
         self.assertEqual([r["epoch"] for r in results["history"]], [0, 1])
@@ -93,14 +150,14 @@ class CLITest(TestCase):
             self.assertTrue(os.path.exists(os.path.join(out, name)), name)
         with open(os.path.join(out, "history.csv")) as f:
             self.assertEqual(len(f.read().strip().splitlines()), 3)
-        # The output folder is a preset; evaluate it on the test split.
-        result = self.invoke(
-            evaluate,
-            ["--model", out, "--data", "synthetic:70", "--json"],
-        )
-        self.assertEqual(result.exit_code, 0, result.output)
-        report = json.loads(result.output)
-        self.assertEqual(report["num_samples"], 17)
+        # The output folder is a preset; evaluate it on the test split of
+        # the data it was trained on (recorded; no --data needed).
+        for model in (out, os.path.join(out, "best.keras")):
+            result = self.invoke(evaluate, ["--model", model, "--json"])
+            self.assertEqual(result.exit_code, 0, result.output)
+            report = json.loads(result.output)
+            self.assertEqual(report["data"], "synthetic:70")
+            self.assertEqual(report["num_samples"], 17)
         self.assertAlmostEqual(
             report["accuracy"], results["test"]["final"]["accuracy"]
         )
@@ -115,3 +172,90 @@ class CLITest(TestCase):
         loaded = tf.saved_model.load(saved)  # keep a reference while serving
         served = loaded.serve(tf.zeros((2, 48, 48, 3), "float32"))
         np.testing.assert_allclose(served.numpy().sum(axis=1), 1.0, atol=1e-5)
+        served = loaded.serve(tf.zeros((2, 100, 80, 3), "uint8"))
+        self.assertEqual(tuple(served.shape), (2, 7))
+        names = [n.decode() for n in loaded.class_names().numpy()]
+        self.assertEqual(names, results["test"]["final"]["class_names"])
+
+    def test_untrained_presets_are_refused_unless_allowed(self):
+        for command, args in (
+            (evaluate, ["--data", "synthetic:70"]),
+            (export, ["--output", os.path.join(self.tmp_dir(), "s")]),
+        ):
+            result = CliRunner().invoke(
+                command.main, ["--model", "scn_small_cnn_synthetic", *args]
+            )
+            self.assertEqual(result.exit_code, 3, result.output)
+            self.assertIn("no trained weights", result.output)
+            self.assertIn("--allow-untrained", result.output)
+        # A preset records no data set to evaluate on by default.
+        result = CliRunner().invoke(
+            evaluate.main,
+            ["--model", "scn_small_cnn_synthetic", "--allow-untrained"],
+        )
+        self.assertEqual(result.exit_code, 3, result.output)
+        self.assertIn("pass --data", result.output)
+
+    @pytest.mark.large
+    def test_untrained_preset_with_allow_untrained(self):
+        result = self.invoke(
+            evaluate,
+            [
+                "--model",
+                "scn_small_cnn_synthetic",
+                "--data",
+                "synthetic:70",
+                "--allow-untrained",
+                "--json",
+            ],
+        )
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertEqual(json.loads(result.output)["num_samples"], 17)
+
+    def test_ctrl_c_exits_130_with_the_resume_hint(self):
+        from ferzoo import training
+
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        original = training.train
+        training.train = interrupted
+        self.addCleanup(setattr, training, "train", original)
+        result = CliRunner().invoke(
+            train.main, [*TINY, "--output-dir", self.tmp_dir()]
+        )
+        self.assertEqual(result.exit_code, 130, result.output)
+        self.assertIn(
+            "interrupted; rerun the same command to resume", result.stderr
+        )
+
+    @pytest.mark.large
+    def test_other_settings_exit_2_and_no_resume_starts_over(self):
+        out = self.tmp_dir()
+        args = [*TINY, "--epochs", "1", "--output-dir", out, "--json"]
+        first = self.invoke(train, args)
+        self.assertEqual(first.exit_code, 0, first.output)
+        other = [*args, "--noise-rate", "0.1", "--seed", "3"]
+        result = CliRunner().invoke(train.main, other)
+        self.assertEqual(result.exit_code, 2, result.output)
+        self.assertIn("noise_rate: 0.3 there, 0.1 now", result.output)
+        self.assertIn("seed: 0 there, 3 now", result.output)
+        self.assertIn("--no-resume", result.output)
+        result = self.invoke(train, [*other, "--no-resume"])
+        self.assertEqual(result.exit_code, 0, result.output)
+        self.assertEqual(json.loads(result.output)["noise"]["rate"], 0.1)
+
+    def test_summary_says_how_many_epochs_and_skips(self):
+        final = {"accuracy": 0.5, "macro_f1": 0.4}
+        test = {
+            "final": final,
+            "best_on_val_accuracy": 0.6,
+            "best_epoch": 2,
+            "last5_mean_accuracy": 0.55,
+            "last5_num_epochs": 3,
+        }
+        skipped = {"train": {"count": 2}, "test": {"count": 0}}
+        text = train.summary_text({"test": test, "skipped": skipped}, "out")
+        self.assertIn("0.5500 (mean of last 3 epochs)", text)
+        self.assertIn("skipped bad samples: 2 in train", text)
+        self.assertNotIn("in test", text)

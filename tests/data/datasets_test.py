@@ -150,3 +150,38 @@ def test_bad_specs():
         ferzoo.data.load_split("synthetic", "dev")
     with pytest.raises(ValueError, match="noise_type"):
         ferzoo.data.load_split("synthetic", noise_type="open")
+
+
+def test_imagefolder_splits_share_the_train_class_list(tmp_path):
+    # An extra `train/contempt/` folder: the test split must be scored
+    # under the train split's 3 classes, not renumbered as its own 2.
+    make_folder(tmp_path / "train", classes=("contempt", "happy", "sad"))
+    make_folder(tmp_path / "test", classes=("happy", "sad"), per_class=2)
+    spec = f"imagefolder:{tmp_path}"
+    _, train = ferzoo.data.load_split(spec, image_size=8)
+    _, test = ferzoo.data.load_split(spec, "test", image_size=8)
+    assert train.class_names == test.class_names == ["contempt", "happy", "sad"]
+    names = [test.class_names[i] for i in test.labels]
+    assert names == ["happy", "happy", "sad", "sad"]
+    # A test class folder the train split does not have is an error that
+    # names the folder.
+    make_folder(tmp_path / "test", classes=("surprise",), per_class=1)
+    bad = str(tmp_path / "test" / "surprise")
+    with pytest.raises(DataError, match=f"{bad}: unknown class folder"):
+        ferzoo.data.load_split(spec, "test", image_size=8)
+
+
+def test_imagefolder_explicit_classes(tmp_path):
+    make_folder(tmp_path / "train", classes=("happy", "sad"))
+    make_folder(tmp_path / "val", classes=("sad",), per_class=1)
+    spec = f"imagefolder:{tmp_path}"
+    order = ["sad", "neutral", "happy"]  # neutral has no images anywhere
+    _, train = ferzoo.data.load_split(spec, image_size=8, classes=order)
+    _, val = ferzoo.data.load_split(spec, "val", image_size=8, classes=order)
+    assert train.class_names == val.class_names == order
+    assert train.labels.tolist() == [2, 2, 2, 0, 0, 0]
+    assert val.labels.tolist() == [0] and train.counts == [3, 0, 3]
+    with pytest.raises(DataError, match="train/happy: unknown class folder"):
+        ferzoo.data.load_split(spec, image_size=8, classes=["sad"])
+    with pytest.raises(ValueError, match="imagefolder and rafdb data only"):
+        ferzoo.data.load_split("synthetic:14", classes=["a", "b"])

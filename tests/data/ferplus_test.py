@@ -1,5 +1,6 @@
 import pytest
 
+from ferzoo.data import MissingSplitError
 from ferzoo.data import ferplus
 from ferzoo.errors import DataError
 from tests.data.readers_test import fer_csv
@@ -83,3 +84,19 @@ def test_affectnet_folder_and_csv(tmp_path):
     (root / "training.csv").write_text("\n".join(rows) + "\n")
     with pytest.raises(DataError, match="training.csv, line 3"):
         ferplus.read_affectnet(root, "train", image_size=16)
+
+
+def test_affectnet_csv_has_no_val_split(tmp_path):
+    # AffectNet ships training.csv and validation.csv; the latter is the
+    # test split (the real test set is not public), so selecting on it
+    # would select on the test set: "val" is missing instead.
+    header = "subDirectory_filePath,face_x,expression"
+    for i, name in enumerate(["training.csv", "validation.csv"]):
+        write_png(tmp_path / "Manually_Annotated_Images" / "1" / f"{i}.jpg")
+        (tmp_path / name).write_text(f"{header}\n1/{i}.jpg,0,{i + 1}\n")
+    for path in (tmp_path, tmp_path / "training.csv"):
+        with pytest.raises(MissingSplitError, match="no val split"):
+            ferplus.read_affectnet(path, "val")
+        test = ferplus.read_affectnet(path, "test", image_size=8)
+        assert test.names == ["1/1.jpg"]  # validation.csv, not training.csv
+        assert ferplus.read_affectnet(path, image_size=8).names == ["1/0.jpg"]

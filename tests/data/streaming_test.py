@@ -123,3 +123,83 @@ class StreamingTest(TestCase):
         )
         ids = np.concatenate([b[0] for b in batches(ds, epochs=1)])
         self.assertEqual(sorted(ids.tolist()), [0, 1, 2, 3])
+
+    def training_splits(self, root, stream, **kwargs):
+        args = dict(
+            image_size=32,
+            batch_size=4,
+            noise_rate=0.3,
+            noise_seed=1,
+            augment=AUGMENT,
+            seed=3,
+            val_fraction=0.25,
+        )
+        args.update(kwargs)
+        return ferzoo.data.load_training_splits(
+            "imagefolder:" + root, stream=stream, **args
+        )
+
+    def test_training_splits_stream_with_carved_val_and_epoch_range(self):
+        # No val/ folder: the val split is carved out of the file list.
+        root = write_image_folder(self.tmp_dir(), per_class=(6, 5, 7))
+        with mock.patch.object(
+            streaming, "stream_dataset", wraps=streaming.stream_dataset
+        ) as spy:
+            streamed = self.training_splits(root, True, epochs=(0, 3))
+            self.assertEqual(spy.call_count, 2)  # train and carved val
+        memory = self.training_splits(root, False, epochs=(0, 3))
+        self.assertEqual(streamed.selection["type"], "carved")
+        self.assertEqual(streamed.val_info.names, memory.val_info.names)
+        self.assertEqual(streamed.train_info.names, memory.train_info.names)
+        for got, want in (
+            (batches(streamed.train, 1), batches(memory.train, 1)),
+            (batches(streamed.val, 1), batches(memory.val, 1)),
+        ):
+            self.assertEqual(len(got), len(want))
+            for a, b in zip(got, want):
+                for u, v in zip(a, b):
+                    np.testing.assert_array_equal(u, v)
+        # 18 files, 4 held out (1, 1, 2 per class): 14 training samples,
+        # batches of 4: 4 batches an epoch, 3 epochs, every id once each.
+        self.assertEqual(streamed.val_info.num_samples, 4)
+        got = batches(streamed.train, 1)
+        self.assertEqual(len(got), 12)
+        for epoch in range(3):
+            ids = np.concatenate([b[0] for b in got[4 * epoch : 4 * epoch + 4]])
+            np.testing.assert_array_equal(np.sort(ids), np.arange(14))
+        # Epoch 2 depends only on (seed, 2): a resumed range gives it too.
+        resumed = self.training_splits(root, True, epochs=(2, 3))
+        for a, b in zip(batches(resumed.train, 1), got[8:]):
+            for u, v in zip(a, b):
+                np.testing.assert_array_equal(u, v)
+        x, _ = next(iter(streamed.val))
+        name = streamed.val_info.sources[0]
+        want = np.asarray(
+            Image.open(name).convert("RGB").resize((32, 32), Image.BILINEAR)
+        )
+        np.testing.assert_array_equal(x["images"].numpy()[0], want)
+
+    def test_skipped_file_keeps_the_epoch_length(self):
+        root = write_image_folder(self.tmp_dir(), per_class=(3, 1))
+        bad = os.path.join(root, "train", "class1", "bad.png")
+        with open(bad, "wb") as f:
+            f.write(b"not an image")
+        splits = self.training_splits(
+            root,
+            True,
+            augment=None,
+            noise_rate=0,
+            val_fraction=0,
+            on_error="skip",
+            epochs=(0, 2),
+        )
+        self.assertEqual(splits.train_info.num_samples, 5)
+        got = batches(splits.train, 1)
+        # 5 listed samples, batches of 4: 2 steps an epoch. One file is
+        # unreadable, so each epoch's 4 readable samples fill one batch and
+        # the epoch is topped up with its first batch again.
+        self.assertEqual([len(b[0]) for b in got], [4, 4, 4, 4])
+        for first, second in (got[:2], got[2:]):
+            self.assertEqual(sorted(first[0].tolist()), [0, 1, 2, 3])
+            np.testing.assert_array_equal(first[0], second[0])
+        self.assertFalse(np.array_equal(got[0][0], got[2][0]))

@@ -2,11 +2,26 @@
 
 import importlib.util
 import json
+import pathlib
+import sys
 
+import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from tests.test_case import REPO
 from tests.test_case import TestCase
+
+# The pair mapping the profiles state, written out here independently.
+PAIRS = {
+    "angry": "disgust",
+    "disgust": "angry",
+    "fear": "surprise",
+    "surprise": "fear",
+    "sad": "neutral",
+    "neutral": "sad",
+    "happy": "neutral",
+}
 
 
 def load_script():
@@ -17,7 +32,13 @@ def load_script():
     return module
 
 
+def bench(name):
+    load_script()  # puts scripts/ on sys.path
+    return sys.modules.get(name) or importlib.import_module(name)
+
+
 class BenchmarkScriptTest(TestCase):
+    @pytest.mark.large
     def test_tiny_grid_writes_cells_report_and_plots(self):
         benchmark = load_script()
         out, cache = self.tmp_dir(), self.tmp_dir()
@@ -25,7 +46,8 @@ class BenchmarkScriptTest(TestCase):
             "--profile", "tiny", "--data", "synthetic:70",
             "--out-dir", out, "--cache-dir", cache,
             "--cell", "baseline:0", "--cell", "baseline:0.3",
-            "--cell", "scn:0.3",
+            "--cell", "scn:0.3", "--cell", "baseline:0.3:pair",
+            "--cell", "baseline:0.3:seed1",
         ]  # fmt: skip
         result = CliRunner().invoke(
             benchmark.main, args, catch_exceptions=False
@@ -34,33 +56,69 @@ class BenchmarkScriptTest(TestCase):
         self.assertNotIn("FAILED", result.output)
         assets = f"{out}/benchmarks"
         results = json.load(open(f"{assets}/results-tiny.json"))
-        cells = {(c["method"], c["noise_rate"]) for c in results["cells"]}
+        cells = {
+            (c["method"], c["noise_rate"], c["noise_type"], c["seed"])
+            for c in results["cells"]
+        }
         self.assertEqual(
-            cells, {("baseline", 0.0), ("baseline", 0.3), ("scn", 0.3)}
+            cells,
+            {
+                ("baseline", 0.0, "symmetric", 0),
+                ("baseline", 0.3, "symmetric", 0),
+                ("scn", 0.3, "symmetric", 0),
+                ("baseline", 0.3, "pair", 0),
+                ("baseline", 0.3, "symmetric", 1),
+            },
         )
         for cell in results["cells"]:
             self.assertEqual(cell["epochs"], 2)
             self.assertEqual(len(cell["test_accuracy_per_epoch"]), 2)
             self.assertIn("best_on_val_accuracy", cell["test"])
             self.assertIn("last5_mean_macro_f1", cell["test"])
+            fit = cell["memorisation"]
+            self.assertEqual([r["epoch"] for r in fit], [1, 2])
             if cell["noise_rate"] > 0:
                 detection = cell["noise_detection"]
+                # 3 of each class's 10 samples, for both noise types.
                 self.assertEqual(detection["num_flipped"], 21)
+                self.assertEqual(fit[-1]["num_flipped"], 21)
                 self.assertIn("roc_curve", detection)
                 if cell["method"] == "scn":
                     self.assertIn("relabel_precision", detection)
+            else:
+                self.assertIsNone(fit[-1]["flipped_given"])
+        self.check_pair_flips(cache)
+        seeds = [
+            c
+            for c in results["cells"]
+            if c["method"] == "baseline" and c["noise_type"] == "symmetric"
+            and c["noise_rate"] == 0.3
+        ]  # fmt: skip
+        self.assertNotEqual(seeds[0]["signature"], seeds[1]["signature"])
         page = open(f"{out}/benchmarks.md").read()
         # Every method of ferzoo.models has a row, run or not.
         for name in benchmark.method_classes().values():
             self.assertIn(f"| {name.__name__} |", page)
         self.assertIn("## `gpu` profile", page)
+        self.assertIn("## `cpu-pretrained` profile", page)
+        self.assertIn("## Both regimes side by side", page)
         self.assertIn("not run", page.lower())
         self.assertIn("### Against the targets", page)
+        self.assertIn("- Clean Baseline at least 60%: not run.", page)
+        self.assertIn("| 30% pair", page)
+        self.assertIn("### Memorisation of the flipped labels", page)
+        self.assertIn("### Seeds", page)
+        self.assertIn("| Baseline | 30% | 2 |", page)
+        self.assertIn("## Reference models trained on other data", page)
         scn = next(c for c in results["cells"] if c["method"] == "scn")
         if scn["noise_detection"]["roc_auc"] <= 0.9:
             # SCN's alpha does not see the label: explained as such.
             self.assertIn("SCN: the score is a function of the image", page)
-        for png in ("tiny-accuracy-vs-noise.png", "tiny-roc-noise30.png"):
+        for png in (
+            "tiny-accuracy-vs-noise.png",
+            "tiny-roc-noise30.png",
+            "regimes-accuracy-vs-noise.png",
+        ):
             with open(f"{assets}/{png}", "rb") as f:
                 self.assertEqual(f.read(4), b"\x89PNG")
 
@@ -68,7 +126,184 @@ class BenchmarkScriptTest(TestCase):
         result = CliRunner().invoke(
             benchmark.main, args, catch_exceptions=False
         )
-        self.assertEqual(result.output.count(": cached"), 3, result.output)
+        self.assertEqual(result.output.count(": cached"), 5, result.output)
+
+    def check_pair_flips(self, cache):
+        """Every flipped label of the pair cell is its class's partner."""
+        from ferzoo.data import load_split
+        from ferzoo.data import read_noise_file
+
+        [path] = pathlib.Path(cache).glob("runs/tiny/*pair*/pair-noise.txt")
+        _, info = load_split("synthetic:70", "train")
+        noisy = read_noise_file(path, info.names, info.class_names)
+        names = info.class_names
+        flipped = noisy != info.labels
+        self.assertEqual(int(flipped.sum()), 21)
+        for clean, given in zip(info.labels[flipped], noisy[flipped]):
+            self.assertEqual(names[given], PAIRS[names[clean]])
+
+    def test_signature_of_a_first_harness_cell_is_unchanged(self):
+        # Digest recorded from the first (one-file) harness for this input,
+        # so its cached cells and run folders stay valid.
+        cells = bench("ferzoo_bench.cells")
+        config = {
+            "class_name": "Baseline",
+            "config": {
+                "name": "baseline",
+                "backbone": {
+                    "class_name": "SmallCNNBackbone",
+                    "config": {
+                        "name": "small_cnn",
+                        "stackwise_num_filters": [16, 32, 64],
+                    },
+                },
+                "warmup_epochs": 0,
+            },
+        }
+        recipe = {"epochs": 15, "batch_size": 64, "image_size": 48}
+        profile = {"limit_per_class": 800, "pair_mapping": "fer-confusions"}
+        args = ("baseline_small_cnn_fer2013", self.tmp_dir(), config, recipe)
+        digest, detail = cells.signature(
+            cells.Cell("baseline", 0.3), *args, "fer2013", profile,
+            backend="tensorflow",
+        )  # fmt: skip
+        self.assertEqual(digest, "4652b9e4aa")
+        self.assertEqual(cells.Cell("baseline", 0.3).name, "baseline-noise0.30")
+        pair, _ = cells.signature(
+            cells.Cell("baseline", 0.3, "pair"), *args, "fer2013", profile,
+            backend="tensorflow",
+        )  # fmt: skip
+        self.assertNotEqual(pair, digest)
+
+    def test_pretrained_preset_keeps_its_weights_and_hashes_them(self):
+        cells = bench("ferzoo_bench.cells")
+        profiles = bench("ferzoo_bench.profiles")
+        source = pathlib.Path(self.tmp_dir())
+        config = {"class_name": "SCN", "config": {"warmup_epochs": 10}}
+        meta = {"recipe": {"epochs": 40, "image_size": 112}}
+        (source / "config.json").write_text(json.dumps(config))
+        (source / "metadata.json").write_text(json.dumps(meta))
+        (source / "model.weights.h5").write_bytes(b"abc")
+        profile = profiles.PROFILES["cpu-pretrained"]
+        folder, config, recipe = profiles.profile_preset(
+            "scn_dlib_resnet29_fer2013", source, profile, self.tmp_dir()
+        )
+        self.assertEqual((folder / "model.weights.h5").read_bytes(), b"abc")
+        self.assertEqual(recipe["epochs"], 12)
+        self.assertEqual(config["config"]["warmup_epochs"], 3)  # 10 * 12/40
+        _, detail = cells.signature(
+            cells.Cell("scn", 0.3), "scn_dlib_resnet29_fer2013", folder,
+            config, recipe, "fer2013", profile, backend="jax",
+        )  # fmt: skip
+        self.assertEqual(
+            detail["weights_sha1"],
+            {"model.weights.h5": "a9993e364706816aba3e25717850c26c9cd0d89d"},
+        )
+
+    def test_committed_cells_keep_their_names(self):
+        cells = bench("ferzoo_bench.cells")
+        paths = sorted((REPO / "docs" / "benchmarks" / "cells").glob("*/*"))
+        for path in paths:
+            cell = cells.Cell.of(json.loads(path.read_text()))
+            self.assertEqual(f"{cell.name}.json", path.name)
+
+    def test_parse_cell(self):
+        cells = bench("ferzoo_bench.cells")
+        Cell = cells.Cell
+        self.assertEqual(cells.parse_cell("SCN:0.3"), Cell("scn", 0.3))
+        self.assertEqual(
+            cells.parse_cell("scn:0.3:pair:seed2"), Cell("scn", 0.3, "pair", 2)
+        )
+        self.assertEqual(Cell("scn", 0.3, "pair", 2).name, "scn-pair0.30-seed2")
+        with self.assertRaises(Exception):
+            cells.parse_cell("scn:0.3:bogus")
+
+    def test_fit_record(self):
+        callbacks = bench("ferzoo_bench.callbacks")
+        record = callbacks.fit_record(
+            3, predicted=[0, 1, 1, 3, 4], given=[0, 1, 1, 0, 2],
+            clean=[0, 1, 2, 3, 2],
+        )  # fmt: skip
+        # Flipped: samples 2 (fit to its wrong label) and 3 (true label).
+        self.assertEqual(record["num_flipped"], 2)
+        self.assertEqual(record["flipped_given"], 0.5)
+        self.assertEqual(record["flipped_true"], 0.5)
+        self.assertAlmostEqual(record["clean_fit"], 2 / 3)
+        self.assertEqual(record["train_accuracy"], 0.6)
+
+    def test_seed_gaps(self):
+        targets = bench("ferzoo_bench.targets")
+
+        def cell(method, acc, seed):
+            return {
+                "method": method, "noise_rate": 0.3, "seed": seed,
+                "test": {"best_on_val_accuracy": acc},
+            }  # fmt: skip
+
+        cells = [
+            cell("baseline", 0.50, 0), cell("baseline", 0.52, 1),
+            cell("scn", 0.56, 0), cell("scn", 0.55, 1),
+            cell("afcn", 0.52, 0),
+        ]  # fmt: skip
+        base = targets.seed_stats(cells, "baseline", ("symmetric", 0.3))
+        self.assertAlmostEqual(base["mean"], 0.51)
+        self.assertAlmostEqual(base["spread"], 0.02)
+        gap, spread, verdict = targets.gap_verdict(
+            targets.seed_stats(cells, "scn", ("symmetric", 0.3)), base
+        )
+        self.assertAlmostEqual(gap, 0.045)
+        self.assertEqual(verdict, "larger than the seed spread")
+        gap, _, verdict = targets.gap_verdict(
+            targets.seed_stats(cells, "afcn", ("symmetric", 0.3)), base
+        )
+        self.assertEqual(verdict, "within the seed spread")
+
+    def test_peer_preprocessing_and_scores(self):
+        import keras
+
+        peers = bench("ferzoo_bench.peers")
+        # A stand-in for fer's model: its output is the mean input pixel,
+        # so it shows the preprocessing (fer: /255, -0.5, *2 at 64 px).
+        inputs = keras.Input((64, 64, 1))
+        outputs = keras.layers.GlobalAveragePooling2D()(inputs)
+        path = f"{self.tmp_dir()}/stand_in.keras"
+        keras.Model(inputs, outputs).save(path)
+        images = np.stack([np.full((48, 48, 3), v, "uint8") for v in (0, 51)])
+        images = np.concatenate([images, np.full((1, 48, 48, 3), 255, "uint8")])
+        out = peers.fer_predict(path, images)
+        np.testing.assert_allclose(out[:, 0], [-1.0, -0.6, 1.0], atol=1e-6)
+        # face-api order to FER2013 order, by name.
+        probs = np.eye(7)[[0, 4]]  # neutral, fearful
+        fer_order = peers.PEERS["fer-mini-xception"].class_names
+        faceapi = peers.PEERS["faceapi-expression"].class_names
+        moved = peers.reorder(probs, faceapi, fer_order)
+        self.assertEqual(moved.argmax(-1).tolist(), [6, 2])
+        rows = peers.per_class(
+            np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2
+        )
+        self.assertEqual(rows[0]["precision"], 1.0)
+        self.assertEqual(rows[0]["recall"], 0.5)
+        self.assertAlmostEqual(rows[1]["f1"], 0.8)
+
+    def test_faceapi_peer_takes_a_converted_model_and_softmaxes(self):
+        import keras
+
+        peers = bench("ferzoo_bench.peers")
+        # Stand-in for the converted net: 112 px RGB in, 7 logits out
+        # (the mean pixel, scaled by 0..6), no softmax.
+        inputs = keras.Input((112, 112, 3))
+        pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+        mean = keras.layers.Dense(1, use_bias=False)(pooled)
+        logits = keras.layers.Dense(7, use_bias=False)(mean)
+        model = keras.Model(inputs, logits)
+        model.layers[2].set_weights([np.full((3, 1), 1 / 3)])
+        model.layers[3].set_weights([np.arange(7, dtype="float32")[None]])
+        path = f"{self.tmp_dir()}/faceapi.keras"
+        model.save(path)
+        images = np.full((2, 48, 48, 3), 1, "uint8")
+        probs = peers.faceapi_predict(path, images)
+        expected = np.exp(np.arange(7)) / np.exp(np.arange(7)).sum()
+        np.testing.assert_allclose(probs, [expected, expected], atol=1e-5)
 
     def test_speed_section_ratios_to_the_faster_torch_loop(self):
         benchmark = load_script()
@@ -107,3 +342,5 @@ class BenchmarkScriptTest(TestCase):
         result = CliRunner().invoke(benchmark.main, ["--help"])
         self.assertEqual(result.exit_code, 0)
         self.assertIn("--speed", result.output)
+        self.assertIn("--peer", result.output)
+        self.assertIn("cpu-pretrained", result.output)

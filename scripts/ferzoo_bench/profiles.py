@@ -1,0 +1,300 @@
+"""Profiles (what a grid trains), data unpacking, methods and presets."""
+
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tarfile
+
+import click
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+SCRIPTS = ROOT / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+
+DEFAULT_DATA = "fer2013:" + os.path.relpath(
+    ROOT.parent / "shared" / "data" / "fer2013.tar.gz"
+)
+DEFAULT_CACHE = pathlib.Path("~/.cache/ferzoo").expanduser()
+CANONICAL = {
+    "cpu": "python scripts/benchmark.py --profile cpu",
+    "cpu-pretrained": "python scripts/benchmark.py --profile cpu-pretrained",
+    "gpu": "python scripts/benchmark.py --profile gpu --cell METHOD:NOISE "
+    "--time-budget 540  # once per cell, repeated until done",
+    "tiny": "python scripts/benchmark.py --profile tiny --data synthetic:70",
+}
+
+# Pair noise: each class flips to one fixed, plausible confusion. Keyed
+# by class name, so it holds for any class order; a missing class is
+# never flipped. The mapping is part of a pair cell's signature.
+PAIR_MAPPINGS = {
+    "fer-confusions": {
+        "angry": "disgust",
+        "disgust": "angry",
+        "fear": "surprise",
+        "surprise": "fear",
+        "sad": "neutral",
+        "neutral": "sad",
+        "happy": "neutral",
+    },
+}
+
+# Keys every profile has; a profile gives only what differs.
+DEFAULTS = {
+    "backbone": None,
+    "backbone_convs": None,
+    "limit_per_class": None,
+    "epochs": None,
+    "batch_size": None,
+    "noise_rates": [0.0, 0.3],
+    # Pair-noise columns and their mapping (a PAIR_MAPPINGS key).
+    "pair_rates": [],
+    "pair_mapping": "fer-confusions",
+    # Extra seeds (model and noise seed) of the Baseline and the
+    # `seed_top` strongest methods at `seed_rates` (symmetric).
+    "seeds": [0],
+    "seed_rates": [],
+    "seed_top": 2,
+    # Training-set fit measured every N epochs (and at the last).
+    "memorisation_every": 1,
+    # "scratch": the first benchmark issue's targets; "pretrained": the
+    # pretrained-backbone benchmark's (issue 14).
+    "targets": "scratch",
+}
+
+PROFILES = {
+    "cpu": dict(
+        DEFAULTS,
+        description=(
+            "2-core CPU: the `<method>_small_cnn_fer2013` presets with the "
+            "backbone shrunk to 16-32-64 filters (two convs per stage; the "
+            "second stream, if any, unchanged), on a fixed "
+            "class-stratified subset of the train split (at most 800 "
+            "images per class), 48 px, 15 epochs (warm-up epochs scaled "
+            "by the same factor), batch 64; val and test are the full "
+            "PublicTest and PrivateTest splits."
+        ),
+        regime="from scratch",
+        preset_suffix="small_cnn_fer2013",
+        backbone={"stackwise_num_filters": [16, 32, 64]},
+        limit_per_class=800,
+        epochs=15,
+        batch_size=64,
+    ),
+    "cpu-pretrained": dict(
+        DEFAULTS,
+        description=(
+            "2-core CPU, pretrained face backbone: the "
+            "`<method>_dlib_resnet29_fer2013` presets (dlib's face-"
+            "recognition ResNet, 112 px from the 48 px faces) at their "
+            "fine-tuning recipes, on the same fixed class-stratified "
+            "subset of the train split as the `cpu` profile (at most 800 "
+            "images per class, 5,236 images; subset seed 0 for every "
+            "method, noise rate and seed), 12 epochs (warm-up epochs "
+            "scaled by the same factor), the presets' batch size; val "
+            "and test are the full PublicTest and PrivateTest splits. "
+            "Noise: 0/10/20/30% symmetric and 30% pair noise; seeds 0, 1 "
+            "and 2 (model and noise seed) for the Baseline and the two "
+            "strongest methods at 0% and 30%."
+        ),
+        regime="pretrained",
+        preset_suffix="dlib_resnet29_fer2013",
+        limit_per_class=800,
+        epochs=12,
+        noise_rates=[0.0, 0.1, 0.2, 0.3],
+        pair_rates=[0.3],
+        seeds=[0, 1, 2],
+        seed_rates=[0.0, 0.3],
+        memorisation_every=2,
+        targets="pretrained",
+    ),
+    "gpu": dict(
+        DEFAULTS,
+        description=(
+            "one accelerator, pretrained face backbone: the "
+            "`<method>_dlib_resnet29_fer2013` presets at their own "
+            "recipes (epochs, batch size, learning rate as the presets "
+            "define them), the full train split; val and test are the "
+            "full PublicTest and PrivateTest splits; the same noise "
+            "columns and seeds as `cpu-pretrained`."
+        ),
+        regime="pretrained",
+        preset_suffix="dlib_resnet29_fer2013",
+        noise_rates=[0.0, 0.1, 0.2, 0.3],
+        pair_rates=[0.3],
+        seeds=[0, 1, 2],
+        seed_rates=[0.0, 0.3],
+        memorisation_every=5,
+        targets="pretrained",
+    ),
+    "tiny": dict(
+        DEFAULTS,
+        description="the test's grid: synthetic faces, 2 epochs.",
+        regime="tiny",
+        preset_suffix="small_cnn_synthetic",
+        backbone={"stackwise_num_filters": [8, 16]},
+        backbone_convs=1,
+        epochs=2,
+        batch_size=35,
+        pair_rates=[0.3],
+        seeds=[0, 1],
+        seed_rates=[0.3],
+        seed_top=1,
+    ),
+}
+
+
+def pair_targets(mapping_name, class_names):
+    """Target class index of each class under a named pair mapping."""
+    mapping = PAIR_MAPPINGS[mapping_name]
+    index = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted((set(mapping) | set(mapping.values())) - set(index))
+    if unknown:
+        raise click.ClickException(
+            f"pair mapping {mapping_name!r} names classes {unknown} that "
+            f"the data does not have ({list(class_names)})"
+        )
+    return [
+        index[mapping[name]] if name in mapping else i
+        for i, name in enumerate(class_names)
+    ]
+
+
+def mapping_text(mapping_name):
+    """`fear -> surprise, ...` of a named pair mapping."""
+    mapping = PAIR_MAPPINGS[mapping_name]
+    return ", ".join(f"{a} -> {b}" for a, b in mapping.items())
+
+
+# --- Data ---------------------------------------------------------------
+def prepare_data(data, data_cache):
+    """Unpack a `KIND:ARCHIVE.tar.gz` spec once; return a folder spec."""
+    kind, _, path = data.partition(":")
+    if not path.endswith((".tar.gz", ".tgz", ".tar")):
+        return data
+    archive = pathlib.Path(path).expanduser().resolve()
+    if not archive.is_file():
+        raise click.ClickException(f"{archive}: no such archive")
+    stamp = f"{archive.stat().st_size}-{int(archive.stat().st_mtime)}"
+    name = archive.name.split(".")[0]
+    target = pathlib.Path(data_cache).expanduser() / name
+    marker = target / ".unpacked"
+    if not marker.is_file() or marker.read_text() != stamp:
+        click.echo(f"[benchmark] unpacking {archive} to {target}")
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+        marker.write_text(stamp)
+    return f"{kind}:{target}"
+
+
+# --- Methods and presets ------------------------------------------------
+def method_classes():
+    """`{key: class}` of every method in `ferzoo.models`, Baseline first."""
+    import ferzoo.models
+    from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
+
+    found = {}
+    for name in dir(ferzoo.models):
+        cls = getattr(ferzoo.models, name)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, NoisyLabelClassifier)
+            and cls is not NoisyLabelClassifier
+        ):
+            found[name.lower()] = cls
+    order = sorted(found, key=lambda k: (k != "baseline", k))
+    return {k: found[k] for k in order}
+
+
+def preset_folders(suffix, cache_dir):
+    """`{class_name: (preset_name, folder)}` of the presets with `suffix`.
+
+    Built-in presets come from `presets/`; presets defined in
+    `scripts/preset_defs/` but not yet written there are written to the
+    cache folder (so a method's preset works as soon as it is defined).
+    """
+    import ferzoo
+    from ferzoo.presets import resolve_preset
+
+    names = {n: None for n in ferzoo.list_presets()}
+    try:
+        import make_presets
+
+        definitions = make_presets.all_definitions()
+    except Exception as e:  # a half-written definition of another method
+        click.echo(f"[benchmark] preset definitions not loaded: {e}")
+        definitions = {}
+    for name in definitions:
+        names.setdefault(name, definitions[name])
+    out = {}
+    for name, definition in sorted(names.items()):
+        if not name.endswith("_" + suffix):
+            continue
+        if definition is None or name in ferzoo.list_presets():
+            folder = resolve_preset(name)
+        else:
+            folder = pathlib.Path(cache_dir) / "presets" / "defined" / name
+            try:
+                make_presets.write_preset(name, *definition, folder)
+            except Exception as e:
+                click.echo(f"[benchmark] cannot build preset {name}: {e}")
+                continue
+        config = json.loads((folder / "config.json").read_text())
+        out.setdefault(config["class_name"], (name, folder))
+    return out
+
+
+def profile_preset(name, folder, profile, target):
+    """Copy a preset folder with the profile's backbone and recipe.
+
+    Weights (`*.weights.h5`, a pretrained backbone's) are linked, or
+    copied where links are not possible, so the copy loads them too.
+    """
+    folder = pathlib.Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    meta = json.loads((folder / "metadata.json").read_text())
+    inner = config["config"]
+    if profile["backbone"]:
+        backbone = inner["backbone"]["config"]
+        backbone.update(profile["backbone"])
+        if profile["backbone_convs"] and "num_convs_per_stage" in backbone:
+            backbone["num_convs_per_stage"] = profile["backbone_convs"]
+    recipe = dict(meta.get("recipe") or {})
+    if profile["epochs"]:
+        old = int(recipe.get("epochs") or profile["epochs"])
+        recipe["epochs"] = profile["epochs"]
+        for key, value in inner.items():
+            if key.endswith("epochs") and isinstance(value, int) and value:
+                inner[key] = max(1, round(value * profile["epochs"] / old))
+    if profile["batch_size"]:
+        recipe["batch_size"] = profile["batch_size"]
+    meta["recipe"] = recipe
+    target = pathlib.Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_text(json.dumps(config, indent=2))
+    (target / "metadata.json").write_text(json.dumps(meta, indent=2))
+    if not profile["backbone"]:  # same architecture: keep the weights
+        for weights in folder.glob("*.weights.h5"):
+            dest = target / weights.name
+            if dest.exists() or dest.is_symlink():
+                dest.unlink()
+            try:
+                dest.symlink_to(weights.resolve())
+            except OSError:
+                shutil.copy2(weights, dest)
+    return target, config, recipe
+
+
+def report_profiles(out_dir, current=None):
+    """Both CPU regimes and `gpu` always; others where they have cells."""
+    names = ["cpu", "cpu-pretrained", "gpu"]
+    cells_root = pathlib.Path(out_dir) / "benchmarks" / "cells"
+    for p in PROFILES:
+        if p not in names and (p == current or (cells_root / p).is_dir()):
+            names.append(p)
+    return names

@@ -1,0 +1,107 @@
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferzoo.models import SCN
+from tests.test_case import TestCase
+from tests.test_case import tiny_backbone
+
+NAMES = ["angry", "happy", "sad"]
+
+
+def pil_resize(images, size):
+    """The training pipeline's resize (PIL bilinear), image by image."""
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(image).resize((size, size), Image.BILINEAR)
+            )
+            for image in images
+        ]
+    ).astype("float32")
+
+
+class ExportTest(TestCase):
+    def setUp(self):
+        super().setUp()
+        self.model = SCN(backbone=tiny_backbone(), num_classes=3, num_samples=4)
+        rng = np.random.default_rng(0)
+        # Smooth faces-sized images (a resize keeps their content).
+        ramp = np.linspace(0, 1, 96)
+        base = np.stack(np.meshgrid(ramp, ramp), -1).sum(-1) / 2
+        self.big = np.stack(
+            [
+                (255 * np.stack([base, base**2, 1 - base], -1) * k).astype(
+                    "uint8"
+                )
+                for k in rng.uniform(0.3, 1.0, 4)
+            ]
+        )
+
+    def export(self, **kwargs):
+        import tensorflow as tf
+
+        path = os.path.join(self.tmp_dir(), "saved")
+        self.model.export(path, **kwargs)
+        return tf.saved_model.load(path)
+
+    @pytest.mark.large
+    def test_keras_export_serves_uint8_and_float32(self):
+        import tensorflow as tf
+
+        loaded = self.export(class_names=NAMES)
+        x = pil_resize(self.big, 32)
+        expected = self.model.predict(x, verbose=0)
+        for batch in (x.astype("uint8"), x):
+            served = loaded.serve(tf.constant(batch)).numpy()
+            np.testing.assert_allclose(served, expected, atol=1e-5)
+        signature = loaded.signatures["serving_default"]
+        out = signature(images=tf.constant(x))
+        np.testing.assert_allclose(
+            next(iter(out.values())).numpy(), expected, atol=1e-5
+        )
+
+    @pytest.mark.large
+    def test_serve_resizes_any_size_like_the_data_pipeline(self):
+        import tensorflow as tf
+
+        loaded = self.export(class_names=NAMES)
+        expected = self.model.predict(pil_resize(self.big, 32), verbose=0)
+        served = loaded.serve(tf.constant(self.big)).numpy()  # 96 x 96
+        np.testing.assert_allclose(served, expected, atol=2e-3)
+        wide = self.big[:, :60, :, :]  # 60 x 96, uint8
+        served = loaded.serve(tf.constant(wide)).numpy()
+        self.assertEqual(served.shape, (4, 3))
+        np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
+
+    @pytest.mark.large
+    def test_plain_keras_export_serves_float32(self):
+        # `model.export(path)` as Keras documents it; on JAX, Keras' own
+        # export gave a `serve` that rejected float32 batches.
+        import tensorflow as tf
+
+        self.model.recipe = {**self.model.recipe, "class_names": NAMES}
+        loaded = self.export()
+        x = pil_resize(self.big, 32)
+        np.testing.assert_allclose(
+            loaded.serve(tf.constant(x)).numpy(),
+            self.model.predict(x, verbose=0),
+            atol=1e-5,
+        )
+
+    @pytest.mark.large
+    def test_saved_model_carries_its_class_names(self):
+        loaded = self.export(class_names=NAMES)
+        names = [n.decode() for n in loaded.class_names().numpy()]
+        self.assertEqual(names, NAMES)
+        # Names recorded in the model's recipe (as training does) by default.
+        self.model.recipe = {**self.model.recipe, "class_names": NAMES[::-1]}
+        loaded = self.export()
+        names = [n.decode() for n in loaded.class_names().numpy()]
+        self.assertEqual(names, NAMES[::-1])
+
+    def test_wrong_number_of_class_names_is_an_error(self):
+        with self.assertRaisesRegex(ValueError, "3 classes"):
+            self.model.export(self.tmp_dir() + "/s", class_names=["a"])
