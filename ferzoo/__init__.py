@@ -48,7 +48,18 @@ def __dir__():
 
 
 def _register_with_keras():
-    """Import the modules that register ferzoo's classes with Keras."""
+    """Import the modules that register ferzoo's classes with Keras.
+
+    Skipped when keras was first imported by a ferzoo module that is still
+    initialising (e.g. `import ferzoo.backbones` in a fresh process):
+    importing `ferzoo.models` then would import that half-built module.
+    Every ferzoo entry point that loads methods imports `ferzoo.models`
+    itself.
+    """
+    for name, module in list(sys.modules.items()):
+        spec = getattr(module, "__spec__", None)
+        if name.startswith("ferzoo.") and getattr(spec, "_initializing", 0):
+            return
     importlib.import_module("ferzoo.models")
 
 

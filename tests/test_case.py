@@ -46,6 +46,30 @@ def tiny_batch(num_samples=16, size=32, num_classes=7, seed=0):
     return x, y
 
 
+def gradients(fn, *values):
+    """NumPy gradients of the scalar `fn(*values)` for each of `values`.
+
+    Uses the current backend's autodiff (a `tf.GradientTape` or
+    `jax.grad`); a value the result does not depend on gets zeros.
+    """
+    values = [np.asarray(v, "float32") for v in values]
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        variables = [tf.Variable(v) for v in values]
+        with tf.GradientTape() as tape:
+            out = fn(*variables)
+        grads = tape.gradient(out, variables)
+        return [
+            np.zeros_like(v) if g is None else np.asarray(g)
+            for g, v in zip(grads, values)
+        ]
+    import jax
+
+    argnums = tuple(range(len(values)))
+    return [np.asarray(g) for g in jax.grad(fn, argnums)(*values)]
+
+
 class TestCase(parameterized.TestCase):
     def setUp(self):
         super().setUp()
@@ -120,7 +144,6 @@ class TestCase(parameterized.TestCase):
             )
 
 
-
 def table_values(model):
     """`{name: numpy array}` of every per-sample table of `model`."""
     from ferzoo.layers import SampleTable
@@ -139,30 +162,55 @@ class MethodTestCase(TestCase):
         self, cls, init_kwargs, train_data, expected_output_shape
     ):
         x, y = train_data
-        model = cls(**init_kwargs)
-        self.assertEqual(model.warmup_epochs, init_kwargs["warmup_epochs"])
+        # Acting from the 3rd epoch: the 1st is inside the warm-up.
+        model = cls(**{**init_kwargs, "warmup_epochs": 3})
         with self.assertRaisesRegex(ValueError, "loss"):
             model.compile(loss="sparse_categorical_crossentropy")
         model.compile()
         before = table_values(model)
         self.assertNotEmpty(before, "methods keep per-sample tables")
-        # Epoch 0 is inside the warm-up: relabel tables must not move.
+        # The 1st epoch is inside the warm-up: relabel tables must not move.
         h1 = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
         during = table_values(model)
         for name in getattr(model, "warmup_tables", ()):
             np.testing.assert_array_equal(before[name], during[name], name)
-        h2 = model.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, verbose=0)
-        self.assertEqual(int(ops.convert_to_numpy(model.epoch)), 1)
+        h2 = model.fit(x, y, batch_size=8, epochs=3, initial_epoch=1, verbose=0)
+        self.assertEqual(int(ops.convert_to_numpy(model.epoch)), 2)
+        # After the warm-up they move.
+        after_warmup = table_values(model)
+        for name in getattr(model, "warmup_tables", ()):
+            self.assertTrue(
+                (before[name] != after_warmup[name]).any(),
+                f"{name} did not move after the warm-up",
+            )
         for history in (h1.history, h2.history):
             self.assertTrue(np.isfinite(history["loss"]).all(), history)
             for term in model.loss_terms:
                 self.assertIn(f"loss_{term}", history)
                 self.assertTrue(np.isfinite(history[f"loss_{term}"]).all())
-        # evaluate() never writes tables.
+        # evaluate() neither reads nor writes the tables: a val split
+        # larger than the training split (ids past `num_samples`) works,
+        # and its loss is the loss of the same model with fresh tables.
         after_fit = table_values(model)
-        model.evaluate(x, y, batch_size=8, verbose=0)
+        val_x = {
+            "images": np.concatenate([x["images"], x["images"][::-1]]),
+            "sample_ids": np.arange(2 * len(y), dtype="int32"),
+        }
+        val_y = np.concatenate([y, y[::-1]])
+        val_loss = model.evaluate(val_x, val_y, batch_size=8, verbose=0)[0]
         for name, value in table_values(model).items():
             np.testing.assert_array_equal(after_fit[name], value, name)
+        tables = {
+            layer.name: layer
+            for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, ferzoo.layers.SampleTable)
+        }
+        for table in tables.values():
+            table.reset()
+        fresh_loss = model.evaluate(val_x, val_y, batch_size=8, verbose=0)[0]
+        self.assertAllClose(val_loss, fresh_loss, atol=1e-6, rtol=1e-6)
+        for name, table in tables.items():
+            table.table.assign(after_fit[name])
         # Every sample got a finite clean score.
         scores = model.clean_scores()
         self.assertEqual(scores.shape, (len(y),))

@@ -9,11 +9,6 @@ def flip_horizontal(images):
     return ops.flip(images, axis=2)
 
 
-def with_flipped(images):
-    """`[x; flip(x)]`: the batch and its mirror image, `(2B, H, W, C)`."""
-    return ops.concatenate([images, flip_horizontal(images)], axis=0)
-
-
 def class_activation_maps(features, kernel):
     """CAM_c = sum_k w_kc A_k for a GAP + linear head, `(B, h, w, K)`.
 
@@ -33,35 +28,38 @@ def class_activation_maps(features, kernel):
 
 @keras.saving.register_keras_serializable(package="ferzoo")
 class FlipClassActivationMaps(keras.layers.Layer):
-    """CAMs of `x` and of `flip(x)` from one concatenated forward pass.
+    """CAMs of `x` and of `flip(x)`, the second mirrored back.
 
-    Takes the feature map of the batch `[x; flip(x)]` (as built by
-    `with_flipped`) and the kernel of the GAP + linear head, computes the
-    class activation maps of both halves with `class_activation_maps`, and
-    mirrors the second half back, so both maps are in the frame of `x`.
-    For a model that is exactly flip-equivariant the two outputs are
-    equal; their difference is the attention-consistency error. The layer
-    has no weights: the kernel is the classifier's, passed at call time.
+    Takes the feature maps of `x` and of `flip(x)` (two forward passes,
+    as EAC's code runs them) and the kernel of the GAP + linear head,
+    computes the class activation maps of both with
+    `class_activation_maps`, and mirrors the second set back, so both
+    maps are in the frame of `x`. For a model that is exactly
+    flip-equivariant the two outputs are equal; their difference is the
+    attention-consistency error. The layer has no weights: the kernel is
+    the classifier's, passed at call time, and no gradient flows back
+    into it (as EAC builds its maps from `fc.weight.data`): a loss on the
+    maps trains the features, never the classifier, so it cannot be
+    lowered by shrinking the head.
 
     Example:
     >>> import numpy as np
     >>> feats = np.random.normal(size=(2, 4, 4, 8)).astype("float32")
-    >>> both = np.concatenate([feats, feats[:, :, ::-1]], axis=0)
     >>> layer = ferzoo.layers.FlipClassActivationMaps()
-    >>> maps, flipped_back = layer(both, np.ones((8, 7), "float32"))
+    >>> maps, flipped_back = layer(feats, feats[:, :, ::-1],
+    ...                            np.ones((8, 7), "float32"))
     >>> tuple(maps.shape), bool(np.allclose(maps, flipped_back))
     ((2, 4, 4, 7), True)
     """
 
-    def call(self, features, kernel):
+    def call(self, features, flipped_features, kernel):
+        kernel = ops.stop_gradient(kernel)
         maps = class_activation_maps(features, kernel)
-        maps, flipped = ops.split(maps, 2, axis=0)
+        flipped = class_activation_maps(flipped_features, kernel)
         return maps, flip_horizontal(flipped)
 
-    def compute_output_spec(self, features, kernel):
-        batch, height, width = features.shape[:3]
-        half = None if batch is None else batch // 2
-        shape = (half, height, width, kernel.shape[-1])
+    def compute_output_spec(self, features, flipped_features, kernel):
+        shape = tuple(features.shape[:3]) + (kernel.shape[-1],)
         return (
             keras.KerasTensor(shape, dtype="float32"),
             keras.KerasTensor(shape, dtype="float32"),

@@ -5,9 +5,12 @@ from keras import ops
 
 from ferzoo import losses
 from ferzoo.layers.cam import FlipClassActivationMaps
-from ferzoo.layers.cam import with_flipped
+from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.noisy_label_classifier import weighted_mean
+from ferzoo.models.scn import check_self_cure_args
+from ferzoo.models.scn import importance_head
+from ferzoo.models.scn import relabel_step
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -16,20 +19,21 @@ class AFCN(NoisyLabelClassifier):
 
     A FC + sigmoid head gives each sample a certainty alpha (optionally
     blended with the normalised prediction entropy) that scales its logits
-    in the cross-entropy and is spread by SCN's rank regularization. After
-    `warmup_epochs`, low-certainty samples whose top probability beats the
-    given label's by `relabel_margin` are relabelled; the label persists
-    in `label_table`. Class activation maps of `x` and of `flip(x)` (one
-    concatenated pass, flipped back) are fused by averaging, and each map
-    is pulled toward the fused map. The clean score is alpha.
+    in the cross-entropy and is spread by SCN's rank regularization. From
+    epoch `warmup_epochs` on (counted from 1), low-certainty samples whose
+    top probability beats the given label's by `relabel_margin` are
+    relabelled; the label persists in `label_table`. Class activation
+    maps of `x` and of `flip(x)` (two forward passes as in EAC's code,
+    flipped back) are fused by averaging, and each map is pulled toward
+    the fused map. The clean score is alpha.
 
     Args:
         backbone: `ferzoo.backbones.Backbone`. The feature extractor.
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Training samples (table rows). Defaults
             to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before label correction. Defaults to
-            `10`.
+        warmup_epochs: int. The epoch (counted from 1) from which labels
+            are corrected, as SCN's `relabel_epoch`. Defaults to `10`.
         dropout: float. Dropout before both heads. Defaults to `0.0`.
         high_fraction: float. Fraction of a batch in the high-certainty
             group. Defaults to `0.7`.
@@ -97,17 +101,13 @@ class AFCN(NoisyLabelClassifier):
         entropy_weight=0.0,
         **kwargs,
     ):
+        check_self_cure_args(high_fraction, rank_margin, relabel_margin)
+        if not 0 <= entropy_weight <= 1:
+            raise ValueError(
+                "`entropy_weight` must be in [0, 1]. Received: "
+                f"entropy_weight={entropy_weight}"
+            )
         for arg, value in (
-            ("high_fraction", high_fraction),
-            ("entropy_weight", entropy_weight),
-        ):
-            if not 0 <= value <= 1:
-                raise ValueError(
-                    f"`{arg}` must be in [0, 1]. Received: {arg}={value}"
-                )
-        for arg, value in (
-            ("rank_margin", rank_margin),
-            ("relabel_margin", relabel_margin),
             ("rank_weight", rank_weight),
             ("consistency_weight", consistency_weight),
         ):
@@ -125,12 +125,7 @@ class AFCN(NoisyLabelClassifier):
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
         # === Layers ===
-        self.importance = keras.layers.Dense(
-            1,
-            activation="sigmoid",
-            dtype=backbone.dtype_policy,
-            name="importance",
-        )
+        self.importance = importance_head(backbone)
         self.cam = FlipClassActivationMaps(name="cam")
         self.build_model()
 
@@ -140,25 +135,16 @@ class AFCN(NoisyLabelClassifier):
         self.add_label_table()
 
     def call(self, inputs, training=False):
-        images, ids = self.unpack_inputs(inputs)
-        paired = bool(training) or ids is not None
-        images = ops.cast(images, self.backbone.compute_dtype)
-        if paired:
-            images = with_flipped(images)
-        features = self.backbone(images, training=training)
-        pooled = self.pool(features)
-        if paired:
-            pooled = ops.split(pooled, 2, axis=0)[0]
-        pooled = self.dropout_layer(pooled, training=training)
-        out = {
-            "logits": ops.cast(self.classifier(pooled), "float32"),
-            "importance": ops.cast(self.importance(pooled), "float32")[:, 0],
-        }
-        if paired:
-            out["cam"], out["cam_flipped"] = self.cam(
-                features, self.classifier.kernel
-            )
-        return out
+        def head(pooled):
+            pooled = self.dropout_layer(pooled, training=training)
+            return {
+                "logits": ops.cast(self.classifier(pooled), "float32"),
+                "importance": ops.cast(self.importance(pooled), "float32")[
+                    :, 0
+                ],
+            }
+
+        return flip_attention_forward(self, inputs, training, head)
 
     def certainty(self, y_pred):
         """alpha = (1 - w) alpha_head + w (1 - H(p) / log C)."""
@@ -174,8 +160,8 @@ class AFCN(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
-        labels = self.current_labels(ids, y)
+        ids = self.sample_ids(x, training)
+        labels = self.current_labels(ids, y, training)
         logits = y_pred["logits"]
         # 3.2 sample certainty, 2.2 weighted CE on alpha * logits.
         alpha = self.certainty(y_pred)
@@ -187,17 +173,11 @@ class AFCN(NoisyLabelClassifier):
             alpha, self.high_fraction, self.rank_margin
         )
         # 3.3 label correction of low-certainty samples after the warm-up.
-        if training and ids is not None:
-            # On the certainty-weighted logits, as SCN: a low certainty
-            # flattens p, so only a confident prediction relabels.
-            new_labels, changed = losses.relabel(
-                ops.softmax(ops.stop_gradient(alpha[:, None] * logits)),
-                labels,
-                self.relabel_margin,
-                low_group,
-            )
-            changed = ops.logical_and(changed, self.after_warmup())
-            self.write_labels(ids, new_labels, changed)
+        # On the certainty-weighted logits, as SCN: a low certainty
+        # flattens p, so only a confident prediction relabels.
+        relabel_step(
+            self, ids, labels, alpha[:, None] * logits, low_group, training
+        )
         # 3.4-3.5 attention generation and fusion consistency.
         if "cam" in y_pred:
             maps, flipped = y_pred["cam"], y_pred["cam_flipped"]

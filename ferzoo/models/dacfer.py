@@ -3,8 +3,8 @@ from keras import ops
 
 from ferzoo import losses
 from ferzoo.layers.cam import FlipClassActivationMaps
-from ferzoo.layers.cam import with_flipped
 from ferzoo.layers.channel_attention import ChannelAttention
+from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.noisy_label_classifier import weighted_mean
 
@@ -16,9 +16,10 @@ class DacFER(NoisyLabelClassifier):
     Local attention correction (LAC) rescales the channels of the last
     feature map with squeeze-and-excitation channel attention before the
     GAP + linear head. Global attention correction (GAC) runs `x` and
-    `flip(x)` through the network in one concatenated batch, takes the
-    class activation maps of both (all classes), mirrors the second set
-    back and penalises their squared difference. The cross-entropy uses
+    `flip(x)` through the network (two forward passes, as EAC's code),
+    takes the class activation maps of both (all classes; no gradient
+    into the classifier kernel), mirrors the second set back and
+    penalises their squared difference. The cross-entropy uses
     the logits of `x` only; the flip branch runs only when training (or
     when a batch carries `sample_ids`), never when serving. The clean
     score is minus the per-sample consistency error (higher = the two
@@ -108,23 +109,12 @@ class DacFER(NoisyLabelClassifier):
         self.build_model()
 
     def call(self, inputs, training=False):
-        images, ids = self.unpack_inputs(inputs)
-        paired = bool(training) or ids is not None
-        images = ops.cast(images, self.backbone.compute_dtype)
-        if paired:
-            images = with_flipped(images)
-        features = self.backbone(images, training=training)
-        if self.channel_attention is not None:
-            features = self.channel_attention(features)
-        pooled = self.pool(features)
-        if paired:
-            pooled = ops.split(pooled, 2, axis=0)[0]
-        out = {"logits": self.classify(pooled, training=training)}
-        if paired:
-            out["cam"], out["cam_flipped"] = self.cam(
-                features, self.classifier.kernel
-            )
-        return out
+        def head(pooled):
+            return {"logits": self.classify(pooled, training=training)}
+
+        return flip_attention_forward(
+            self, inputs, training, head, attend=self.channel_attention
+        )
 
     def consistency_errors(self, y_pred):
         """Per-sample mean of (M - Flip(M'))^2 over classes, h and w."""
@@ -134,7 +124,7 @@ class DacFER(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         # L_s: softmax cross-entropy on the logits of x.
         ce = weighted_mean(

@@ -13,6 +13,7 @@ from ferzoo.models.noisy_label_classifier import given_probability
 from ferzoo.models.noisy_label_classifier import weighted_mean
 
 SCHEDULES = ("paper", "ada_df")
+FUSED_TARGETS = ("ada_df", "reversed")
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -23,7 +24,9 @@ class DualBranch(NoisyLabelClassifier):
     pooling, Average Expression Anchoring, classifier). The auxiliary
     branch gives each sample's label distribution and learns by CE weighted
     by the clean probability w; the target branch (the prediction) learns
-    by KL divergence to `w * label_dist + (1 - w) * class_dist[label]`.
+    by KL divergence to `w * class_dist[label] + (1 - w) * label_dist`
+    (Ada-DF's direction: a sample the mixture calls clean is pulled to
+    its label's class distribution, a noisy one to its own prediction).
     `compute_loss` writes each sample's cosine similarity of the auxiliary
     prediction and its label, the prediction and the label into tables;
     at the epoch's end a callback fits a two-component beta mixture (EM,
@@ -43,9 +46,11 @@ class DualBranch(NoisyLabelClassifier):
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Training samples (table rows). Defaults
             to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before the first BMM fit and mining (w
-            is 1 and class distributions the threshold ones until then).
-            Defaults to `0`.
+        warmup_epochs: int. The epoch (from 1) whose loss first uses
+            the BMM clean probability and mined class distributions; they
+            are fitted at the end of the epoch before it (w is 1 and the
+            class distributions the threshold ones until then). Defaults
+            to `0` (fitted after every epoch).
         dropout: float. Dropout before both classifiers. Defaults to `0.0`.
         threshold: float. Class-distribution threshold t. Defaults to
             `0.7`.
@@ -53,6 +58,11 @@ class DualBranch(NoisyLabelClassifier):
         schedule: str. `"paper"`: the ramp-up of mu2 is
             `exp(-(1 - beta / e) ** 2)`; `"ada_df"`: `exp(-(1 - e / beta)
             ** 2)` (Ada-DF's code). Defaults to `"paper"`.
+        fused_target: str. `"ada_df"`: `w * class_dist[y] + (1 - w) *
+            label_dist` (Ada-DF's direction); `"reversed"`: `w *
+            label_dist + (1 - w) * class_dist[y]` (ferzoo's earlier
+            target, better in a short synthetic run, see
+            `docs/methods/dual_branch.md`). Defaults to `"ada_df"`.
         branch_filters: int or None. Filters of each branch's 3x3 conv
             block; `None` uses the backbone's width, `0` gives no block.
             Defaults to `None`.
@@ -66,6 +76,7 @@ class DualBranch(NoisyLabelClassifier):
         distributions -> `threshold` (t). Eq. 9 fused target. Eq. 10
         L1 = w * CE; Eq. 11 L = mu1 L1 + mu2 KLD; Eq. 12-13 ->
         `ramp_epochs` (beta), `schedule`; e is the 1-based epoch.
+        Eq. 9 direction -> `fused_target`.
 
     Example:
     >>> backbone = ferzoo.backbones.SmallCNNBackbone(
@@ -94,6 +105,7 @@ class DualBranch(NoisyLabelClassifier):
         threshold=0.7,
         ramp_epochs=3,
         schedule="paper",
+        fused_target="ada_df",
         branch_filters=None,
         anchor_momentum=0.99,
         **kwargs,
@@ -107,6 +119,12 @@ class DualBranch(NoisyLabelClassifier):
                 "a positive int",
             ),
             ("schedule", schedule, schedule in SCHEDULES, f"in {SCHEDULES}"),
+            (
+                "fused_target",
+                fused_target,
+                fused_target in FUSED_TARGETS,
+                f"in {FUSED_TARGETS}",
+            ),
             (
                 "branch_filters",
                 branch_filters,
@@ -122,6 +140,7 @@ class DualBranch(NoisyLabelClassifier):
         self.threshold = float(threshold)
         self.ramp_epochs = ramp_epochs
         self.schedule = schedule
+        self.fused_target = fused_target
         self.branch_filters = branch_filters
         self.anchor_momentum = float(anchor_momentum)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
@@ -219,7 +238,7 @@ class DualBranch(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         aux_logits = y_pred["aux_logits"]
         label_dist = ops.softmax(aux_logits)
@@ -227,14 +246,20 @@ class DualBranch(NoisyLabelClassifier):
         similarity = given_probability(label_dist, labels) / ops.maximum(
             ops.norm(label_dist, axis=1), 1e-12
         )
-        # Eq. 6: clean probability w from the last epoch's BMM fit.
+        # Eq. 6: clean probability w from the last epoch's BMM fit
+        # (training batches only; evaluation weighs every sample by 1).
         w = ops.ones_like(similarity)
-        if ids is not None:
+        if training and ids is not None:
             w = ops.where(self.after_warmup(), self.clean_table.gather(ids), w)
-        # Eq. 7-9: fused target of the target branch.
+        # Eq. 7-9: fused target of the target branch, as Ada-DF: the class
+        # distribution of the label where clean, the own prediction where
+        # noisy.
         class_dist = ops.take(self.class_distribution, labels, axis=0)
+        clean_part, noisy_part = class_dist, label_dist
+        if self.fused_target == "reversed":
+            clean_part, noisy_part = label_dist, class_dist
         fused = ops.stop_gradient(
-            w[:, None] * label_dist + (1.0 - w[:, None]) * class_dist
+            w[:, None] * clean_part + (1.0 - w[:, None]) * noisy_part
         )
         # Eq. 10: auxiliary CE weighted by w.
         ce = weighted_mean(
@@ -260,7 +285,8 @@ class DualBranch(NoisyLabelClassifier):
 
     def end_epoch(self, epoch):
         """Fit the BMM and mine class distributions (host side, NumPy)."""
-        if epoch < self.warmup_epochs or self.score_table is None:
+        # Fit for the next epoch only if that epoch acts.
+        if not self.acts_in(epoch + 1) or self.score_table is None:
             return
         state = epoch_end_state(
             self.similarity_table.numpy(),
@@ -285,6 +311,7 @@ class DualBranch(NoisyLabelClassifier):
                 "threshold": self.threshold,
                 "ramp_epochs": self.ramp_epochs,
                 "schedule": self.schedule,
+                "fused_target": self.fused_target,
                 "branch_filters": self.branch_filters,
                 "anchor_momentum": self.anchor_momentum,
             }

@@ -39,8 +39,8 @@ class DWMCA(NoisyLabelClassifier):
             (MobileFaceNet); images are resized to its input size.
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Table rows. Defaults to `None`.
-        warmup_epochs: int. Epochs before `label_table` is written.
-            Defaults to `0`.
+        warmup_epochs: int. The epoch (counted from 1) from which
+            `label_table` is written. Defaults to `0`.
         dropout: float. Dropout before the primary classifier. Defaults
             to `0.0`.
         token_dim: int. Width D of the tokens of both streams. Defaults
@@ -232,7 +232,7 @@ class DWMCA(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         final = y_pred["final"]
         given = given_probability(final, labels)

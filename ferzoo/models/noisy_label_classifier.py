@@ -27,7 +27,9 @@ class NoisyLabelClassifier(keras.Model):
     returns a dict with `"logits"` and the method's extras; `predict`
     returns class probabilities. `compute_loss` (called by the train step
     of every backend) holds the method's whole loss, logs each term as a
-    `loss_<term>` metric and writes per-sample tables only when training.
+    `loss_<term>` metric, and reads and writes per-sample tables only
+    when training: the `sample_ids` of validation and test batches index
+    their own split, so evaluation never touches the tables.
     Per-sample tables need `num_samples`; when it is `None`, `fit` infers
     it from the data before training.
 
@@ -36,8 +38,11 @@ class NoisyLabelClassifier(keras.Model):
         num_classes: int. Number of expression classes. Defaults to `7`.
         num_samples: int or None. Number of training samples (rows of the
             per-sample tables). Defaults to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before a method starts to act on its
-            per-sample state (relabeling, reweighting). Defaults to `0`.
+        warmup_epochs: int. The epoch, counted from 1, from which a
+            method acts on its per-sample state (relabeling, reweighting),
+            as SCN's official loop counts its `relabel_epoch`: `10` gives
+            9 warm-up epochs and acts from the 10th; `0` and `1` act from
+            the first epoch. Defaults to `0`.
         dropout: float. Dropout rate before the classifier. Defaults to
             `0.0`.
     """
@@ -141,10 +146,18 @@ class NoisyLabelClassifier(keras.Model):
             name="label_table",
         )
 
-    def current_labels(self, sample_ids, y):
-        """Labels to train on: `label_table` where set, else `y`."""
+    def current_labels(self, sample_ids, y, training=True):
+        """Labels to train on: `label_table` where set, else `y`.
+
+        Only training batches read the table: evaluation batches (whose
+        `sample_ids` index another split) keep their own labels.
+        """
         labels = ops.cast(y, "int32")
-        if sample_ids is None or getattr(self, "label_table", None) is None:
+        if (
+            not training
+            or sample_ids is None
+            or getattr(self, "label_table", None) is None
+        ):
             return labels
         stored = self.label_table.gather(sample_ids)
         return ops.where(stored >= 0, stored, labels)
@@ -201,10 +214,11 @@ class NoisyLabelClassifier(keras.Model):
         return {"logits": self.classify(pooled, training=training)}
 
     # --- Loss helpers ------------------------------------------------
-    def sample_ids(self, x, required=None):
-        """The batch's `sample_ids`, checked against the tables."""
+    def sample_ids(self, x, training=True):
+        """The batch's `sample_ids`; a training batch of a model with
+        per-sample tables must have them."""
         _, ids = self.unpack_inputs(x)
-        needed = self.score_table is not None if required is None else required
+        needed = training and self.score_table is not None
         if ids is None and needed:
             raise ValueError(
                 f"{type(self).__name__} keeps per-sample tables, so training "
@@ -231,14 +245,23 @@ class NoisyLabelClassifier(keras.Model):
         return total
 
     def after_warmup(self):
-        """A boolean tensor: the warm-up is over."""
-        return ops.greater_equal(self.epoch, self.warmup_epochs)
+        """A boolean tensor: the current epoch acts (see `acts_in`)."""
+        return ops.greater_equal(self.epoch + 1, self.warmup_epochs)
+
+    def acts_in(self, epoch):
+        """Whether the 0-based `epoch` is past the warm-up.
+
+        The `epoch` variable counts from 0 (Keras' numbering); the method
+        acts from epoch number `warmup_epochs` counted from 1, i.e. from
+        0-based epoch `warmup_epochs - 1`.
+        """
+        return epoch + 1 >= self.warmup_epochs
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         """Cross-entropy on the given labels (the Baseline's loss)."""
-        ids = self.sample_ids(x)
+        ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         logits = y_pred["logits"]
         ce = keras.losses.sparse_categorical_crossentropy(

@@ -13,7 +13,8 @@ class SCN(NoisyLabelClassifier):
     An FC + sigmoid head gives each sample an importance weight alpha
     that scales its logits (logit-weighted cross-entropy). Rank
     regularization keeps the mean weight of the top `high_fraction` of a
-    batch `rank_margin` above the rest. After `warmup_epochs`, a sample of
+    batch `rank_margin` above the rest. From epoch `warmup_epochs` on
+    (counted from 1, as SCN's official loop), a sample of
     the low-importance group whose max probability beats the probability
     of its label by `relabel_margin` is relabelled to the argmax; the new
     label is kept in `label_table` (indexed by `sample_ids`), saved with the
@@ -24,8 +25,9 @@ class SCN(NoisyLabelClassifier):
         num_classes: int. Number of classes. Defaults to `7`.
         num_samples: int or None. Training samples (table rows). Defaults
             to `None` (inferred in `fit`).
-        warmup_epochs: int. Epochs before relabeling starts. Defaults to
-            `10` (the paper).
+        warmup_epochs: int. The epoch (counted from 1) from which samples
+            are relabelled, as the official loop's `relabel_epoch`.
+            Defaults to `10` (the paper: 9 epochs of warm-up).
         dropout: float. Dropout before both heads. Defaults to `0.0`.
         high_fraction: float. Fraction of a batch in the high-importance
             group. Defaults to `0.7`.
@@ -79,18 +81,11 @@ class SCN(NoisyLabelClassifier):
         relabel_low_group_only=True,
         **kwargs,
     ):
-        for arg, value in (
-            ("high_fraction", high_fraction),
-            ("rank_weight", rank_weight),
-        ):
-            if not 0 <= value <= 1:
-                raise ValueError(
-                    f"`{arg}` must be in [0, 1]. Received: {arg}={value}"
-                )
-        if rank_margin < 0 or relabel_margin < 0:
+        check_self_cure_args(high_fraction, rank_margin, relabel_margin)
+        if not 0 <= rank_weight <= 1:
             raise ValueError(
-                "`rank_margin` and `relabel_margin` must be >= 0. Received: "
-                f"rank_margin={rank_margin}, relabel_margin={relabel_margin}"
+                f"`rank_weight` must be in [0, 1]. Received: "
+                f"rank_weight={rank_weight}"
             )
         # === Config ===
         self.high_fraction = float(high_fraction)
@@ -101,12 +96,7 @@ class SCN(NoisyLabelClassifier):
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
         # === Layers ===
-        self.importance = keras.layers.Dense(
-            1,
-            activation="sigmoid",
-            dtype=backbone.dtype_policy,
-            name="importance",
-        )
+        self.importance = importance_head(backbone)
         self.build_model()
 
     def build_tables(self, num_samples):
@@ -125,8 +115,8 @@ class SCN(NoisyLabelClassifier):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        ids = self.sample_ids(x)
-        labels = self.current_labels(ids, y)
+        ids = self.sample_ids(x, training)
+        labels = self.current_labels(ids, y, training)
         alpha = y_pred["importance"]
         weighted_logits = alpha[:, None] * y_pred["logits"]
         # Eq. 2: logit-weighted cross-entropy.
@@ -141,16 +131,8 @@ class SCN(NoisyLabelClassifier):
         total = self.rank_weight * rank + (1.0 - self.rank_weight) * wce
         self.track(wce=wce, rank=rank)
         # Eq. 5: relabel uncertain samples after the warm-up.
-        if training and ids is not None:
-            candidates = low_group if self.relabel_low_group_only else None
-            new_labels, changed = losses.relabel(
-                ops.softmax(ops.stop_gradient(weighted_logits)),
-                labels,
-                self.relabel_margin,
-                candidates,
-            )
-            changed = ops.logical_and(changed, self.after_warmup())
-            self.write_labels(ids, new_labels, changed)
+        candidates = low_group if self.relabel_low_group_only else None
+        relabel_step(self, ids, labels, weighted_logits, candidates, training)
         self.record_scores(ids, alpha, training)
         return self.with_regularization(total)
 
@@ -166,3 +148,47 @@ class SCN(NoisyLabelClassifier):
             }
         )
         return config
+
+
+# --- Pieces shared with AFCN (ferzoo/models/afcn.py) ----------------------
+def check_self_cure_args(high_fraction, rank_margin, relabel_margin):
+    """Check SCN's group fraction beta and margins delta1, delta2."""
+    if not 0 <= high_fraction <= 1:
+        raise ValueError(
+            "`high_fraction` must be in [0, 1]. Received: "
+            f"high_fraction={high_fraction}"
+        )
+    for arg, value in (
+        ("rank_margin", rank_margin),
+        ("relabel_margin", relabel_margin),
+    ):
+        if value < 0:
+            raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value}")
+
+
+def importance_head(backbone):
+    """Eq. 1: the FC + sigmoid importance (certainty) head."""
+    return keras.layers.Dense(
+        1,
+        activation="sigmoid",
+        dtype=backbone.dtype_policy,
+        name="importance",
+    )
+
+
+def relabel_step(model, ids, labels, weighted_logits, candidates, training):
+    """Eq. 5 on softmax(alpha * logits), written to `model.label_table`.
+
+    Only for training batches and once the model's warm-up is over; uses
+    `model.relabel_margin`.
+    """
+    if not training or ids is None:
+        return
+    new_labels, changed = losses.relabel(
+        ops.softmax(ops.stop_gradient(weighted_logits)),
+        labels,
+        model.relabel_margin,
+        candidates,
+    )
+    changed = ops.logical_and(changed, model.after_warmup())
+    model.write_labels(ids, new_labels, changed)

@@ -117,6 +117,49 @@ def faceapi_predict(path, images, batch_size=256):
     return out
 
 
+def ferzoo_preset_predict(path, images, batch_size=256):
+    """A ferzoo preset folder (e.g. `ferzoo_fer2013`, or face-api's
+    expression net as written by `scripts/convert_faceapi.py
+    --expression-dir`): RGB 0-255 resized with PIL bilinear to the model's
+    input size, as ferzoo's readers resize at load time; the model
+    normalises inside and `predict` returns probabilities."""
+    from PIL import Image
+
+    from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
+
+    model = NoisyLabelClassifier.from_preset(str(path), load_weights=True)
+    size = int(model.backbone.input_shape[1])
+    x = np.stack(
+        [
+            np.asarray(
+                Image.fromarray(np.asarray(im, "uint8")).resize(
+                    (size, size), Image.BILINEAR
+                )
+            )
+            for im in images
+        ]
+    )
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def _shipped_preset():
+    from ferzoo import presets
+
+    folder = presets.builtin_preset_dir() / "ferzoo_fer2013"
+    return str(folder) if (folder / "model.weights.h5").is_file() else None
+
+
+FER2013_ORDER = [
+    "angry",
+    "disgust",
+    "fear",
+    "happy",
+    "neutral",
+    "sad",
+    "surprise",
+]
+
+
 def _fer_default():
     try:
         import importlib.util
@@ -178,6 +221,34 @@ PEERS = {
         ),
         trained_on="face-api's own expression data and recipe (unpublished)",
     ),
+    "faceapi-expression-preset": Peer(
+        name="faceapi-expression-preset",
+        label="face-api expression net",
+        predict=ferzoo_preset_predict,
+        class_names=FER2013_ORDER,
+        source=(
+            "npm `@vladmandic/face-api` 1.7.15 (MIT), "
+            "`model/face_expression_model`, converted to a ferzoo preset by "
+            "`scripts/convert_faceapi.py --expression-dir DIR` (classes in "
+            "FER2013 order)"
+        ),
+        trained_on="face-api's own expression data and recipe (unpublished)",
+    ),
+    "ferzoo-fer2013": Peer(
+        name="ferzoo-fer2013",
+        label="ferzoo `ferzoo_fer2013` (shipped)",
+        predict=ferzoo_preset_predict,
+        class_names=FER2013_ORDER,
+        source=(
+            "this package's preset `ferzoo_fer2013`: the Baseline on "
+            "`dlib_resnet29` fine-tuned on the FER2013 training split"
+        ),
+        trained_on=(
+            "FER2013 Training split (28,709), selected on PublicTest; "
+            "command in the preset's metadata.json"
+        ),
+        default_path=_shipped_preset,
+    ),
 }
 
 
@@ -223,7 +294,10 @@ def measure(peer, path, data, out_path, batch_size=256):
     labels = np.asarray(records.labels)
     predicted = probs.argmax(-1)
     rows = per_class(labels, predicted, k)
-    digest = hashlib.sha1(pathlib.Path(path).read_bytes()).hexdigest()
+    weights = pathlib.Path(path)
+    if weights.is_dir():
+        weights = weights / "model.weights.h5"
+    digest = hashlib.sha1(weights.read_bytes()).hexdigest()
     result = {
         "name": peer.name,
         "label": peer.label,

@@ -4,8 +4,9 @@ from keras import ops
 
 from ferzoo.layers import FlipClassActivationMaps
 from ferzoo.layers.cam import class_activation_maps
-from ferzoo.layers.cam import with_flipped
+from ferzoo.layers.cam import flip_horizontal
 from tests.test_case import TestCase
+from tests.test_case import gradients
 
 
 def numpy_cam(features, kernel):
@@ -40,19 +41,17 @@ class CAMTest(TestCase):
 
     def test_flip_back_is_exact(self):
         layer = FlipClassActivationMaps()
-        both = np.concatenate(
-            [self.features, self.features[:, :, ::-1]], axis=0
-        )
-        maps, back = layer(both, self.kernel)
+        mirrored = self.features[:, :, ::-1]
+        maps, back = layer(self.features, mirrored, self.kernel)
         self.assertEqual(tuple(maps.shape), (6, 5, 4, 7))
         # Bit-exact: the flip back is a pure permutation of the same sums.
         np.testing.assert_array_equal(
             ops.convert_to_numpy(maps), ops.convert_to_numpy(back)
         )
-        # A different second half: flipped back against NumPy.
+        # A different second view: flipped back against NumPy.
         other = np.random.default_rng(1).normal(size=self.features.shape)
         other = other.astype("float32")
-        maps, back = layer(np.concatenate([self.features, other]), self.kernel)
+        maps, back = layer(self.features, other, self.kernel)
         self.assertAllClose(
             back, numpy_cam(other, self.kernel)[:, :, ::-1], atol=1e-5
         )
@@ -60,13 +59,27 @@ class CAMTest(TestCase):
             maps, numpy_cam(self.features, self.kernel), atol=1e-5
         )
 
-    def test_with_flipped_and_symbolic_shape(self):
+    def test_maps_train_features_not_the_kernel(self):
+        # As EAC (maps from `fc.weight.data`): a loss on the maps has no
+        # gradient for the classifier kernel, only for the features.
+        layer = FlipClassActivationMaps()
+        mirrored = self.features[:, ::-1]
+
+        def loss(features, kernel):
+            maps, back = layer(features, mirrored, kernel)
+            return ops.mean(ops.square(maps - back))
+
+        d_features, d_kernel = gradients(loss, self.features, self.kernel)
+        np.testing.assert_array_equal(d_kernel, 0.0)
+        self.assertGreater(np.abs(d_features).max(), 1e-3)
+
+    def test_flip_and_symbolic_shape(self):
         images = np.arange(2 * 3 * 4 * 3, dtype="float32").reshape(2, 3, 4, 3)
-        both = ops.convert_to_numpy(with_flipped(images))
-        np.testing.assert_array_equal(both[:2], images)
-        np.testing.assert_array_equal(both[2:], images[:, :, ::-1])
+        flipped = ops.convert_to_numpy(flip_horizontal(images))
+        np.testing.assert_array_equal(flipped, images[:, :, ::-1])
+        features = keras.KerasTensor((2, 5, 4, 8))
         maps, back = FlipClassActivationMaps()(
-            keras.KerasTensor((4, 5, 4, 8)), keras.KerasTensor((8, 7))
+            features, features, keras.KerasTensor((8, 7))
         )
         self.assertEqual(tuple(maps.shape), (2, 5, 4, 7))
         self.assertEqual(tuple(back.shape), (2, 5, 4, 7))

@@ -13,9 +13,7 @@ class BaselineTest(MethodTestCase):
         self.data = tiny_batch(16, size=32)
 
     def test_method_basics(self):
-        self.run_method_test(
-            Baseline, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
-        )
+        self.run_method_test(Baseline, self.kwargs, self.data, (16, 7))
 
     @pytest.mark.large
     def test_round_trips(self):

@@ -10,6 +10,17 @@ from tests.test_case import tiny_backbone
 from tests.test_case import tiny_batch
 
 
+def numpy_ce(logits, labels):
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels]
+
+
+def numpy_softmax(logits):
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
 def numpy_rank_loss(alpha, beta, margin):
     ranked = np.sort(alpha)[::-1]
     m = int(beta * len(alpha))
@@ -28,9 +39,9 @@ class SCNTest(MethodTestCase):
         self.data = tiny_batch(16, size=32)
 
     def test_method_basics(self):
-        self.run_method_test(
-            SCN, {**self.kwargs, "warmup_epochs": 1}, self.data, (16, 7)
-        )
+        # A zero margin makes a relabel after the warm-up near certain.
+        kwargs = {**self.kwargs, "relabel_margin": 0.0}
+        self.run_method_test(SCN, kwargs, self.data, (16, 7))
 
     def test_rank_regularization_matches_numpy(self):
         rng = np.random.default_rng(1)
@@ -68,19 +79,54 @@ class SCNTest(MethodTestCase):
         self.assertTrue(want.any() and not want.all())
 
     def test_relabels_persist_and_are_used(self):
-        model = SCN(
-            **self.kwargs,
-            warmup_epochs=0,
-            relabel_margin=0.0,
-            relabel_low_group_only=False,
-        )
+        # The paper's path (low-importance group, margin 0.2) on crafted
+        # outputs, checked against NumPy.
+        model = SCN(**self.kwargs, warmup_epochs=1)
         x, y = self.data
-        model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        rng = np.random.default_rng(3)
+        crafted = {
+            "logits": rng.normal(0, 4, (16, 7)).astype("float32"),
+            "importance": rng.uniform(0.3, 0.9, 16).astype("float32"),
+        }
+        model.compute_loss(x, y, crafted, training=True)
+        alpha, logits = crafted["importance"], crafted["logits"]
+        p = numpy_softmax(alpha[:, None] * logits.astype("float64"))
+        low = alpha < np.sort(alpha)[::-1][int(0.7 * 16) - 1]
+        want = low & (p.max(1) - p[np.arange(16), y] > 0.2)
+        self.assertTrue(want.any() and not want.all())
         table = model.relabels()
-        self.assertTrue((table >= 0).any(), table)
-        ids = ops.convert_to_tensor(x["sample_ids"])
-        current = ops.convert_to_numpy(model.current_labels(ids, y))
-        np.testing.assert_array_equal(current, np.where(table >= 0, table, y))
+        np.testing.assert_array_equal(table, np.where(want, p.argmax(1), -1))
+        # The next epoch trains on the new labels: with one full batch,
+        # its logged WCE is the NumPy CE of the model's alpha * logits
+        # under the new labels (and not under the old ones).
+        y_pred = model(x, training=True)
+        logits = ops.convert_to_numpy(y_pred["logits"]).astype("float64")
+        alpha = ops.convert_to_numpy(y_pred["importance"]).astype("float64")
+        new = np.where(table >= 0, table, y)
+        want_wce = numpy_ce(alpha[:, None] * logits, new).mean()
+        old_wce = numpy_ce(alpha[:, None] * logits, y).mean()
+        self.assertGreater(abs(want_wce - old_wce), 1e-3)
+        history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+        self.assertAllClose(history.history["loss_wce"][0], want_wce, 1e-5)
+
+    def test_relabelling_starts_in_the_warmup_epochs_th_epoch(self):
+        # The official loop: `for i in range(1, epochs + 1)`, relabel when
+        # `i >= relabel_epoch` (10). So the 9th epoch keeps the labels and
+        # the 10th relabels. Keras counts epochs from 0.
+        x, y = self.data
+        for epoch_number, relabels in ((9, False), (10, True)):
+            model = SCN(**self.kwargs, warmup_epochs=10, relabel_margin=0.0)
+            model.fit(
+                x,
+                y,
+                batch_size=16,
+                epochs=epoch_number,
+                initial_epoch=epoch_number - 1,
+                verbose=0,
+            )
+            self.assertEqual(
+                bool((model.relabels() >= 0).any()), relabels, epoch_number
+            )
 
     def test_fit_sizes_the_tables_from_the_data(self):
         x, y = self.data
