@@ -19,6 +19,7 @@ import sys
 import keras
 import numpy as np
 
+from ferzoo import distribute as distribute_lib
 from ferzoo import metrics
 from ferzoo import models  # noqa: F401  (registers every method)
 from ferzoo import presets as preset_utils
@@ -254,6 +255,8 @@ def train(
     callbacks=None,
     classes=None,
     val_fraction=0.1,
+    distribute="none",
+    stream=None,
 ):
     """Train a preset on a data set and write a results folder.
 
@@ -286,6 +289,13 @@ def train(
             fraction of each class of the noisy training split held out
             (seeded by `seed`) to select the best epoch on; 0 selects
             nothing and reports the last epoch. Defaults to `0.1`.
+        distribute: str. `"none"` or `"data-parallel"` (every visible
+            device, and every process of a multi-host run; see
+            `ferzoo.distribute`). `batch_size` stays the global batch.
+        stream: bool or None. Read images from their files inside
+            tf.data instead of decoding the split into memory; None
+            streams splits above
+            `ferzoo.data.streaming.STREAM_THRESHOLD` files.
 
     Returns:
         The results dict also written to `results.json`.
@@ -295,7 +305,8 @@ def train(
             another preset, data, noise protocol, seed, batch size,
             learning rate or overrides.
     """
-    out = pathlib.Path(output_dir)
+    dist = distribute_lib.setup(distribute)
+    out = dist.worker_output_dir(output_dir)
     keras.utils.set_random_seed(seed)
     metadata = preset_utils.load_metadata(preset)
     recipe = dict(NoisyLabelClassifier.default_recipe)
@@ -341,6 +352,12 @@ def train(
     common = dict(
         image_size=size, batch_size=batch, on_error=on_error, classes=classes
     )
+    common["stream"] = stream
+    if dist.even_batches and batch % dist.num_replicas:
+        raise ValueError(
+            f"With {dist.num_replicas} devices the batch size must be a "
+            f"multiple of {dist.num_replicas}. Received batch size: {batch}"
+        )
     from ferzoo.data import load_training_splits
 
     splits = load_training_splits(
@@ -355,6 +372,7 @@ def train(
         seed=seed,
         limit_per_class=limit_per_class,
         epochs=(initial_epoch, max(total_epochs, initial_epoch + 1)),
+        drop_remainder=dist.even_batches,
         **common,
     )
     train_ds, info, val_ds = splits.train, splits.train_info, splits.val
@@ -390,6 +408,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     if state is None:
         _remove_run_files(out)
+    dist.prepare(model)
     monitor = TrainingMonitor(
         out,
         test_ds,
@@ -405,7 +424,11 @@ def train(
                 validation_data=val_ds,
                 epochs=total_epochs,
                 initial_epoch=initial_epoch,
-                steps_per_epoch=math.ceil(info.num_samples / batch),
+                steps_per_epoch=(
+                    info.num_samples // batch
+                    if dist.even_batches
+                    else math.ceil(info.num_samples / batch)
+                ),
                 shuffle=False,  # the pipeline shuffles, seeded by epoch
                 verbose=_verbosity(verbose),
                 callbacks=[
@@ -441,6 +464,7 @@ def train(
             "skipped": skipped_report(
                 {"train": info, "val": val_info, "test": test_info}
             ),
+            "distribute": dist.describe(),
         }
     )
     model.save_to_preset(

@@ -74,6 +74,20 @@ from ferzoo.cli import options
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
 )
 @options.classes_option
+@click.option(
+    "--distribute",
+    type=click.Choice(["none", "data-parallel"]),
+    default="none",
+    show_default=True,
+    help="data-parallel: split each batch over every visible device "
+    "(and every process of a multi-host run); see docs/distributed.md.",
+)
+@click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Decode images from their files inside tf.data instead of "
+    "into memory (default: only above 50,000 files).",
+)
 @options.on_error_option
 @options.backend_option
 @options.json_option
@@ -98,6 +112,8 @@ def main(
     no_resume,
     list_presets,
     classes,
+    distribute,
+    stream,
     skip_bad_samples,
     backend,
     as_json,
@@ -161,6 +177,8 @@ def main(
         classes=classes,
         val_fraction=val_fraction,
         resume=not no_resume,
+        distribute=distribute,
+        stream=stream,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
 

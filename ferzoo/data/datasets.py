@@ -18,7 +18,6 @@ from ferzoo.data.noise import pair_noise
 from ferzoo.data.noise import read_noise_file
 from ferzoo.data.noise import symmetric_noise
 from ferzoo.data.records import MissingSplitError
-from ferzoo.data.sources import read_split
 from ferzoo.data.splits import carve_val_split
 
 
@@ -211,6 +210,39 @@ def make_dataset(
             "`labels` must have shape (N,) matching `images`. Received: "
             f"labels.shape={labels.shape}, images.shape={images.shape}"
         )
+    return batch_pipeline(
+        images,
+        labels,
+        batch_size,
+        training,
+        augment,
+        seed,
+        shuffle,
+        drop_remainder,
+        epochs,
+    )
+
+
+def batch_pipeline(
+    images,
+    labels,
+    batch_size,
+    training=False,
+    augment=None,
+    seed=0,
+    shuffle=None,
+    drop_remainder=False,
+    epochs=None,
+    read=None,
+    skip_errors=False,
+):
+    """The pipeline of `make_dataset`, shared with `ferzoo.data.streaming`.
+
+    `images` holds the pixels, or with `read` one key per sample (a file
+    path) that `read(key)` turns into its pixels inside tf.data, after the
+    shuffle and before batching, so streamed and in-memory batches are the
+    same. `skip_errors` drops samples whose `read` fails.
+    """
     augmenter = Augmenter(augment)
     shuffle = training if shuffle is None else shuffle
     if training and epochs is not None:
@@ -223,6 +255,8 @@ def make_dataset(
             shuffle,
             drop_remainder,
             epochs,
+            read,
+            skip_errors,
         )
     ids = np.arange(len(labels), dtype="int32")
     ds = tf.data.Dataset.from_tensor_slices(
@@ -230,6 +264,13 @@ def make_dataset(
     )
     if shuffle:
         ds = ds.shuffle(max(len(labels), 1), seed=seed)
+    if read is not None:
+        ds = ds.map(
+            lambda x, y: (dict(x, images=read(x["images"])), y),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        if skip_errors:
+            ds = ds.ignore_errors()
     ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
     if training and augmenter.active:
         seeds = tf.data.Dataset.random(seed, rerandomize_each_iteration=True)
@@ -250,37 +291,66 @@ def make_dataset(
 
 
 def _epoch_range_dataset(
-    images, labels, batch_size, augmenter, seed, shuffle, drop_remainder, epochs
+    images,
+    labels,
+    batch_size,
+    augmenter,
+    seed,
+    shuffle,
+    drop_remainder,
+    epochs,
+    read=None,
+    skip_errors=False,
 ):
-    """Epochs `first..last-1` back to back, each seeded by `(seed, epoch)`."""
+    """Epochs `first..last-1` back to back, each seeded by `(seed, epoch)`.
+
+    Every epoch has `ceil(N / batch_size)` batches (`floor` with
+    `drop_remainder`); when `skip_errors` dropped samples it is topped up
+    with the epoch's first batches again, so `steps_per_epoch` stays true.
+    """
     first, last = (int(e) for e in epochs)
     images = tf.constant(images)
     labels = tf.constant(labels)
     n = int(labels.shape[0])
+    steps = n // int(batch_size) if drop_remainder else -(-n // int(batch_size))
 
     def one_epoch(epoch):
         key = tf.stack([tf.constant(int(seed), "int64"), epoch])
         order = tf.range(n, dtype="int32")
         if shuffle:
             order = tf.random.experimental.stateless_shuffle(order, key)
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(
-            int(batch_size), drop_remainder=drop_remainder
-        )
-        steps = tf.data.Dataset.range(tf.int64.max)
-        keys = steps.map(
+        samples = tf.data.Dataset.from_tensor_slices(order)
+        if read is not None:
+            samples = samples.map(
+                lambda i: (i, read(tf.gather(images, i))),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            if skip_errors:
+                samples = samples.ignore_errors()
+        batches = samples.batch(int(batch_size), drop_remainder=drop_remainder)
+        if skip_errors:
+            batches = batches.repeat().take(steps)
+        steps_ds = tf.data.Dataset.range(tf.int64.max)
+        keys = steps_ds.map(
             lambda step: tf.random.experimental.stateless_fold_in(key, step)
         )
         return tf.data.Dataset.zip(batches, keys)
 
-    def gather(ids, batch_key):
-        x = {"images": tf.gather(images, ids), "sample_ids": ids}
+    def gather(batch, batch_key):
+        if read is None:
+            ids, pixels = batch, tf.gather(images, batch)
+        else:
+            ids, pixels = batch
+        x = {"images": pixels, "sample_ids": ids}
         if augmenter.active:
             x["images"] = augmenter.train(x["images"], batch_key)
         return x, tf.gather(labels, ids)
 
     ds = tf.data.Dataset.range(first, last).flat_map(one_epoch)
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    ds = ds.prefetch(tf.data.AUTOTUNE)
+    ds.ferzoo_drop_remainder = bool(drop_remainder)
+    return ds
 
 
 def load_split(
@@ -300,6 +370,7 @@ def load_split(
     subset_seed=0,
     classes=None,
     epochs=None,
+    stream=None,
 ):
     """Load a split of a data set as a tf.data pipeline plus its info.
 
@@ -332,6 +403,9 @@ def load_split(
             (default: the train split's class folders, for every split)
             or `rafdb` data (default: RAF-DB's order).
         epochs: `(first, last)` or None. See `make_dataset`.
+        stream: bool or None. Decode images inside tf.data from their
+            files (`ferzoo.data.streaming`) instead of into memory;
+            `None` streams file-backed splits above `STREAM_THRESHOLD`.
 
     Returns:
         `(dataset, info)`: a `tf.data.Dataset` (with `ferzoo_info` set)
@@ -344,16 +418,25 @@ def load_split(
     (70, 10, 14)
     """
     _check_noise(noise_rate, noise_type, noise_file)
-    records = read_split(
-        data, split, image_size, on_error, limit_per_class, subset_seed, classes
+    records = _read_records(
+        data,
+        split,
+        image_size,
+        on_error,
+        limit_per_class,
+        subset_seed,
+        classes,
+        stream,
     )
     info = _info_with_noise(
         records, data, split, noise_rate, noise_type, noise_seed, noise_file
     )
     training = split == "train" if training is None else training
-    ds = make_dataset(
-        records.images,
+    ds = _records_dataset(
+        _pixels(records),
         info.labels,
+        image_size,
+        on_error,
         batch_size=batch_size,
         training=training,
         augment=augment,
@@ -362,6 +445,38 @@ def load_split(
     )
     ds.ferzoo_info = info
     return ds, info
+
+
+def _read_records(
+    data, split, image_size, on_error, limit, subset_seed, classes, stream
+):
+    """`Records` in memory, or `LazyRecords` (file paths) to stream."""
+    from ferzoo.data import streaming
+
+    return streaming.read_records(
+        data, split, image_size, on_error, limit, subset_seed, stream, classes
+    )
+
+
+def _pixels(records):
+    """The pixels of `records`, or the file paths of `LazyRecords`.
+
+    Either is indexed the same way (e.g. by a carved-out val split).
+    """
+    if records.images is None:
+        return np.asarray(records.paths, dtype=object)
+    return records.images
+
+
+def _records_dataset(pixels, labels, image_size, on_error, **kwargs):
+    """`make_dataset`, or its streamed twin when `pixels` are paths."""
+    if pixels.dtype == object:
+        from ferzoo.data import streaming
+
+        return streaming.stream_dataset(
+            pixels, labels, image_size, on_error=on_error, **kwargs
+        )
+    return make_dataset(pixels, labels, **kwargs)
 
 
 def _check_noise(noise_rate, noise_type, noise_file):
@@ -458,6 +573,8 @@ def load_training_splits(
     subset_seed=0,
     classes=None,
     epochs=None,
+    stream=None,
+    drop_remainder=False,
 ):
     """Load the training split and a validation split to select on.
 
@@ -479,9 +596,12 @@ def load_training_splits(
         val_seed: int. Seed of the hold-out. Defaults to `0`.
         image_size, batch_size, noise_rate, noise_type, noise_seed,
         noise_file, augment, seed, on_error, limit_per_class,
-        subset_seed, classes, epochs: as in `load_split` (noise,
+        subset_seed, classes, epochs, stream: as in `load_split` (noise,
             augmentation, `limit_per_class`, `epochs` apply to the training
-            split).
+            split; a carved-out val split streams when the training split
+            does).
+        drop_remainder: bool. Drop each epoch's last partial training
+            batch (for devices that need equal batches).
 
     Returns:
         A `TrainingSplits`.
@@ -498,7 +618,7 @@ def load_training_splits(
             f"Received: val_fraction={val_fraction}"
         )
     _check_noise(noise_rate, noise_type, noise_file)
-    records = read_split(
+    records = _read_records(
         data,
         "train",
         image_size,
@@ -506,13 +626,14 @@ def load_training_splits(
         limit_per_class,
         subset_seed,
         classes,
+        stream,
     )
     info = _info_with_noise(
         records, data, "train", noise_rate, noise_type, noise_seed, noise_file
     )
-    images = records.images
+    images = _pixels(records)
     eval_args = dict(image_size=image_size, batch_size=batch_size)
-    eval_args.update(on_error=on_error, classes=classes)
+    eval_args.update(on_error=on_error, classes=classes, stream=stream)
     try:
         val, val_info = load_split(data, "val", **eval_args)
         selection = {"type": "val_split", "num_samples": val_info.num_samples}
@@ -531,7 +652,13 @@ def load_training_splits(
             keep, held = carve_val_split(info.labels, val_fraction, val_seed)
             val_info = info.subset(held, "val (carved from train)")
             info = info.subset(keep)
-            val = make_dataset(images[held], val_info.labels, batch_size)
+            val = _records_dataset(
+                images[held],
+                val_info.labels,
+                image_size,
+                on_error,
+                batch_size=batch_size,
+            )
             val.ferzoo_info = val_info
             images = images[keep]
             selection = {
@@ -544,14 +671,17 @@ def load_training_splits(
                     f"samples, seed {int(val_seed)}"
                 ),
             }
-    train = make_dataset(
+    train = _records_dataset(
         images,
         info.labels,
+        image_size,
+        on_error,
         batch_size=batch_size,
         training=True,
         augment=augment,
         seed=seed,
         epochs=epochs,
+        drop_remainder=drop_remainder,
     )
     train.ferzoo_info = info
     return TrainingSplits(train, info, val, val_info, selection)

@@ -1,6 +1,7 @@
 import json
 import os
 import pathlib
+from unittest import mock
 
 import keras
 import numpy as np
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 from ferzoo.cli import evaluate
 from ferzoo.cli import export
 from ferzoo.cli import train
+from ferzoo.data import streaming
 from tests.data.readers_test import make_folder
 from tests.data.splits_test import rafdb
 from tests.test_case import TestCase
@@ -112,6 +114,35 @@ class CLITest(TestCase):
         )
         for a, b in zip(best.get_weights(), last.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+    @pytest.mark.large
+    def test_stream_equals_memory_with_a_carved_val_split(self):
+        # RAF-DB files with no val split: the val split is carved from
+        # the listed files; streamed and in-memory runs train alike.
+        spec, _ = rafdb(pathlib.Path(self.tmp_dir()))
+        runs = {}
+        for flag in ("--stream", "--no-stream"):
+            out = self.tmp_dir()
+            with mock.patch.object(
+                streaming, "stream_dataset", wraps=streaming.stream_dataset
+            ) as spy:
+                result = self.invoke(
+                    train,
+                    [*TINY[:2], "--data", spec, "--epochs", "2",
+                     "--batch-size", "16", "--distribute", "none", flag,
+                     "--output-dir", out],
+                )  # fmt: skip
+            self.assertEqual(result.exit_code, 0, result.output)
+            # train, carved val and test splits stream, or none does.
+            self.assertEqual(spy.call_count, 3 if flag == "--stream" else 0)
+            self.assertIn("val carved from train", result.output)
+            runs[flag] = keras.saving.load_model(
+                os.path.join(out, "last.keras")
+            )
+        for a, b in zip(
+            runs["--stream"].get_weights(), runs["--no-stream"].get_weights()
+        ):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     def test_list_presets(self):
         result = self.invoke(train, ["--list-presets"])
