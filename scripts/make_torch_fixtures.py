@@ -67,6 +67,13 @@ import sys
 from collections import namedtuple
 from functools import partial
 
+if __name__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+    try:  # --help works without the torch extra (scripts/test.sh runs it)
+        import torch  # noqa: F401
+    except ImportError:
+        print(__doc__)
+        sys.exit(0)
+
 import numpy as np
 import timm
 import torch
