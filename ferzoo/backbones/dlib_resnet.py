@@ -117,20 +117,11 @@ class DlibResNetBackbone(Backbone):
                     "(smaller inputs leave the last block empty). "
                     f"Received: image_shape={image_shape}"
                 )
-        if weights_preset is not None and not isinstance(weights_preset, str):
-            raise ValueError(
-                "`weights_preset` must be a preset name, a folder or None. "
-                f"Received: weights_preset={weights_preset!r}"
-            )
+        check_weights_preset(weights_preset)
 
         # === Functional Model ===
         inputs = keras.Input(shape=image_shape, name="images")
-        x = PixelNormalization(
-            mean=[m / 255.0 for m in DLIB_MEAN_RGB],
-            std=[1.0, 1.0, 1.0],
-            dtype=dtype,
-            name="normalize",
-        )(inputs)
+        x = dlib_normalization(inputs, dtype)
         x = _conv(x, 32, 7, 2, "conv32_down", dtype)
         x = keras.layers.ReLU(dtype=dtype, name="conv32_down_relu")(x)
         x = keras.layers.MaxPooling2D(3, strides=2, dtype=dtype, name="pool")(x)
@@ -178,6 +169,25 @@ class DlibResNetBackbone(Backbone):
             }
         )
         return config
+
+
+def check_weights_preset(weights_preset):
+    """`weights_preset` is a preset name, a folder or None."""
+    if weights_preset is not None and not isinstance(weights_preset, str):
+        raise ValueError(
+            "`weights_preset` must be a preset name, a folder or None. "
+            f"Received: weights_preset={weights_preset!r}"
+        )
+
+
+def dlib_normalization(inputs, dtype):
+    """dlib's and face-api's `(x - mean_rgb) / 255`, as the first layer."""
+    return PixelNormalization(
+        mean=[m / 255.0 for m in DLIB_MEAN_RGB],
+        std=[1.0, 1.0, 1.0],
+        dtype=dtype,
+        name="normalize",
+    )(inputs)
 
 
 def load_weights_preset(backbone, preset):

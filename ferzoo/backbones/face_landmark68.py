@@ -1,10 +1,10 @@
 import keras
 
 from ferzoo.backbones.backbone import Backbone
-from ferzoo.backbones.dlib_resnet import DLIB_MEAN_RGB
+from ferzoo.backbones.dlib_resnet import check_weights_preset
+from ferzoo.backbones.dlib_resnet import dlib_normalization
 from ferzoo.backbones.dlib_resnet import load_weights_preset
 from ferzoo.backbones.small_cnn import _check_image_shape
-from ferzoo.layers.pixel_normalization import PixelNormalization
 
 FACE_LANDMARK68_FILTERS = (32, 64, 128, 256)
 
@@ -62,20 +62,11 @@ class FaceLandmark68Backbone(Backbone):
         **kwargs,
     ):
         image_shape = _check_image_shape(image_shape)
-        if weights_preset is not None and not isinstance(weights_preset, str):
-            raise ValueError(
-                "`weights_preset` must be a preset name, a folder or None. "
-                f"Received: weights_preset={weights_preset!r}"
-            )
+        check_weights_preset(weights_preset)
 
         # === Functional Model ===
         inputs = keras.Input(shape=image_shape, name="images")
-        x = PixelNormalization(
-            mean=[m / 255.0 for m in DLIB_MEAN_RGB],
-            std=[1.0, 1.0, 1.0],
-            dtype=dtype,
-            name="normalize",
-        )(inputs)
+        x = dlib_normalization(inputs, dtype)
         for i, filters in enumerate(FACE_LANDMARK68_FILTERS):
             x = _dense_block(x, filters, f"dense{i}", dtype, first=i == 0)
         super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
