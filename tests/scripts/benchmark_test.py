@@ -382,6 +382,50 @@ class BenchmarkScriptTest(TestCase):
         positions = [lines.index(line) for line in expected]
         self.assertEqual(positions, sorted(positions))
 
+    def test_audit_benchmark_pair_noise_and_subset(self):
+        import argparse
+
+        from ferzoo.data import load_split
+        from ferzoo.data import read_noise_file
+
+        path = REPO / "scripts" / "audit_benchmark.py"
+        spec = importlib.util.spec_from_file_location("audit_bench", path)
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        self.assertEqual(
+            script.method_of("dual_branch_dlib_resnet29_fer2013"),
+            "dual_branch",
+        )
+        args = argparse.Namespace(
+            data="synthetic:140",
+            subset_per_class=10,
+            pair_mapping="fer-confusions",
+            noise_seed=0,
+            epochs=None,
+        )
+        # The cpu-pretrained profile, at another subset size and its epochs.
+        profile = script.subset_profile(args)
+        self.assertEqual(profile["limit_per_class"], 10)
+        self.assertEqual(profile["epochs"], 12)
+        self.assertEqual(profile["preset_suffix"], "dlib_resnet29_fer2013")
+        folder = pathlib.Path(self.tmp_dir())
+        kwargs = script.noise_kwargs(args, "pair", 0.3, folder)
+        _, info = load_split("synthetic:140", limit_per_class=10)
+        self.assertEqual(info.num_samples, 70)
+        noisy = read_noise_file(
+            kwargs["noise_file"], info.names, info.class_names
+        )
+        flipped = noisy != info.labels
+        self.assertEqual(int(flipped.sum()), 21)  # 3 of each class's 10
+        names = info.class_names
+        for clean, given in zip(info.labels[flipped], noisy[flipped]):
+            self.assertEqual(names[given], PAIRS[names[clean]])
+        args.pair_mapping = "next-class"
+        self.assertEqual(
+            script.noise_kwargs(args, "pair", 0.3, folder),
+            {"noise_rate": 0.3, "noise_type": "pair", "noise_seed": 0},
+        )
+
     def test_report_only_writes_the_audit_section(self):
         benchmark = load_script()
         out, cache = self.tmp_dir(), self.tmp_dir()
