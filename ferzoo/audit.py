@@ -67,7 +67,9 @@ import numpy as np
 from ferzoo.errors import DataError
 from ferzoo.errors import DivergedError
 
-DEFAULT_PRESET = "baseline_small_cnn_fer2013"
+# Pretrained (dlib's face-recognition ResNet-29, 112 px): the clean scores
+# and out-of-fold probabilities mean something only once the model does.
+DEFAULT_PRESET = "baseline_dlib_resnet29_fer2013"
 CSV_FILE = "label_issues.csv"
 CORRECTED_FILE = "corrected_labels.txt"
 HTML_FILE = "index.html"
@@ -587,7 +589,9 @@ def audit(
         data: str. `KIND:PATH` (see `ferzoo.data.load_split`); with
             `from_run`, defaults to the run's data.
         preset: str or None. Preset name or folder to train the folds
-            from. Defaults to `DEFAULT_PRESET`.
+            from. Defaults to `DEFAULT_PRESET`,
+            `"baseline_dlib_resnet29_fer2013"` (the Baseline fine-tuned
+            from dlib's pretrained face-recognition ResNet-29 at 112 px).
         folds: int. Number of folds (>= 2). Defaults to `3`.
         output_dir: str. The audit folder; rerunning resumes it.
         top: int. Images on the contact sheets and the HTML page.

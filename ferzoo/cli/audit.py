@@ -2,6 +2,13 @@ import click
 
 from ferzoo.cli import options
 
+# The default of ferzoo.audit.DEFAULT_PRESET, named here without importing
+# keras (the backend is chosen first); a test checks that they agree.
+DEFAULT_PRESET_HELP = (
+    "baseline_dlib_resnet29_fer2013 (the Baseline on dlib's pretrained "
+    "face-recognition ResNet-29, 112 px; fine-tuned from its weights)"
+)
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
@@ -9,17 +16,10 @@ from ferzoo.cli import options
     "data",
     default=None,
     metavar="KIND:PATH",
-    help="Data set as KIND:PATH (synthetic, imagefolder, fer2013, rafdb, "
-    "ferplus or affectnet); default: synthetic, or the run's data with "
+    help=options.DATA_HELP + " Default: synthetic, or the run's data with "
     "--from-run.",
 )
-@click.option(
-    "--preset",
-    default=None,
-    metavar="NAME_OR_DIR",
-    help="Preset to train the folds from (default: "
-    "baseline_small_cnn_fer2013).",
-)
+@options.preset_option(required=False, default=DEFAULT_PRESET_HELP)
 @click.option(
     "--folds",
     type=click.IntRange(2),
@@ -27,13 +27,7 @@ from ferzoo.cli import options
     show_default=True,
     help="Folds; each image is scored by a model that did not train on it.",
 )
-@click.option(
-    "--output-dir",
-    default="runs/audit",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Audit folder; rerun with the same folder to resume.",
-)
+@options.output_dir_option("runs/audit")
 @click.option(
     "--top",
     type=click.IntRange(0),
@@ -69,50 +63,22 @@ from ferzoo.cli import options
     help="Relabel a flagged image in corrected_labels.txt only if the "
     "suggestion has at least this out-of-fold probability.",
 )
+@options.noise_rate_option
+@options.noise_type_option
+@options.noise_file_option
+@options.noise_seed_option
+@options.epochs_option
+@options.batch_size_option
+@options.learning_rate_option
 @click.option(
-    "--noise-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Inject this fraction of label flips first (to measure the audit).",
+    "--image-size",
+    type=click.IntRange(8),
+    help="Resize images to this; default: the preset's (112 px for the "
+    "default preset).",
 )
-@click.option(
-    "--noise-type",
-    type=click.Choice(["symmetric", "pair"]),
-    default="symmetric",
-    show_default=True,
-    help="Kind of injected flips.",
-)
-@click.option(
-    "--noise-file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Audit the labels of this EAC-style label file.",
-)
-@click.option(
-    "--noise-seed", default=0, show_default=True, help="Seed of the flips."
-)
-@click.option("--epochs", type=click.IntRange(1), help="Epochs per fold.")
-@click.option("--batch-size", type=click.IntRange(1), help="Batch size.")
-@click.option(
-    "--learning-rate",
-    type=click.FloatRange(0, min_open=True),
-    help="Initial learning rate.",
-)
-@click.option(
-    "--image-size", type=click.IntRange(8), help="Resize images to this."
-)
-@click.option(
-    "--limit-per-class",
-    type=click.IntRange(1),
-    help="Audit at most this many images per class (seeded subset).",
-)
-@click.option(
-    "--seed", default=0, show_default=True, help="Seed of folds and training."
-)
-@click.option(
-    "--no-resume", is_flag=True, help="Start over even if the folder has folds."
-)
+@options.limit_per_class_option
+@options.seed_option
+@options.no_resume_option
 @click.option(
     "--fail-on-bad-images",
     is_flag=True,
@@ -152,10 +118,12 @@ def main(
     """Find the training images whose label is probably wrong.
 
     Trains --folds models of --preset (each image is predicted by a model
-    that did not train on it), or reads a ferzoo-train run (--from-run),
-    and ranks every training image by cleanlab's confident-learning
-    verdict on those probabilities combined with the method's own clean
-    score. Writes to --output-dir: label_issues.csv (the ranking),
+    that did not train on it; by default the pretrained
+    baseline_dlib_resnet29_fer2013, fine-tuned at 112 px), or reads a
+    ferzoo-train run (--from-run), and ranks every training image by
+    cleanlab's confident-learning verdict on those probabilities combined
+    with the method's own clean score. Writes to --output-dir:
+    label_issues.csv (the ranking),
     corrected_labels.txt (EAC format, for ferzoo-train --noise-file),
     sheets/*.png (the top images, captioned given -> suggested (score)),
     index.html (open it from disk) and skipped.csv (unreadable images).
@@ -163,7 +131,8 @@ def main(
     \b
     Examples:
       ferzoo-audit --data imagefolder:/data/my_faces --output-dir runs/audit
-      ferzoo-audit --data fer2013:/data/fer2013 --preset scn_resnet18_fer2013
+      ferzoo-audit --data fer2013:/data/fer2013 --preset \\
+          dual_branch_dlib_resnet29_fer2013 --limit-per-class 800
       ferzoo-audit --from-run runs/scn --output-dir runs/scn_audit
       ferzoo-audit --preset scn_small_cnn_synthetic --data synthetic \\
           --noise-rate 0.3 --epochs 8     # measured: flips are known

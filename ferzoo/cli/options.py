@@ -30,25 +30,104 @@ class RunMismatchClickError(click.ClickException):
     exit_code = EXIT_USAGE
 
 
-def preset_option(required=True):
+def preset_option(required=True, default=None):
+    """`--preset`; `default` only names the default in the help text."""
+    more = f" Default: {default}." if default else ""
     return click.option(
         "--preset",
         required=required,
         metavar="NAME_OR_DIR",
-        help="Built-in preset name (see --list-presets) or a preset folder.",
+        help="Built-in preset name (see ferzoo-train --list-presets) or a "
+        "preset folder." + more,
     )
 
 
+DATA_HELP = (
+    "Data set as KIND:PATH; KIND is synthetic, imagefolder, fer2013, "
+    "rafdb, ferplus or affectnet."
+)
 data_option = click.option(
     "--data",
     "data",
     default="synthetic",
     show_default=True,
     metavar="KIND:PATH",
-    help=(
-        "Data set as KIND:PATH; KIND is synthetic, imagefolder, fer2013, "
-        "rafdb, ferplus or affectnet."
-    ),
+    help=DATA_HELP,
+)
+
+
+def output_dir_option(default):
+    return click.option(
+        "--output-dir",
+        default=default,
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Results folder; rerun with the same folder to resume.",
+    )
+
+
+# Training options shared by ferzoo-train and ferzoo-audit (which trains
+# its folds with them); the recipe options default to the preset's.
+noise_rate_option = click.option(
+    "--noise-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Fraction of each class's training labels to flip first (0-1); "
+    "the flips are recorded, so noise detection is measured against them.",
+)
+noise_type_option = click.option(
+    "--noise-type",
+    type=click.Choice(["symmetric", "pair"]),
+    default="symmetric",
+    show_default=True,
+    help="Flip to a uniform other class, or to a fixed paired class.",
+)
+noise_file_option = click.option(
+    "--noise-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="EAC-style label file (RAF-DB list format) whose labels replace "
+    "the training labels.",
+)
+noise_seed_option = click.option(
+    "--noise-seed", default=0, show_default=True, help="Seed of the flips."
+)
+epochs_option = click.option(
+    "--epochs",
+    type=click.IntRange(1),
+    help="Epochs to train (each fold's, in ferzoo-audit); default: the "
+    "preset's recipe.",
+)
+batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    help="Batch size; default: the preset's recipe.",
+)
+learning_rate_option = click.option(
+    "--learning-rate",
+    type=click.FloatRange(0, min_open=True),
+    help="Initial learning rate; default: the preset's recipe.",
+)
+limit_per_class_option = click.option(
+    "--limit-per-class",
+    type=click.IntRange(1),
+    help="Use at most this many training images per class (a fixed, "
+    "seeded, class-stratified subset).",
+)
+seed_option = click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Seed of initialisation, shuffling and augmentation (and of "
+    "ferzoo-audit's folds).",
+)
+no_resume_option = click.option(
+    "--no-resume",
+    is_flag=True,
+    help="Start over even if the output folder holds a run (its run "
+    "files are replaced). Without it, rerunning resumes, and a folder "
+    "made with other settings is refused.",
 )
 
 

@@ -6,48 +6,15 @@ from ferzoo.cli import options
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @options.preset_option(required=False)
 @options.data_option
-@click.option(
-    "--output-dir",
-    default="runs/ferzoo",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Results folder; rerun with the same folder to resume.",
-)
-@click.option(
-    "--noise-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Fraction of each class's training labels to flip (0-1).",
-)
-@click.option(
-    "--noise-type",
-    type=click.Choice(["symmetric", "pair"]),
-    default="symmetric",
-    show_default=True,
-    help="Flip to a uniform other class, or to a fixed paired class.",
-)
-@click.option(
-    "--noise-file",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="EAC-style noisy label file (RAF-DB list format) to train on.",
-)
-@click.option(
-    "--noise-seed", default=0, show_default=True, help="Seed of the flips."
-)
-@click.option("--epochs", type=click.IntRange(1), help="Epochs to train.")
-@click.option("--batch-size", type=click.IntRange(1), help="Batch size.")
-@click.option(
-    "--learning-rate",
-    type=click.FloatRange(0, min_open=True),
-    help="Initial learning rate.",
-)
-@click.option(
-    "--limit-per-class",
-    type=click.IntRange(1),
-    help="Train on at most this many images per class (seeded subset).",
-)
+@options.output_dir_option("runs/ferzoo")
+@options.noise_rate_option
+@options.noise_type_option
+@options.noise_file_option
+@options.noise_seed_option
+@options.epochs_option
+@options.batch_size_option
+@options.learning_rate_option
+@options.limit_per_class_option
 @click.option(
     "--val-fraction",
     type=click.FloatRange(0, 1, max_open=True),
@@ -57,19 +24,8 @@ from ferzoo.cli import options
     "of the noisy training split held out (seeded by --seed) to pick the "
     "best epoch on; 0 picks nothing and reports the last epoch.",
 )
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    help="Seed of initialisation, shuffling and augmentation.",
-)
-@click.option(
-    "--no-resume",
-    is_flag=True,
-    help="Start over even if the folder has a run (its run files are "
-    "replaced). Without it, a folder with a run of other settings is an "
-    "error (exit 2).",
-)
+@options.seed_option
+@options.no_resume_option
 @click.option(
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
 )

@@ -17,6 +17,7 @@ from ferzoo_bench.plots import regimes_plot
 from ferzoo_bench.profiles import PROFILES
 from ferzoo_bench.profiles import method_classes
 from ferzoo_bench.profiles import preset_folders
+from ferzoo_bench.sections import audit_section
 from ferzoo_bench.sections import grid
 from ferzoo_bench.sections import profile_section
 from ferzoo_bench.speed import speed_section
@@ -125,6 +126,7 @@ def write_report(out_dir, cache_dir, profiles):
             json.dumps(results, indent=1) + "\n"
         )
     lines += peers_section(assets / "peers")
+    lines += audit_section(assets / "audit")
     lines += speed_section(speed)
     page = out_dir / "benchmarks.md"
     page.write_text("\n".join(lines).rstrip() + "\n")

@@ -307,3 +307,143 @@ def memorisation_table(by, columns, keys, methods):
         "|---|---|---|---|---|---|",
         *rows,
     ]
+
+
+def audit_section(audit_dir):
+    """ferzoo-audit against cleanlab, from `docs/benchmarks/audit/*.json`.
+
+    Each file is `scripts/audit_benchmark.py`'s results JSON; the section
+    is empty when there is none.
+    """
+    import json
+    import pathlib
+
+    found = [
+        json.loads(p.read_text())
+        for p in sorted(pathlib.Path(audit_dir).glob("*.json"))
+    ]
+    if not found:
+        return []
+    lines = [
+        "## ferzoo-audit vs cleanlab",
+        "",
+        "How well each ranking finds the labels the noise flipped "
+        "(`scripts/audit_benchmark.py`: K folds, so every image is scored "
+        "by a model that did not train on it). Top-k precision, recall "
+        "and F1 with k = the number of flipped labels, and ROC-AUC: "
+        "(a) cleanlab alone (`find_label_issues` and its self-confidence "
+        "ranking) on the Baseline's out-of-fold probabilities, (b) each "
+        "method's own clean score, (c) the ferzoo-audit combination "
+        "(`rank_average` is `ferzoo-audit`'s default rule). Then each "
+        "preset retrained on the noisy labels and on the audit's "
+        "corrected labels: final-epoch test accuracy (%) and the gain "
+        "in points.",
+        "",
+    ]
+    for result in found:
+        lines += _audit_result(result)
+    return lines
+
+
+def _audit_result(result):
+    blocks = list(result["noise"].values())
+    columns = [(b["noise_type"], b["rate"]) for b in blocks]
+    labels = [column_label(c) for c in columns]
+    mach = result["machine"]
+    subset = result.get("subset")
+    flips = "; ".join(
+        f"{label}: {b['num_flipped']:,} of {b['num_samples']:,} labels flipped"
+        for label, b in zip(labels, blocks)
+    )
+    lines = [
+        f"### `{result['name']}`",
+        "",
+        f"- Command: `{result['command']}`",
+        f"- Presets: {', '.join(f'`{p}`' for p in result['presets'])}; "
+        f"{result['settings']['folds']} folds"
+        + (
+            f"; the `{subset['profile']}` profile's training subset (at "
+            f"most {subset['limit_per_class']} images per class, subset "
+            f"seed {subset['subset_seed']}), {subset['epochs']} epochs"
+            if subset
+            else ""
+        )
+        + f"; {flips}.",
+    ]
+    if result.get("pair_mapping") and any(t == "pair" for t, _ in columns):
+        mapping = ", ".join(
+            f"{a} -> {b}" for a, b in result["pair_mapping"].items()
+        )
+        lines.append(f"- Pair mapping: {mapping}.")
+    lines += [
+        f"- Machine: {mach['platform']}, {mach['processor']}, "
+        f"{mach['cpu_count']} CPU cores; ferzoo {mach['ferzoo']}, Keras "
+        f"{mach['keras']}, backend {mach['backend']} "
+        f"{mach['backend_version']}",
+        f"- Finished {result['date']} (UTC) after "
+        f"{result['wall_seconds'] / 60:.0f} minutes of wall time.",
+        "",
+        "| ranking | "
+        + " | ".join(
+            f"{label} {m}"
+            for label in labels
+            for m in ("precision", "recall", "F1", "ROC-AUC")
+        )
+        + " |",
+        "|---|" + "---:|" * (4 * len(columns)),
+    ]
+    names = []
+    for b in blocks:
+        for r in b["rows"]:
+            if r["ranking"] not in names:
+                names.append(r["ranking"])
+    for name in names:
+        row = [name]
+        for b in blocks:
+            r = next((r for r in b["rows"] if r["ranking"] == name), None)
+            if r is None:
+                row += ["–"] * 4
+            else:
+                row += [
+                    num(r[k]) for k in ("precision", "recall", "f1", "roc_auc")
+                ]
+        lines.append("| " + " | ".join(row) + " |")
+    if any(b.get("retrain") for b in blocks):
+        lines += [
+            "",
+            "| retrained preset | "
+            + " | ".join(
+                f"{label} {m}"
+                for label in labels
+                for m in ("noisy labels", "corrected labels", "gain")
+            )
+            + " |",
+            "|---|" + "---:|" * (3 * len(columns)),
+        ]
+        presets = []
+        for b in blocks:
+            for r in b.get("retrain") or []:
+                if r["preset"] not in presets:
+                    presets.append(r["preset"])
+        for preset in presets:
+            row = [f"`{preset}`"]
+            for b in blocks:
+                r = next(
+                    (
+                        r
+                        for r in b.get("retrain") or []
+                        if r["preset"] == preset
+                    ),
+                    None,
+                )
+                if r is None:
+                    row += ["–"] * 3
+                    continue
+                gain = r.get("gain")
+                row += [
+                    pct(r.get("noisy")),
+                    pct(r.get("corrected")),
+                    "–" if gain is None else f"{100 * gain:+.1f}",
+                ]
+            lines.append("| " + " | ".join(row) + " |")
+    return lines + [""]

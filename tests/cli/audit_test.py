@@ -32,13 +32,55 @@ class AuditCLITest(TestCase):
         self.assertIn("not both", result.output)
         missing = os.path.join(out, "nowhere")
         result = self.invoke(
-            ["--data", f"imagefolder:{missing}", "--output-dir", out], True
+            [
+                "--data",
+                f"imagefolder:{missing}",
+                "--preset",
+                "baseline_small_cnn_synthetic",
+                "--output-dir",
+                out,
+            ],
+            True,
         )
         self.assertEqual(result.exit_code, 3, result.output)
         self.assertIn("nowhere", result.output)
         result = self.invoke(["--from-run", out, "--output-dir", out], True)
         self.assertEqual(result.exit_code, 3, result.output)
         self.assertIn("last.keras", result.output)
+
+    def test_shares_the_training_options_of_ferzoo_train(self):
+        from ferzoo.cli import train as train_cli
+
+        shared = [
+            "output_dir", "noise_rate", "noise_type", "noise_file",
+            "noise_seed", "epochs", "batch_size", "learning_rate",
+            "limit_per_class", "seed", "no_resume", "backend", "as_json",
+        ]  # fmt: skip
+        audit_params = {p.name: p for p in audit_cli.main.params}
+        train_params = {p.name: p for p in train_cli.main.params}
+        for name in shared:
+            a, t = audit_params[name], train_params[name]
+            self.assertEqual(a.opts, t.opts, name)
+            self.assertEqual(a.help, t.help, name)
+            self.assertEqual(type(a.type), type(t.type), name)
+        self.assertEqual(audit_params["output_dir"].default, "runs/audit")
+        self.assertEqual(train_params["output_dir"].default, "runs/ferzoo")
+
+    def test_default_preset_is_the_pretrained_baseline(self):
+        from ferzoo.presets import resolve_preset
+
+        self.assertEqual(audit.DEFAULT_PRESET, "baseline_dlib_resnet29_fer2013")
+        help_text = self.invoke(["--help"]).output
+        self.assertIn("baseline_dlib_resnet29_fer2013", help_text)
+        folder = resolve_preset(audit.DEFAULT_PRESET)
+        config = json.load(open(os.path.join(folder, "config.json")))
+        backbone = config["config"]["backbone"]["config"]
+        self.assertEqual(backbone["image_shape"], [112, 112, 3])
+        # Its backbone loads shipped weights (not random ones).
+        weights = resolve_preset(backbone["weights_preset"])
+        self.assertTrue(
+            os.path.isfile(os.path.join(weights, "model.weights.h5"))
+        )
 
     @pytest.mark.large
     def test_folds_then_resume(self):

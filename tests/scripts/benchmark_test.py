@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import pathlib
+import shutil
 import sys
 
 import numpy as np
@@ -11,6 +12,8 @@ from click.testing import CliRunner
 
 from tests.test_case import REPO
 from tests.test_case import TestCase
+
+AUDIT_FIXTURE = REPO / "tests" / "fixtures" / "audit_benchmark_results.json"
 
 # The pair mapping the profiles state, written out here independently.
 PAIRS = {
@@ -336,6 +339,110 @@ class BenchmarkScriptTest(TestCase):
         page = "\n".join(benchmark.speed_section(speed))
         self.assertIn("(missed by 20%)", page)
         self.assertNotIn("The XLA rows", page)
+
+    def test_audit_section_renders_the_results_json(self):
+        sections = bench("ferzoo_bench.sections")
+        folder = pathlib.Path(self.tmp_dir())
+        self.assertEqual(sections.audit_section(folder), [])
+        self.assertEqual(sections.audit_section(folder / "missing"), [])
+        shutil.copy(AUDIT_FIXTURE, folder / "fer2013.json")
+        lines = sections.audit_section(folder)
+        expected = [
+            "## ferzoo-audit vs cleanlab",
+            "### `fer2013`",
+            "- Command: `python scripts/audit_benchmark.py --data "
+            "fer2013:/data/fer2013 --subset-per-class 100 --retrain`",
+            "- Presets: `baseline_dlib_resnet29_fer2013`, "
+            "`dual_branch_dlib_resnet29_fer2013`; 3 folds; the "
+            "`cpu-pretrained` profile's training subset (at most 100 images "
+            "per class, subset seed 0), 4 epochs; 30% noise: 210 of 700 "
+            "labels flipped; 30% pair: 200 of 700 labels flipped.",
+            "- Pair mapping: angry -> disgust, disgust -> angry.",
+            "- Machine: Linux-6.1-x86_64, Test CPU, 2 CPU cores; ferzoo "
+            "0.1.0, Keras 3.0.0, backend jax 0.4.0",
+            "- Finished 2026-12-04T21:00:00+00:00 (UTC) after 30 minutes of "
+            "wall time.",
+            "| ranking | 30% noise precision | 30% noise recall | 30% noise "
+            "F1 | 30% noise ROC-AUC | 30% pair precision | 30% pair recall | "
+            "30% pair F1 | 30% pair ROC-AUC |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| (a) cleanlab top-k | 0.600 | 0.600 | 0.600 | 0.750 | 0.400 | "
+            "0.400 | 0.400 | 0.650 |",
+            "| (c) baseline audit (rank_average) | 0.625 | 0.625 | 0.625 | "
+            "0.800 | 0.450 | 0.450 | 0.450 | 0.700 |",
+            # Only in the pair block, without a ROC-AUC.
+            "| (b) dual_branch score | – | – | – | – | 0.500 | 0.500 | 0.500 "
+            "| – |",
+            "| retrained preset | 30% noise noisy labels | 30% noise "
+            "corrected labels | 30% noise gain | 30% pair noisy labels | "
+            "30% pair corrected labels | 30% pair gain |",
+            "| `baseline_dlib_resnet29_fer2013` | 50.0 | 55.0 | +5.0 | 40.0 "
+            "| 37.5 | -2.5 |",
+        ]
+        positions = [lines.index(line) for line in expected]
+        self.assertEqual(positions, sorted(positions))
+
+    def test_audit_benchmark_pair_noise_and_subset(self):
+        import argparse
+
+        from ferzoo.data import load_split
+        from ferzoo.data import read_noise_file
+
+        path = REPO / "scripts" / "audit_benchmark.py"
+        spec = importlib.util.spec_from_file_location("audit_bench", path)
+        script = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script)
+        self.assertEqual(
+            script.method_of("dual_branch_dlib_resnet29_fer2013"),
+            "dual_branch",
+        )
+        args = argparse.Namespace(
+            data="synthetic:140",
+            subset_per_class=10,
+            pair_mapping="fer-confusions",
+            noise_seed=0,
+            epochs=None,
+        )
+        # The cpu-pretrained profile, at another subset size and its epochs.
+        profile = script.subset_profile(args)
+        self.assertEqual(profile["limit_per_class"], 10)
+        self.assertEqual(profile["epochs"], 12)
+        self.assertEqual(profile["preset_suffix"], "dlib_resnet29_fer2013")
+        folder = pathlib.Path(self.tmp_dir())
+        kwargs = script.noise_kwargs(args, "pair", 0.3, folder)
+        _, info = load_split("synthetic:140", limit_per_class=10)
+        self.assertEqual(info.num_samples, 70)
+        noisy = read_noise_file(
+            kwargs["noise_file"], info.names, info.class_names
+        )
+        flipped = noisy != info.labels
+        self.assertEqual(int(flipped.sum()), 21)  # 3 of each class's 10
+        names = info.class_names
+        for clean, given in zip(info.labels[flipped], noisy[flipped]):
+            self.assertEqual(names[given], PAIRS[names[clean]])
+        args.pair_mapping = "next-class"
+        self.assertEqual(
+            script.noise_kwargs(args, "pair", 0.3, folder),
+            {"noise_rate": 0.3, "noise_type": "pair", "noise_seed": 0},
+        )
+
+    def test_report_only_writes_the_audit_section(self):
+        benchmark = load_script()
+        out, cache = self.tmp_dir(), self.tmp_dir()
+        args = ["--report-only", "--out-dir", out, "--cache-dir", cache]
+        result = CliRunner().invoke(benchmark.main, args)
+        self.assertEqual(result.exit_code, 0, result.output)
+        page = pathlib.Path(out, "benchmarks.md").read_text()
+        self.assertIn("## `cpu-pretrained` profile", page)
+        self.assertNotIn("ferzoo-audit vs cleanlab", page)
+        audit_dir = pathlib.Path(out, "benchmarks", "audit")
+        audit_dir.mkdir()
+        shutil.copy(AUDIT_FIXTURE, audit_dir / "fer2013.json")
+        result = CliRunner().invoke(benchmark.main, args)
+        self.assertEqual(result.exit_code, 0, result.output)
+        page = pathlib.Path(out, "benchmarks.md").read_text()
+        self.assertIn("\n## ferzoo-audit vs cleanlab\n", page)
+        self.assertIn("| (a) cleanlab top-k | 0.600 |", page)
 
     def test_help(self):
         benchmark = load_script()
