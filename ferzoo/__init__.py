@@ -47,6 +47,16 @@ def __dir__():
     return sorted(__all__)
 
 
+def _register_classes():
+    """Import the packages that register ferzoo's classes with Keras.
+
+    `ferzoo.models` imports `ferzoo.backbones` and `ferzoo.layers`. Code
+    below the methods (a backbone built from a model preset) calls this
+    to deserialise a model without importing `ferzoo.models` itself.
+    """
+    importlib.import_module("ferzoo.models")
+
+
 def _register_with_keras():
     """Import the modules that register ferzoo's classes with Keras.
 
@@ -60,7 +70,7 @@ def _register_with_keras():
         spec = getattr(module, "__spec__", None)
         if name.startswith("ferzoo.") and getattr(spec, "_initializing", 0):
             return
-    importlib.import_module("ferzoo.models")
+    _register_classes()
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):

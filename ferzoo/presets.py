@@ -1,10 +1,15 @@
-"""Resolve, load and save presets.
+"""Resolve, read and save presets.
 
 A preset is a folder with `config.json` (the serialized model or
 backbone), `metadata.json` (description, paper, recipe, noise protocol,
 results) and, optionally, `model.weights.h5`. Built-in presets live in the
 repository's `presets/` folder and ship in the wheel as `ferzoo/_presets`.
 A training output folder is a preset too. Nothing is ever downloaded.
+
+This module knows files and configs only: it imports neither
+`ferzoo.backbones` nor `ferzoo.models`. Building a model or a backbone
+from a preset is `ferzoo.models.preset_loading` and
+`ferzoo.backbones.preset_loading` (`from_preset` calls them).
 """
 
 import datetime
@@ -21,9 +26,6 @@ CONFIG_FILE = "config.json"
 METADATA_FILE = "metadata.json"
 WEIGHTS_FILE = "model.weights.h5"
 
-# Model arguments that a preset may be given even if its config lacks them.
-BACKBONE_OVERRIDES = ("image_shape",)
-
 
 def builtin_preset_dir():
     """The folder that holds the built-in presets."""
@@ -34,7 +36,8 @@ def builtin_preset_dir():
     return here / "_presets"
 
 
-def _read_json(path):
+def read_json(path):
+    """Read a preset's JSON file; malformed JSON is a `PresetError`."""
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -50,6 +53,9 @@ def list_presets(model_cls=None, backbone_cls=None):
             (or a subclass).
         backbone_cls: class or None. Keep presets whose backbone is this
             class (or a subclass).
+
+    Classes are matched through Keras' registry, which the filter class's
+    own package fills on import; listing without a filter reads no class.
     """
     out = {}
     root = builtin_preset_dir()
@@ -58,23 +64,25 @@ def list_presets(model_cls=None, backbone_cls=None):
     for folder in sorted(root.iterdir()):
         if not (folder / CONFIG_FILE).is_file():
             continue
-        config = _read_json(folder / CONFIG_FILE)
-        if model_cls is not None and not _matches(config, model_cls):
+        config = read_json(folder / CONFIG_FILE)
+        if model_cls is not None and not matches_class(config, model_cls):
             continue
         if backbone_cls is not None:
             inner = config.get("config", {}).get("backbone", config)
-            if not _matches(inner, backbone_cls):
+            if not matches_class(inner, backbone_cls):
                 continue
         meta_path = folder / METADATA_FILE
-        out[folder.name] = _read_json(meta_path) if meta_path.is_file() else {}
+        out[folder.name] = read_json(meta_path) if meta_path.is_file() else {}
     return out
 
 
-def _registered_class(config):
-    # Importing the packages registers every ferzoo class with Keras.
-    import ferzoo.backbones  # noqa: F401
-    import ferzoo.models  # noqa: F401
+def registered_class(config):
+    """The class a serialized `config` names, from Keras' registry.
 
+    ferzoo's classes register when `ferzoo.backbones` and `ferzoo.models`
+    are imported; this module imports neither. A caller that matches
+    against a class has imported that class's package.
+    """
     name = config.get("registered_name") or config.get("class_name")
     cls = keras.saving.get_registered_object(name)
     if cls is None:
@@ -82,8 +90,9 @@ def _registered_class(config):
     return cls
 
 
-def _matches(config, cls):
-    found = _registered_class(config)
+def matches_class(config, cls):
+    """Whether `config` serializes `cls` or a subclass of it."""
+    found = registered_class(config)
     return found is not None and issubclass(found, cls)
 
 
@@ -114,10 +123,11 @@ def resolve_preset(preset):
 
 def load_metadata(preset):
     path = resolve_preset(preset) / METADATA_FILE
-    return _read_json(path) if path.is_file() else {}
+    return read_json(path) if path.is_file() else {}
 
 
-def _weights_path(folder, load_weights):
+def weights_path(folder, load_weights):
+    """The preset's weights file to load, or None (see `from_preset`)."""
     path = folder / WEIGHTS_FILE
     if load_weights is True and not path.is_file():
         raise PresetError(
@@ -129,90 +139,12 @@ def _weights_path(folder, load_weights):
     return path
 
 
-def _deserialize(config, source):
+def deserialize(config, source):
+    """Build the object of `config`; a bad config is a `PresetError`."""
     try:
         return keras.saving.deserialize_keras_object(config)
     except TypeError as e:
         raise PresetError(f"{source}: cannot build the preset: {e}") from e
-
-
-def load_model(cls, preset, load_weights=None, overrides=None):
-    """Build the model of a preset, with `overrides` of its config."""
-    folder = resolve_preset(preset)
-    config = _read_json(folder / CONFIG_FILE)
-    found = _registered_class(config)
-    if found is None or not issubclass(found, cls):
-        raise PresetError(
-            f"Preset {str(preset)!r} holds a "
-            f"{config.get('class_name', '?')}, not a {cls.__name__}. "
-            f"{cls.__name__} presets: {', '.join(list_presets(cls)) or 'none'}."
-        )
-    overrides = dict(overrides or {})
-    inner = config["config"]
-    backbone_over = {
-        k: overrides.pop(k) for k in BACKBONE_OVERRIDES if k in overrides
-    }
-    if backbone_over:
-        if "backbone" not in inner:
-            inner.update(backbone_over)
-        else:
-            inner["backbone"]["config"].update(backbone_over)
-    original = {k: inner.get(k) for k in overrides}
-    inner.update(overrides)
-    model = _deserialize(config, folder)
-    weights = _weights_path(folder, load_weights)
-    if weights is None:
-        return model
-    if not backbone_over and all(
-        original[k] == overrides[k]
-        for k in ("num_classes", "num_samples")
-        if k in overrides
-    ):
-        model.load_weights(weights)
-        return model
-    # A new head or table size: load the preset as saved, keep its backbone.
-    source_config = _read_json(folder / CONFIG_FILE)
-    source = _deserialize(source_config, folder)
-    source.load_weights(weights)
-    for target, origin in zip(_backbones(model), _backbones(source)):
-        target.set_weights(origin.get_weights())
-    return model
-
-
-def _backbones(model):
-    """The model's backbones (a method may have two streams), in order."""
-    from ferzoo.backbones.backbone import Backbone
-
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=False)
-        if isinstance(layer, Backbone)
-    ]
-
-
-def load_backbone(cls, preset, load_weights=None, overrides=None):
-    """Build the backbone of a preset (a backbone or a model preset)."""
-    folder = resolve_preset(preset)
-    config = _read_json(folder / CONFIG_FILE)
-    is_model = "backbone" in config.get("config", {})
-    backbone_config = config["config"]["backbone"] if is_model else config
-    if not _matches(backbone_config, cls):
-        raise PresetError(
-            f"Preset {str(preset)!r} has a "
-            f"{backbone_config.get('class_name', '?')} backbone, not a "
-            f"{cls.__name__}."
-        )
-    backbone_config["config"].update(overrides or {})
-    backbone = _deserialize(backbone_config, folder)
-    weights = _weights_path(folder, load_weights)
-    if weights is not None and not overrides:
-        if is_model:
-            source = _deserialize(_read_json(folder / CONFIG_FILE), folder)
-            source.load_weights(weights)
-            backbone.set_weights(source.backbone.get_weights())
-        else:
-            backbone.load_weights(weights)
-    return backbone
 
 
 def save_to_preset(model, preset_dir, metadata=None, save_weights=True):

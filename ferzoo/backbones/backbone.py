@@ -1,6 +1,7 @@
 import keras
 
 from ferzoo import presets as preset_utils
+from ferzoo.backbones import preset_loading
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -81,7 +82,7 @@ class Backbone(keras.Model):
                 skips it. Defaults to `None`.
             **kwargs: overrides of the backbone config.
         """
-        return preset_utils.load_backbone(cls, preset, load_weights, kwargs)
+        return preset_loading.load_backbone(cls, preset, load_weights, kwargs)
 
     def save_to_preset(self, preset_dir, metadata=None):
         """Write `config.json`, `metadata.json` and weights to a folder."""

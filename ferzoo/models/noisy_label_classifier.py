@@ -6,6 +6,7 @@ from ferzoo.backbones.backbone import Backbone
 from ferzoo.callbacks import EpochCounter
 from ferzoo.callbacks import ExponentialEpochDecay
 from ferzoo.layers.sample_table import SampleTable
+from ferzoo.models import preset_loading
 
 DEFAULT_RECIPE = {
     "optimizer": "adam",
@@ -456,7 +457,7 @@ class NoisyLabelClassifier(keras.Model):
                 Defaults to `None`.
             **kwargs: config overrides.
         """
-        model = preset_utils.load_model(cls, preset, load_weights, kwargs)
+        model = preset_loading.load_model(cls, preset, load_weights, kwargs)
         recipe = preset_utils.load_metadata(preset).get("recipe")
         if recipe:
             model.recipe = {**model.default_recipe, **recipe}
