@@ -107,9 +107,11 @@ class Distribution:
         `compute_loss`, so it is done here. JAX needs nothing: its step
         is one program over the global batch.
 
-        Batch normalization stays per replica on TensorFlow (the Keras
-        default; `synchronized=True` made DualBranch's collective ops abort
-        here), as do other batch-level loss terms.
+        On TensorFlow, batch normalization and average-expression
+        anchoring are synchronized across the replicas: their statistics
+        are those of the global batch, as on one device and on JAX.
+        Batch-level terms of a method's loss (SCN's and AFCN's rank
+        regularization and low-importance group) stay per replica.
         """
         if self.num_replicas < 2:
             return model
@@ -117,18 +119,103 @@ class Distribution:
             return _divisible_batches(model, self.num_replicas)
         if keras.backend.backend() != "tensorflow":
             return model
+        _synchronize_batch_statistics(model)
+        if self.num_workers > 1:
+            _local_symbolic_build(model, self.engine)
+            _vector_logs(model)
         model.compute_loss = _scaled_loss(model.compute_loss, self.num_replicas)
         return model
 
 
+def _synchronize_batch_statistics(model):
+    """Global-batch statistics in the model's batch-level layers (TF).
+
+    `BatchNormalization` and `AverageExpressionAnchoring` compute their
+    training statistics over the global batch (`synchronized=True`, an
+    all-reduce across the replicas), as on one device. Set on the built
+    layers, not saved: ferzoo backbones and heads rebuild their layers
+    from their own arguments, so a checkpoint loads unchanged on one
+    device and on JAX (which refuses `synchronized=True`).
+    """
+    from ferzoo.layers import AverageExpressionAnchoring
+
+    kinds = (keras.layers.BatchNormalization, AverageExpressionAnchoring)
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, kinds):
+            layer.synchronized = True
+
+
+def _local_symbolic_build(model, strategy):
+    """Build from one local replica's batch (`MultiWorkerMirroredStrategy`).
+
+    Before its first step Keras builds the model from the first batch,
+    reduced over the replicas with `strategy.reduce("MEAN", batch)`;
+    under a multi-worker strategy that reduce takes one tensor, not a
+    dict of inputs, and `fit` fails ("Attempt to convert a value
+    ({'images': PerReplica...}) ... to a Tensor"; keras-team/keras#20329,
+    open). The build needs only shapes and dtypes, which any replica's
+    share has, so it is given the first local replica's share. Used only
+    with several workers; Keras' own method runs when it is absent.
+    """
+    import tensorflow as tf
+
+    build = getattr(model, "_maybe_symbolic_build", None)
+    if build is None:
+        return
+
+    def local(value):
+        if isinstance(value, tf.distribute.DistributedValues):
+            return strategy.experimental_local_results(value)[0]
+        return value
+
+    @functools.wraps(build)
+    def symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(local, next(it))
+                break
+        return build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = symbolic_build
+
+
+def _vector_logs(model):
+    """Return each step's scalar logs as 1-vectors (multi-worker TF).
+
+    Keras averages a step's logs over the replicas with
+    `strategy.reduce("MEAN", value, axis=0)` under a multi-worker
+    strategy, which fails on a scalar ("Invalid reduction dimension 0 for
+    input with 0 dimensions"). A `(1,)` log reduces over axis 0 to the
+    same scalar mean.
+    """
+    from keras import tree
+
+    def vector(value):
+        if len(getattr(value, "shape", (0,))) == 0:
+            return keras.ops.reshape(value, (1,))
+        return value
+
+    for name in ("train_step", "test_step"):
+        step = getattr(model, name)
+
+        def wrapped(data, step=step):
+            return tree.map_structure(vector, step(data))
+
+        setattr(model, name, functools.wraps(step)(wrapped))
+
+
 def _divisible_batches(model, num_replicas):
-    """JAX shards every batch evenly: keep partial batches divisible.
+    """JAX shards every batch evenly: keep every batch a whole one.
 
     `fit` (training and validation) drops each epoch's last partial
     batch (the order is reshuffled every epoch, so a different few
-    samples wait each time); `predict` pads its last batch by repeating
-    its last sample and trims the padding off the result, so test
-    predictions cover every sample.
+    samples wait each time). `predict` pads the data by repeating its
+    last sample up to a whole number of global batches, so every batch
+    (and, with several processes, every process's share of it) has the
+    same static size, and trims the padding off the result: test
+    predictions cover every sample. Its outputs are replicated on every
+    device (`_replicated_predictions`), so each process holds the whole
+    prediction array.
     """
     import tensorflow as tf
 
@@ -160,25 +247,51 @@ def _divisible_batches(model, num_replicas):
             whole(x), y, *args, validation_data=whole(validation_data), **kwargs
         )
 
-    def pad(x, y=None):
-        def tail(t):
-            short = (-tf.shape(t)[0]) % num_replicas
-            return tf.concat([t, tf.repeat(t[-1:], short, axis=0)], 0)
-
-        padded = tf.nest.map_structure(tail, x)
-        return padded if y is None else (padded, tail(y))
-
     @functools.wraps(predict)
     def predict_padded(x, *args, **kwargs):
         if not isinstance(x, tf.data.Dataset):
             return predict(x, *args, **kwargs)
-        count = x.reduce(0, lambda n, batch: n + _rows(batch))
-        padded = x.map(pad).unbatch().batch(batch_size(x))
-        out = predict(padded, *args, **kwargs)
-        return out[: int(count)]
+        size = batch_size(x)
+        count = int(x.reduce(0, lambda n, batch: n + _rows(batch)))
+        if not count:
+            return predict(x, *args, **kwargs)
+        rows = x.unbatch()
+        short = (-count) % size
+        if short:
+            rows = rows.concatenate(rows.skip(count - 1).repeat(short))
+        out = predict(rows.batch(size, drop_remainder=True), *args, **kwargs)
+        return out[:count]
 
     model.fit, model.predict = fit_whole, predict_padded
+    _replicated_predictions(model)
     return model
+
+
+def _replicated_predictions(model):
+    """Make `predict_step`'s outputs whole on every device (JAX).
+
+    Under `DataParallel` a prediction is sharded like its batch; with
+    several processes each holds only its devices' rows and Keras cannot
+    fetch the array ("spans non-addressable devices"). Constraining the
+    outputs to a replicated layout all-gathers them inside the step.
+    """
+    from keras import tree
+
+    step = model.predict_step
+
+    def replicate(tensor):
+        layout = keras.distribution.TensorLayout(
+            [None] * len(tensor.shape),
+            keras.distribution.distribution().device_mesh,
+        )
+        return keras.distribution.distribute_tensor(tensor, layout)
+
+    @functools.wraps(step)
+    def predict_step(state, data):
+        outputs, state = step(state, data)
+        return tree.map_structure(replicate, outputs), state
+
+    model.predict_step = predict_step
 
 
 def _rows(batch):
@@ -315,13 +428,40 @@ def _nan_equal_multihost_check():
     multihost_utils.assert_equal = assert_equal
 
 
+# One `tf.distribute` strategy per device set and process (see
+# `_tf_strategy`).
+_tf_strategies = {}
+
+
+def _tf_strategy(key, make):
+    """The process's strategy for `key`, made once by `make()`.
+
+    Every strategy numbers its collective ops from the same start, and
+    TensorFlow's collective executor keys a collective by those numbers
+    for the life of the process: a second `MirroredStrategy` over the
+    same devices reuses the first one's instance keys, so its tables'
+    all-gathers and its gradients' all-reduce meet collectives of another
+    type ("Collective instance ... expected type 2 and data_type 3 but got
+    type 0 and data_type 1") and the step aborts. One strategy serves
+    every later model, so its keys keep counting up.
+    `MultiWorkerMirroredStrategy` can be made only once per process
+    anyway.
+    """
+    if key not in _tf_strategies:
+        _tf_strategies[key] = make()
+    return _tf_strategies[key]
+
+
 def _setup_tensorflow():
     import tensorflow as tf
 
     if tf.distribute.has_strategy():
         tf.distribute.experimental_set_strategy(None)
     if os.environ.get("TF_CONFIG"):
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        strategy = _tf_strategy(
+            ("multi-worker", os.environ["TF_CONFIG"]),
+            tf.distribute.MultiWorkerMirroredStrategy,
+        )
         resolver = strategy.cluster_resolver
         workers = resolver.cluster_spec().as_dict()
         num_workers = sum(len(v) for v in workers.values())
@@ -331,7 +471,11 @@ def _setup_tensorflow():
     else:
         devices = tf.config.list_logical_devices("GPU")
         devices = devices or tf.config.list_logical_devices("CPU")
-        strategy = tf.distribute.MirroredStrategy([d.name for d in devices])
+        names = tuple(d.name for d in devices)
+        strategy = _tf_strategy(
+            ("mirrored",) + names,
+            lambda: tf.distribute.MirroredStrategy(list(names)),
+        )
         num_workers, index = 1, 0
     tf.distribute.experimental_set_strategy(strategy)
     dist = Distribution(

@@ -2,7 +2,9 @@
 
 `python -m tests.distribute_child BACKEND OUT METHOD...` trains each
 method on 64 tiny synthetic faces, on one device and then on two host
-devices, and writes `OUT/<method>.npz` with both runs' tables and weights.
+devices, and writes `OUT/<method>.npz` with both runs' tables and weights,
+and the one-device run's predictions of 20 images (batch 16: a partial
+last batch) made on one device and on two.
 """
 
 import os
@@ -25,6 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ferzoo  # noqa: E402
+from ferzoo import distribute  # noqa: E402
 from ferzoo import training  # noqa: E402
 from tests.test_case import table_values  # noqa: E402
 from tests.test_case import tiny_backbone  # noqa: E402
@@ -55,8 +58,17 @@ def tiny_preset(method, path):
     return path
 
 
+# Batch-level loss terms stay per replica under `tf.distribute` (see
+# docs/distributed.md): on TensorFlow, SCN trains without its rank
+# regularization and relabels every sample of a batch, not only its
+# low-importance group, so that both runs optimize the same loss.
+TF_OVERRIDES = {"SCN": {"rank_weight": 0.0, "relabel_low_group_only": False}}
+IMAGES = np.random.default_rng(1).uniform(0, 255, (20, 32, 32, 3))
+IMAGES = tf.data.Dataset.from_tensor_slices(IMAGES.astype("float32")).batch(16)
+
 for method in methods:
     preset = tiny_preset(method, os.path.join(out, method + "_preset"))
+    overrides = TF_OVERRIDES.get(method, {}) if backend == "tensorflow" else {}
     arrays = {}
     for mode in ("none", "data-parallel"):
         run = os.path.join(out, f"{method}_{mode}")
@@ -66,7 +78,7 @@ for method in methods:
             output_dir=run,
             noise_rate=0.3,
             verbose=0,
-            overrides={"warmup_epochs": 1},
+            overrides={"warmup_epochs": 1, **overrides},
             distribute=mode,
         )
         print(method, mode, results["distribute"], flush=True)
@@ -75,5 +87,11 @@ for method in methods:
             arrays[f"{mode}/table/{name}"] = value
         for i, w in enumerate(model.weights):
             arrays[f"{mode}/weight/{i}"] = keras.ops.convert_to_numpy(w)
+        # The one-device model under this mode's distribution.
+        model = keras.saving.load_model(
+            os.path.join(out, f"{method}_none", "last.keras")
+        )
+        distribute.current().prepare(model)
+        arrays[f"{mode}/predict"] = model.predict(IMAGES, verbose=0)
     np.savez(os.path.join(out, method + ".npz"), **arrays)
 print("DONE")

@@ -17,6 +17,11 @@ class AverageExpressionAnchoring(keras.layers.Layer):
             Defaults to `0.99`.
         alpha_initializer: str or initializer. Initial `alpha`. Defaults to
             `"zeros"` (the layer starts as the identity).
+        synchronized: bool. Only applicable with the TensorFlow backend, as
+            in `keras.layers.BatchNormalization`: if `True`, the batch mean
+            in training is that of the global batch across the replicas of
+            a `tf.distribute` strategy. `ferzoo.distribute` sets it for
+            data-parallel training. Defaults to `False`.
 
     Example:
     >>> layer = ferzoo.layers.AverageExpressionAnchoring()
@@ -31,7 +36,13 @@ class AverageExpressionAnchoring(keras.layers.Layer):
         for Facial Expression Recognition", ACCV 2022.
     """
 
-    def __init__(self, momentum=0.99, alpha_initializer="zeros", **kwargs):
+    def __init__(
+        self,
+        momentum=0.99,
+        alpha_initializer="zeros",
+        synchronized=False,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not 0 <= momentum < 1:
             raise ValueError(
@@ -39,6 +50,7 @@ class AverageExpressionAnchoring(keras.layers.Layer):
             )
         self.momentum = float(momentum)
         self.alpha_initializer = keras.initializers.get(alpha_initializer)
+        self.synchronized = bool(synchronized)
 
     def build(self, input_shape):
         channels = input_shape[-1]
@@ -57,7 +69,11 @@ class AverageExpressionAnchoring(keras.layers.Layer):
 
     def call(self, features, training=False):
         if training:
-            mean = ops.mean(ops.cast(features, "float32"), axis=0)
+            features32 = ops.cast(features, "float32")
+            if self.synchronized:
+                mean, _ = ops.moments(features32, axes=[0], synchronized=True)
+            else:
+                mean = ops.mean(features32, axis=0)
             self.moving_mean.assign(
                 self.momentum * self.moving_mean
                 + (1.0 - self.momentum) * ops.stop_gradient(mean)
@@ -77,6 +93,7 @@ class AverageExpressionAnchoring(keras.layers.Layer):
         config.update(
             {
                 "momentum": self.momentum,
+                "synchronized": self.synchronized,
                 "alpha_initializer": keras.initializers.serialize(
                     self.alpha_initializer
                 ),

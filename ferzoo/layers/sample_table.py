@@ -107,4 +107,9 @@ def _gather_replicas(ids, values):
     context = tf.distribute.get_replica_context()
     if context is None or context.num_replicas_in_sync == 1:
         return ids, values
+    # `tf.identity` places each tensor on this replica's device: a batch
+    # tensor passed through unchanged (DualBranch's int32 labels) has
+    # none, and `MultiWorkerMirroredStrategy` refuses to gather it
+    # ("destinations can not be empty").
+    ids, values = tf.identity(ids), tf.identity(values)
     return context.all_gather(ids, axis=0), context.all_gather(values, 0)
