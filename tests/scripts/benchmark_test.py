@@ -373,6 +373,12 @@ class BenchmarkScriptTest(TestCase):
             # Only in the pair block, without a ROC-AUC.
             "| (b) dual_branch score | – | – | – | – | 0.500 | 0.500 | 0.500 "
             "| – |",
+            "Goal, the ferzoo-audit combination (c) above cleanlab alone (a) "
+            "on F1 at every noise setting (best `rank_average` row against "
+            "cleanlab's better row): 30% noise: (c) baseline audit "
+            "(rank_average) 0.625 against (a) cleanlab top-k 0.600, met by "
+            "0.025; 30% pair: (c) baseline audit (rank_average) 0.450 "
+            "against (a) cleanlab top-k 0.400, met by 0.050.",
             "| retrained preset | 30% noise noisy labels | 30% noise "
             "corrected labels | 30% noise gain | 30% pair noisy labels | "
             "30% pair corrected labels | 30% pair gain |",
