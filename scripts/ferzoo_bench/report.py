@@ -7,6 +7,7 @@ import pathlib
 
 import click
 
+from ferzoo_bench.audit_page import audit_section
 from ferzoo_bench.cells import load_cells
 from ferzoo_bench.cells import unfinished_runs
 from ferzoo_bench.fmt import column_label
@@ -17,7 +18,6 @@ from ferzoo_bench.plots import regimes_plot
 from ferzoo_bench.profiles import PROFILES
 from ferzoo_bench.profiles import method_classes
 from ferzoo_bench.profiles import preset_folders
-from ferzoo_bench.sections import audit_section
 from ferzoo_bench.sections import grid
 from ferzoo_bench.sections import profile_section
 from ferzoo_bench.speed import speed_section

@@ -261,6 +261,34 @@ class BenchmarkScriptTest(TestCase):
         )
         self.assertEqual(verdict, "within the seed spread")
 
+    def test_pretrained_targets_calibration_and_undecided(self):
+        targets = bench("ferzoo_bench.targets_pretrained")
+        from ferzoo.models import SCN
+        from ferzoo.models import Baseline
+
+        methods = {"baseline": Baseline, "scn": SCN}
+        base = {
+            "method": "baseline", "noise_rate": 0.3, "noise_type":
+            "symmetric", "seed": 0, "test": {"best_on_val_accuracy": 0.52},
+            "epoch_seconds": [100.0] * 12,  # 20 minutes
+            "memorisation": [
+                {"epoch": 2, "flipped_given": 0.133},
+                {"epoch": 12, "flipped_given": 0.120},
+            ],
+        }  # fmt: skip
+        page = "\n".join(targets.pretrained({}, [base], methods))
+        self.assertIn("20 minutes of epochs (missed by 5 minutes)", page)
+        self.assertIn(
+            "13.3% at epoch 2, 12.0% at epoch 12 (missed by 6.3 points", page
+        )
+        # SCN not run: the 30% target is neither met nor missed yet.
+        self.assertIn("Overall: not decided (1 of 1 not run).", page)
+        base["epoch_seconds"] = [60.0] * 12
+        base["memorisation"][1]["flipped_given"] = 0.40
+        page = "\n".join(targets.pretrained({}, [base], methods))
+        self.assertIn("12 minutes of epochs (met)", page)
+        self.assertIn("40.0% at epoch 12 (met;", page)
+
     def test_peer_preprocessing_and_scores(self):
         import keras
 
@@ -341,7 +369,7 @@ class BenchmarkScriptTest(TestCase):
         self.assertNotIn("The XLA rows", page)
 
     def test_audit_section_renders_the_results_json(self):
-        sections = bench("ferzoo_bench.sections")
+        sections = bench("ferzoo_bench.audit_page")
         folder = pathlib.Path(self.tmp_dir())
         self.assertEqual(sections.audit_section(folder), [])
         self.assertEqual(sections.audit_section(folder / "missing"), [])
