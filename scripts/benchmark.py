@@ -161,6 +161,15 @@ from ferzoo_bench.speed import speed_worker as speed_worker_fn  # noqa: E402
     default=None,
     help="Seconds after which a cell stops at an epoch end (resumable).",
 )
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change a profile key for this run (repeatable): epochs=24, "
+    "limit_per_class=400, recipe.learning_rate=3e-4. The cells go to a "
+    "derived profile NAME~<hash> and the page is not rewritten.",
+)
 @click.option("--report-only", is_flag=True, help="Only rewrite the docs.")
 @click.option("--no-report", is_flag=True, help="Run cells, skip the docs.")
 @click.option("--speed", is_flag=True, help="Measure speed against PyTorch.")
@@ -202,6 +211,7 @@ def main(
     only_methods,
     cells,
     time_budget,
+    overrides,
     report_only,
     no_report,
     speed,
@@ -254,6 +264,15 @@ def main(
         if not no_report:
             write_report(out_dir, cache_dir, report_profiles(out_dir))
         return
+    if overrides:
+        from ferzoo_bench.profiles import derive_profile
+
+        profile = derive_profile(profile, overrides)
+        no_report = True
+        click.echo(
+            f"[benchmark] profile {profile}: "
+            + ", ".join(f"{k}={v}" for k, v in PROFILES[profile]["overrides"])
+        )
     cells_dir = pathlib.Path(out_dir) / "benchmarks" / "cells" / profile
     if not report_only:
         run_grid(

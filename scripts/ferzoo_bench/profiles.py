@@ -62,6 +62,9 @@ DEFAULTS = {
     # "scratch": the first benchmark issue's targets; "pretrained": the
     # pretrained-backbone benchmark's (issue 14).
     "targets": "scratch",
+    # Recipe entries that replace the preset's (learning_rate, lr_decay,
+    # augment, ...); empty keeps the presets' recipes.
+    "recipe": {},
 }
 
 PROFILES = {
@@ -144,6 +147,60 @@ PROFILES = {
         seed_top=1,
     ),
 }
+
+
+def derive_profile(name, overrides):
+    """Register `name` with `KEY=VALUE` overrides; return the new name.
+
+    For calibrating a profile without editing it: `epochs=24`,
+    `limit_per_class=400`, `recipe.learning_rate=3e-4`,
+    `recipe.augment={"flip": true}` (values are JSON where they parse,
+    else strings). The derived profile is named `NAME~<hash>`, so its
+    cells, run folders and presets never mix with the profile's own.
+    """
+    import hashlib
+
+    spec = json.loads(json.dumps(PROFILES[name]))
+    parsed = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(
+                f"{item!r}: expected KEY=VALUE", param_hint="--override"
+            )
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        top, _, sub = key.partition(".")
+        if top not in spec or (sub and top != "recipe"):
+            known = ", ".join(sorted(k for k in DEFAULTS if k != "recipe"))
+            raise click.BadParameter(
+                f"{key!r} is not a profile key ({known}, or recipe.NAME)",
+                param_hint="--override",
+            )
+        if top == "recipe" and not sub:
+            raise click.BadParameter(
+                "give recipe entries one by one: recipe.NAME=VALUE",
+                param_hint="--override",
+            )
+        if sub:
+            spec["recipe"][sub] = value
+        else:
+            spec[top] = value
+        parsed.append([key, value])
+    digest = hashlib.sha1(
+        json.dumps(parsed, sort_keys=True).encode()
+    ).hexdigest()[:8]
+    derived = f"{name}~{digest}"
+    spec["description"] = (
+        f"{spec['description']} Overridden: "
+        + ", ".join(f"{k}={json.dumps(v)}" for k, v in parsed)
+        + "."
+    )
+    spec["overrides"] = parsed
+    PROFILES[derived] = spec
+    return derived
 
 
 def pair_targets(mapping_name, class_names):
@@ -273,6 +330,7 @@ def profile_preset(name, folder, profile, target):
                 inner[key] = max(1, round(value * profile["epochs"] / old))
     if profile["batch_size"]:
         recipe["batch_size"] = profile["batch_size"]
+    recipe.update(profile.get("recipe") or {})
     meta["recipe"] = recipe
     target = pathlib.Path(target)
     target.mkdir(parents=True, exist_ok=True)

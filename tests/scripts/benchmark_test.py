@@ -203,6 +203,42 @@ class BenchmarkScriptTest(TestCase):
             {"model.weights.h5": "a9993e364706816aba3e25717850c26c9cd0d89d"},
         )
 
+    def test_override_derives_a_profile_of_its_own(self):
+        import click
+
+        profiles = bench("ferzoo_bench.profiles")
+        before = json.dumps(profiles.PROFILES["cpu-pretrained"])
+        name = profiles.derive_profile(
+            "cpu-pretrained",
+            ["epochs=24", "limit_per_class=400", "recipe.learning_rate=3e-4",
+             'recipe.augment={"flip": true}'],
+        )  # fmt: skip
+        self.assertRegex(name, r"^cpu-pretrained~[0-9a-f]{8}$")
+        self.assertEqual(
+            json.dumps(profiles.PROFILES["cpu-pretrained"]), before
+        )
+        spec = profiles.PROFILES[name]
+        self.assertEqual((spec["epochs"], spec["limit_per_class"]), (24, 400))
+        source = pathlib.Path(self.tmp_dir())
+        meta = {
+            "recipe": {"epochs": 20, "learning_rate": 1e-4, "lr_decay": 0.9}
+        }
+        (source / "config.json").write_text(json.dumps({"config": {}}))
+        (source / "metadata.json").write_text(json.dumps(meta))
+        folder, _, recipe = profiles.profile_preset(
+            "baseline_x", source, spec, self.tmp_dir()
+        )
+        written = json.loads((folder / "metadata.json").read_text())["recipe"]
+        self.assertEqual(
+            written,
+            {"epochs": 24, "learning_rate": 3e-4, "lr_decay": 0.9,
+             "augment": {"flip": True}},
+        )  # fmt: skip
+        self.assertEqual(recipe, written)
+        for bad in ("epochs", "bogus=1", "recipe={}", "epochs.x=1"):
+            with self.assertRaises(click.BadParameter, msg=bad):
+                profiles.derive_profile("cpu-pretrained", [bad])
+
     def test_committed_cells_keep_their_names(self):
         cells = bench("ferzoo_bench.cells")
         paths = sorted((REPO / "docs" / "benchmarks" / "cells").glob("*/*"))
