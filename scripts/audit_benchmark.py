@@ -160,16 +160,41 @@ def run_name(args):
     return args.name or args.data.partition(":")[0]
 
 
+# The settings that define the audits (and their cache folder).
+AUDIT_KEYS = (
+    "data", "folds", "epochs", "batch_size", "learning_rate", "image_size",
+    "subset_per_class", "seed", "noise_seed", "pair_mapping",
+)  # fmt: skip
+
+
+def earlier_runs(path, args, presets):
+    """Wall seconds of earlier runs of the same audits into `path`.
+
+    A run resumed from cached folds (e.g. the same command again with
+    `--retrain`) takes minutes where the first took hours; the page adds
+    the earlier runs' time so it states what the whole result cost.
+    """
+    if not path.is_file():
+        return []
+    try:
+        prev = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return []
+    same = prev.get("presets") == presets and all(
+        prev.get("settings", {}).get(k) == getattr(args, k) for k in AUDIT_KEYS
+    )
+    if not same:
+        return []
+    return list(prev.get("earlier_runs_seconds") or []) + [
+        prev.get("wall_seconds") or 0.0
+    ]
+
+
 def cache_folder(args, presets):
     """`--cache-dir`, else a folder keyed by every setting of the audits."""
     if args.cache_dir:
         return pathlib.Path(args.cache_dir)
-    keys = (
-        "data", "folds", "epochs", "batch_size", "learning_rate",
-        "image_size", "subset_per_class", "seed", "noise_seed",
-        "pair_mapping",
-    )  # fmt: skip
-    settings = {k: getattr(args, k) for k in keys}
+    settings = {k: getattr(args, k) for k in AUDIT_KEYS}
     settings["presets"] = presets
     digest = hashlib.sha1(
         json.dumps(settings, sort_keys=True).encode()
@@ -271,7 +296,11 @@ def run(args):
             else PAIR_MAPPINGS[args.pair_mapping]
         ),
         "noise": {},
+        "complete": False,
     }
+    results["earlier_runs_seconds"] = earlier_runs(
+        out / f"{name}.json", args, presets
+    )
     if args.subset_per_class:
         results["subset"] = {
             "profile": SUBSET_PROFILE,
@@ -331,19 +360,17 @@ def run(args):
             if args.retrain and (
                 not args.retrain_preset or preset in args.retrain_preset
             ):
+                # What is done so far, in case the retraining is cut off.
+                block(results, noise_type, rate, flipped, table, retrain)
+                write(training, out / f"{name}.json", results, started)
                 retrain.append(
                     retrain_row(
                         training, args, preset, prepared[preset], folder, noise
                     )
                 )
-        results["noise"][key] = {
-            "noise_type": noise_type,
-            "rate": rate,
-            "num_flipped": int(flipped.sum()),
-            "num_samples": int(len(flipped)),
-            "rows": table,
-            "retrain": retrain,
-        }
+            block(results, noise_type, rate, flipped, table, retrain)
+            write(training, out / f"{name}.json", results, started)
+    results["complete"] = True
     results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
         timespec="seconds"
     )
@@ -354,6 +381,26 @@ def run(args):
     print(text)
     print(f"[audit-bench] wrote {out / f'{name}.json'}", file=sys.stderr)
     return results
+
+
+def block(results, noise_type, rate, flipped, table, retrain):
+    results["noise"][f"{noise_type}:{rate}"] = {
+        "noise_type": noise_type,
+        "rate": rate,
+        "num_flipped": int(flipped.sum()),
+        "num_samples": int(len(flipped)),
+        "rows": table,
+        "retrain": retrain,
+    }
+
+
+def write(training, path, results, started):
+    """The results so far (`"complete": false` until the last block)."""
+    results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"
+    )
+    results["wall_seconds"] = round(time.time() - started, 1)
+    training.atomic_write_json(path, results)
 
 
 def retrain_row(training, args, name, preset, folder, noise):

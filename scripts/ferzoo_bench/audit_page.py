@@ -77,8 +77,8 @@ def _audit_result(result):
         f"{mach['cpu_count']} CPU cores; ferzoo {mach['ferzoo']}, Keras "
         f"{mach['keras']}, backend {mach['backend']} "
         f"{mach['backend_version']}",
-        f"- Finished {result['date']} (UTC) after "
-        f"{result['wall_seconds'] / 60:.0f} minutes of wall time.",
+        _finished(result),
+        *[f"- {note}" for note in result.get("notes") or []],
         "",
         "| ranking | "
         + " | ".join(
@@ -182,3 +182,24 @@ def _audit_goal(labels, blocks):
         "F1 at every noise setting (best `rank_average` row against "
         "cleanlab's better row): " + "; ".join(verdicts) + ".",
     ]
+
+
+def _finished(result):
+    earlier = result.get("earlier_runs_seconds") or []
+    total = result["wall_seconds"] + sum(earlier)
+    line = (
+        f"- Finished {result['date']} (UTC) after {total / 60:.0f} minutes "
+        "of wall time"
+    )
+    if earlier:
+        line += (
+            f" ({len(earlier) + 1} runs of the command, the last "
+            f"{result['wall_seconds'] / 60:.0f} minutes, resuming the "
+            "cached folds)"
+        )
+    if result.get("complete") is False:
+        line += (
+            "; **partial**: the run stopped before its last block, and "
+            "what it had not reached is shown as –"
+        )
+    return line + "."
