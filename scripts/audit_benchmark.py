@@ -196,6 +196,8 @@ def cache_folder(args, presets):
         return pathlib.Path(args.cache_dir)
     settings = {k: getattr(args, k) for k in AUDIT_KEYS}
     settings["presets"] = presets
+    if args.subset_per_class and subset_profile(args)["recipe"]:
+        settings["profile_recipe"] = subset_profile(args)["recipe"]
     digest = hashlib.sha1(
         json.dumps(settings, sort_keys=True).encode()
     ).hexdigest()[:10]
@@ -307,6 +309,8 @@ def run(args):
             "limit_per_class": args.subset_per_class,
             "subset_seed": 0,
             "epochs": subset_profile(args)["epochs"],
+            # The profile's recipe entries over the presets' own.
+            "recipe": subset_profile(args)["recipe"],
         }
     prepared = {p: prepare_preset(p, args, cache) for p in presets}
     noises = args.noise or [("symmetric", 0.3), ("pair", 0.3)]

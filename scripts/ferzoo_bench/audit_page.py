@@ -62,6 +62,7 @@ def _audit_result(result):
             f"; the `{subset['profile']}` profile's training subset (at "
             f"most {subset['limit_per_class']} images per class, subset "
             f"seed {subset['subset_seed']}), {subset['epochs']} epochs"
+            + _recipe(subset)
             if subset
             else ""
         )
@@ -203,3 +204,13 @@ def _finished(result):
             "what it had not reached is shown as –"
         )
     return line + "."
+
+
+def _recipe(subset):
+    """The profile's recipe entries the run used, where it recorded them."""
+    if "recipe" not in subset:
+        return ""
+    if not subset["recipe"]:
+        return ", the presets' own recipes"
+    entries = ", ".join(f"{k} {v}" for k, v in subset["recipe"].items())
+    return f", the presets' recipes with {entries}"

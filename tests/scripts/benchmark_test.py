@@ -187,7 +187,10 @@ class BenchmarkScriptTest(TestCase):
         (source / "config.json").write_text(json.dumps(config))
         (source / "metadata.json").write_text(json.dumps(meta))
         (source / "model.weights.h5").write_bytes(b"abc")
-        profile = profiles.PROFILES["cpu-pretrained"]
+        # The profile at 12 epochs and no recipe entries of its own.
+        profile = dict(
+            profiles.PROFILES["cpu-pretrained"], epochs=12, recipe={}
+        )
         folder, config, recipe = profiles.profile_preset(
             "scn_dlib_resnet29_fer2013", source, profile, self.tmp_dir()
         )
@@ -229,9 +232,10 @@ class BenchmarkScriptTest(TestCase):
             "baseline_x", source, spec, self.tmp_dir()
         )
         written = json.loads((folder / "metadata.json").read_text())["recipe"]
+        # The preset's lr_decay 0.9 gives way to the profile's own 0.97.
         self.assertEqual(
             written,
-            {"epochs": 24, "learning_rate": 3e-4, "lr_decay": 0.9,
+            {"epochs": 24, "learning_rate": 3e-4, "lr_decay": 0.97,
              "augment": {"flip": True}},
         )  # fmt: skip
         self.assertEqual(recipe, written)
@@ -476,7 +480,10 @@ class BenchmarkScriptTest(TestCase):
         # The cpu-pretrained profile, at another subset size and its epochs.
         profile = script.subset_profile(args)
         self.assertEqual(profile["limit_per_class"], 10)
-        self.assertEqual(profile["epochs"], 12)
+        self.assertEqual(
+            profile["epochs"],
+            bench("ferzoo_bench.profiles").PROFILES["cpu-pretrained"]["epochs"],
+        )
         self.assertEqual(profile["preset_suffix"], "dlib_resnet29_fer2013")
         folder = pathlib.Path(self.tmp_dir())
         kwargs = script.noise_kwargs(args, "pair", 0.3, folder)
