@@ -100,6 +100,7 @@ class DWMCA(NoisyLabelClassifier):
     loss_terms = ("cls", "anchor", "center")
     warmup_tables = ("label_table",)
     score_name = "fused probability of the given label"
+    relabels_train = False  # `label_table` is a report only
 
     def __init__(
         self,

@@ -56,6 +56,9 @@ class NoisyLabelClassifier(keras.Model):
     # that is a function of the image alone can only flag a flipped label
     # by memorising the image.
     score_uses_label = True
+    # Whether `relabels()` changes the labels the loss trains on (SCN,
+    # AFCN) or only reports where the prediction differs (DWMCA).
+    relabels_train = True
     # Training recipe when `from_preset` gives none.
     default_recipe = DEFAULT_RECIPE
 

@@ -165,6 +165,7 @@ def _seed0(cells, method, column):
 def _detection_targets(cells, methods):
     lines = []
     auc_lines, relabel_lines, zero_lines = [], [], []
+    report_lines = []
     for key in methods:
         c = _seed0(cells, key, ("symmetric", 0.3))
         nd = (c or {}).get("noise_detection") or {}
@@ -192,7 +193,17 @@ def _detection_targets(cells, methods):
                 + _verdict(auc >= goal, f"{goal - auc:.3f}")
                 + ")."
             )
-        if nd.get("relabeled") is not None:
+        if nd.get("relabeled") is not None and not getattr(
+            cls, "relabels_train", True
+        ):
+            report_lines.append(
+                f"  - {name} only reports where its prediction differs "
+                f"from the label (its loss keeps the given labels): "
+                f"{nd['relabeled']} differ at 30%, "
+                f"{_precision(nd.get('relabel_precision'))} of them the "
+                "true label (no target)."
+            )
+        elif nd.get("relabeled") is not None:
             p = nd.get("relabel_precision")
             relabel_lines.append(
                 f"  - {name}: {nd['relabeled']} relabelled, precision "
@@ -206,7 +217,11 @@ def _detection_targets(cells, methods):
             )
         c0 = _seed0(cells, key, ("symmetric", 0.0))
         nd0 = (c0 or {}).get("noise_detection") or {}
-        if nd0.get("relabeled") is not None and nd0.get("num_samples"):
+        if (
+            nd0.get("relabeled") is not None
+            and nd0.get("num_samples")
+            and getattr(cls, "relabels_train", True)
+        ):
             frac = nd0["relabeled"] / nd0["num_samples"]
             zero_lines.append(
                 f"  - {name}: {nd0['relabeled']} of {nd0['num_samples']} "
@@ -220,10 +235,14 @@ def _detection_targets(cells, methods):
         "- Relabel precision (restored / relabelled) at 30% above 0.5 for "
         "every method that relabels:" + ("" if relabel_lines else " not run.")
     )
-    lines += relabel_lines
+    lines += relabel_lines + report_lines
     lines.append(
         "- No more than 2% of labels relabelled at 0% noise:"
         + ("" if zero_lines else " not run.")
     )
     lines += zero_lines
     return lines
+
+
+def _precision(p):
+    return "none" if p is None else f"{p:.3f}"

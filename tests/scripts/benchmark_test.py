@@ -329,6 +329,39 @@ class BenchmarkScriptTest(TestCase):
         self.assertIn("12 minutes of epochs (met)", page)
         self.assertIn("40.0% at epoch 12 (met;", page)
 
+    def test_pretrained_targets_tell_relabels_from_reports(self):
+        targets = bench("ferzoo_bench.targets_pretrained")
+        from ferzoo.models import DWMCA
+        from ferzoo.models import SCN
+
+        def cell(method, rate, relabeled, precision):
+            return {
+                "method": method, "noise_rate": rate, "noise_type":
+                "symmetric", "seed": 0, "test": {"best_on_val_accuracy": 0.5},
+                "noise_detection": {
+                    "roc_auc": 0.8, "relabeled": relabeled,
+                    "relabel_precision": precision, "num_samples": 1000,
+                },
+            }  # fmt: skip
+
+        cells = [
+            cell("scn", 0.3, 200, 0.6),
+            cell("scn", 0.0, 30, None),
+            cell("dwmca", 0.3, 500, 0.27),
+            cell("dwmca", 0.0, 400, None),
+        ]
+        page = "\n".join(
+            targets.pretrained({}, cells, {"scn": SCN, "dwmca": DWMCA})
+        )
+        # SCN trains on its relabels: both relabel targets apply.
+        self.assertIn("SCN: 200 relabelled, precision 0.600 (met).", page)
+        self.assertIn("SCN: 30 of 1000 (3.0%; at most 2%: missed by 1.0", page)
+        # DWMCA's table is a report: shown, with no target, at 0% not at all.
+        self.assertIn("DWMCA only reports where its prediction differs", page)
+        self.assertIn("500 differ at 30%, 0.270 of them the true label", page)
+        self.assertNotIn("DWMCA: 400 of 1000", page)
+        self.assertNotIn("DWMCA: 500 relabelled", page)
+
     def test_peer_preprocessing_and_scores(self):
         import keras
 
