@@ -49,7 +49,7 @@ def pretrained(profile, cells, methods):
             "- At 30% symmetric noise every method at least 2 points above "
             f"the Baseline ({pct(base30['mean'])}%), beyond the seed spread:"
         )
-        all_met, missing = True, 0
+        all_met, missing, undecided = True, 0, 0
         for key in others:
             s = seed_stats(cells, key, sym(0.3))
             if s is None:
@@ -58,23 +58,35 @@ def pretrained(profile, cells, methods):
                 continue
             gap, spread, verdict = gap_verdict(s, base30)
             ok = gap >= 0.02 and verdict == "larger than the seed spread"
-            all_met &= ok
+            all_met &= ok or (gap >= 0.02 and verdict.startswith("one seed"))
             need = max(0.02, spread) - gap
-            lines.append(
-                f"  - {display(key, methods)}: {pct(s['mean'])}%, "
-                f"{100 * gap:+.1f} points, {verdict} "
-                f"({100 * spread:.1f}): "
-                + (
+            if verdict.startswith("one seed"):
+                # No spread to compare with: the 2 points alone decide a
+                # miss; reaching them waits for the extra seeds.
+                undecided += gap >= 0.02
+                detail = verdict
+                outcome = (
+                    "2 points reached, beyond the spread not decided"
+                    if gap >= 0.02
+                    else f"missed by {100 * (0.02 - gap):.1f} points"
+                )
+            else:
+                detail = f"{verdict} ({100 * spread:.1f})"
+                outcome = (
                     "met"
                     if ok
                     else f"missed by {100 * max(need, 0):.1f} points"
                 )
-                + "."
+            lines.append(
+                f"  - {display(key, methods)}: {pct(s['mean'])}%, "
+                f"{100 * gap:+.1f} points, {detail}: {outcome}."
             )
         if not all_met:
             overall = "missed"
         elif missing:
             overall = f"not decided ({missing} of {len(others)} not run)"
+        elif undecided:
+            overall = f"not decided ({undecided} need their extra seeds)"
         else:
             overall = "met"
         lines.append(f"  Overall: {overall}.")

@@ -328,6 +328,21 @@ class BenchmarkScriptTest(TestCase):
         page = "\n".join(targets.pretrained({}, [base], methods))
         self.assertIn("12 minutes of epochs (met)", page)
         self.assertIn("40.0% at epoch 12 (met;", page)
+        # One seed each: 2 points above leaves the spread to the extra
+        # seeds; 1 point below is a miss by 3 whatever the spread.
+        scn = dict(base, method="scn", test={"best_on_val_accuracy": 0.55})
+        page = "\n".join(targets.pretrained({}, [base, scn], methods))
+        self.assertIn(
+            "SCN: 55.0%, +3.0 points, one seed each: spread unknown: 2 "
+            "points reached, beyond the spread not decided.",
+            page,
+        )
+        self.assertIn("Overall: not decided (1 need their extra seeds).", page)
+        scn["test"] = {"best_on_val_accuracy": 0.51}
+        page = "\n".join(targets.pretrained({}, [base, scn], methods))
+        self.assertIn("-1.0 points, one seed each: spread unknown", page)
+        self.assertIn("missed by 3.0 points.", page)
+        self.assertIn("Overall: missed.", page)
 
     def test_pretrained_targets_tell_relabels_from_reports(self):
         targets = bench("ferzoo_bench.targets_pretrained")
