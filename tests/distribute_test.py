@@ -172,7 +172,9 @@ class DistributeTest(TestCase):
                 np.testing.assert_array_equal(
                     np.isnan(two), np.isnan(one), err_msg=key
                 )
-            # Float drift of two epochs of Adam (docs/distributed.md).
+            # Float drift of two epochs of Adam (docs/distributed.md): up
+            # to 1.4e-4 seen on an Intel Xeon under JAX; a wrong gradient
+            # reduction moves weights by orders of magnitude more.
             np.testing.assert_allclose(
-                two, one, rtol=1e-4, atol=1e-4, err_msg=key
+                two, one, rtol=1e-4, atol=5e-4, err_msg=key
             )
