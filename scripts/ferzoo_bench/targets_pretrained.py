@@ -57,10 +57,11 @@ def pretrained(profile, cells, methods):
                 missing += 1
                 continue
             gap, spread, verdict = gap_verdict(s, base30)
+            one_seed = verdict.startswith("one seed")
             ok = gap >= 0.02 and verdict == "larger than the seed spread"
-            all_met &= ok or (gap >= 0.02 and verdict.startswith("one seed"))
+            all_met &= ok or (gap >= 0.02 and one_seed)
             need = max(0.02, spread) - gap
-            if verdict.startswith("one seed"):
+            if one_seed:
                 # No spread to compare with: the 2 points alone decide a
                 # miss; reaching them waits for the extra seeds.
                 undecided += gap >= 0.02
