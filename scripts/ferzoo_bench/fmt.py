@@ -21,3 +21,14 @@ def column_label(column, short=False):
     if noise_type == "symmetric":
         return f"{rate:.0%}" if short else f"{rate:.0%} noise"
     return f"{rate:.0%} {noise_type}"
+
+
+def points(gap, spread):
+    """A gap (signed) and a spread, both in points, at one decimal unless
+    that would print them equal (`+0.6 points ... (0.6)`): then two.
+    """
+    digits = 1
+    if gap is not None and spread is not None:
+        if f"{abs(100 * gap):.1f}" == f"{100 * spread:.1f}":
+            digits = 2
+    return f"{100 * gap:+.{digits}f}", f"{100 * spread:.{digits}f}"

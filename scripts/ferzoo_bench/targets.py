@@ -7,6 +7,7 @@ from ferzoo_bench.cells import Cell
 from ferzoo_bench.fmt import column_label
 from ferzoo_bench.fmt import display
 from ferzoo_bench.fmt import pct
+from ferzoo_bench.fmt import points
 
 
 def scratch(profile, by, keys, methods, rates):
@@ -195,6 +196,7 @@ def seeds_table(cells, methods):
             + " |"
         )
     lines += ["", "Gaps to the Baseline (difference of the means):", ""]
+    gaps = 0
     for method, column in groups:
         base = seed_stats(cells, "baseline", column)
         if method == "baseline" or base is None:
@@ -202,9 +204,16 @@ def seeds_table(cells, methods):
         gap, spread, verdict = gap_verdict(
             seed_stats(cells, method, column), base
         )
+        gap_s, spread_s = points(gap, spread)
         lines.append(
             f"- {display(method, methods)} at "
-            f"{column_label(column)}: {100 * gap:+.1f} points, {verdict} "
-            f"({100 * spread:.1f})."
+            f"{column_label(column)}: {gap_s} points, {verdict} "
+            f"({spread_s})."
+        )
+        gaps += 1
+    if not gaps:
+        lines.append(
+            "- None yet: no method beside the Baseline has run a noise "
+            "level with extra seeds."
         )
     return lines

@@ -4,6 +4,7 @@ much, or not run; and whether the profile is the regime it asks for."""
 from ferzoo_bench.cells import Cell
 from ferzoo_bench.fmt import display
 from ferzoo_bench.fmt import pct
+from ferzoo_bench.fmt import points
 from ferzoo_bench.targets import gap_verdict
 from ferzoo_bench.targets import seed_stats
 
@@ -72,7 +73,7 @@ def pretrained(profile, cells, methods):
                     else f"missed by {100 * (0.02 - gap):.1f} points"
                 )
             else:
-                detail = f"{verdict} ({100 * spread:.1f})"
+                detail = f"{verdict} ({points(gap, spread)[1]})"
                 outcome = (
                     "met"
                     if ok
@@ -80,7 +81,7 @@ def pretrained(profile, cells, methods):
                 )
             lines.append(
                 f"  - {display(key, methods)}: {pct(s['mean'])}%, "
-                f"{100 * gap:+.1f} points, {detail}: {outcome}."
+                f"{points(gap, spread)[0]} points, {detail}: {outcome}."
             )
         if not all_met:
             overall = "missed"

@@ -301,6 +301,32 @@ class BenchmarkScriptTest(TestCase):
         )
         self.assertEqual(verdict, "within the seed spread")
 
+    def test_seeds_table_wording(self):
+        targets = bench("ferzoo_bench.targets")
+
+        def cell(method, acc, seed):
+            return {
+                "method": method, "noise_rate": 0.3, "seed": seed,
+                "test": {"best_on_val_accuracy": acc},
+            }  # fmt: skip
+
+        # Only the Baseline has extra seeds: the gap list says so instead
+        # of ending the page on an empty heading.
+        cells = [cell("baseline", 0.550, 0), cell("baseline", 0.556, 1)]
+        text = "\n".join(targets.seeds_table(cells, {}))
+        self.assertIn("| baseline | 30% | 2 | 55.3 | 55.0–55.6 (0.6) |", text)
+        self.assertIn("- None yet:", text)
+        # A gap of 0.62 points against a spread of 0.60 would print as
+        # "+0.6 ... (0.6)" at one decimal; two decimals show which is larger.
+        cells += [cell("scn", 0.5592, 0), cell("scn", 0.5592, 1)]
+        text = "\n".join(targets.seeds_table(cells, {}))
+        self.assertIn(
+            "- scn at 30% noise: +0.62 points, larger than the seed spread "
+            "(0.60).",
+            text,
+        )
+        self.assertNotIn("None yet", text)
+
     def test_pretrained_targets_calibration_and_undecided(self):
         targets = bench("ferzoo_bench.targets_pretrained")
         from ferzoo.models import SCN
