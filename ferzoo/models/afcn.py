@@ -88,6 +88,12 @@ class AFCN(NoisyLabelClassifier):
     warmup_tables = ("label_table",)
     score_name = "sample certainty alpha"
     score_uses_label = False
+    # A zero classifier: the certainty-weighted CE starts at log C whatever
+    # alpha is. With Keras' Glorot kernel on a pretrained backbone's large
+    # features the first logits are confident and wrong (CE > log C), and
+    # the quickest way down is alpha -> 0, where the sigmoid saturates and
+    # alpha * logits carries no gradient: the model never learns (docs).
+    classifier_initializer = "zeros"
 
     def __init__(
         self,

@@ -61,6 +61,8 @@ class NoisyLabelClassifier(keras.Model):
     relabels_train = True
     # Training recipe when `from_preset` gives none.
     default_recipe = DEFAULT_RECIPE
+    # Initializer of the classifier's kernel (Keras' default; AFCN zeros).
+    classifier_initializer = "glorot_uniform"
 
     def __init__(
         self,
@@ -115,7 +117,10 @@ class NoisyLabelClassifier(keras.Model):
             self.dropout, dtype=backbone.dtype_policy, name="dropout"
         )
         self.classifier = keras.layers.Dense(
-            num_classes, dtype=backbone.dtype_policy, name="classifier"
+            num_classes,
+            kernel_initializer=self.classifier_initializer,
+            dtype=backbone.dtype_policy,
+            name="classifier",
         )
 
         # === State ===

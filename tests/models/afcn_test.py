@@ -29,6 +29,15 @@ def crafted_outputs(n=10, num_classes=7, seed=0):
     }
 
 
+def glorot_kernel(model, seed=0):
+    """Give the (zero-initialised) classifier a Glorot-uniform kernel."""
+    kernel = model.classifier.kernel
+    fan_in, fan_out = kernel.shape
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    rng = np.random.default_rng(seed)
+    kernel.assign(rng.uniform(-limit, limit, kernel.shape).astype("float32"))
+
+
 def numpy_softmax(logits):
     e = np.exp(logits - logits.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
@@ -129,8 +138,26 @@ class AFCNTest(MethodTestCase):
             terms["wce"], numpy_ce(weighted, labels).mean(), atol=1e-5
         )
 
+    def test_certainty_gets_no_push_at_initialisation(self):
+        # A zero classifier: CE(alpha * logits) is log C for every alpha, so
+        # the weighted CE cannot be lowered by driving the certainty to 0
+        # (with a random head on a pretrained backbone it could, and alpha
+        # collapsed: docs/methods/afcn.md, "A zero-initialised classifier").
+        model = AFCN(**self.kwargs)
+        x, y = self.data
+        out = raw_outputs(model, x)
+        self.assertGreater(float(np.std(out["importance"])), 1e-4)
+        _, terms = self.loss_of(model, out, y, x["sample_ids"], False)
+        self.assertAllClose(terms["wce"], math.log(7), atol=1e-6)
+        self.assertAllClose(terms["consistency"], 0.0, atol=1e-12)
+        for alpha in (0.01, 0.9):
+            out["importance"] = np.full(16, alpha, "float32")
+            _, terms = self.loss_of(model, out, y, x["sample_ids"], False)
+            self.assertAllClose(terms["wce"], math.log(7), atol=1e-6)
+
     def test_consistency_zero_for_flip_symmetric_model(self):
         model = AFCN(**self.kwargs)
+        glorot_kernel(model)
         x, y = self.data
         out = raw_outputs(model, x)
         _, terms = self.loss_of(model, out, y, x["sample_ids"], False)
@@ -143,6 +170,7 @@ class AFCNTest(MethodTestCase):
     def test_short_fit_lowers_consistency(self):
         x, y = noisy_synthetic()
         model = AFCN(**{**self.kwargs, "num_samples": len(y)}, warmup_epochs=2)
+        glorot_kernel(model)  # maps to shrink from the first step
         norm = np.linalg.norm(model.classifier.kernel.numpy())
         history = model.fit(x, y, batch_size=32, epochs=4, verbose=0).history
         consistency = history["loss_consistency"]

@@ -8,9 +8,12 @@ the same noisy synthetic faces, seed and recipe.
 Measured state (docs/methods/dacfer.md and afcn.md, "Consistency scale"
 and "The stall"): trained from scratch, both lag the Baseline (here,
 JAX: Baseline 0.475, DacFER 0.348, AFCN 0.185; TensorFlow: 0.542,
-0.346, 0.208). The comparison is reported as an xfail with both
-accuracies while they lag (and passes the day they do not); the checks
-that the fit learns and that the kernel keeps its norm are hard.
+0.346, 0.208; with AFCN's zero-initialised classifier, JAX: Baseline
+0.451, DacFER 0.357, AFCN 0.163; TensorFlow: 0.560, 0.346, 0.158).
+The comparison is reported as an
+xfail with both accuracies while they lag (and passes the day they do
+not); the checks that the fit learns and that the kernel keeps its norm
+(or, zero-initialised, grows) are hard.
 """
 
 import keras
@@ -74,8 +77,12 @@ class FlipAttentionVsBaselineTest(TestCase):
         # The fit is long enough to learn: chance is 1/7.
         self.assertGreater(baseline, 0.3)
         accuracy, before, after = short_fit(cls, **kwargs)
-        # The maps do not train the kernel, so it does not collapse.
-        self.assertGreater(after, 0.9 * before, (before, after))
+        # The maps do not train the kernel, so it does not collapse; a
+        # zero-initialised kernel (AFCN's) grows (JAX: 0 -> 0.59).
+        if before > 0:
+            self.assertGreater(after, 0.9 * before, (before, after))
+        else:
+            self.assertGreater(after, 0.1, (before, after))
         return accuracy, baseline
 
     def compare(self, accuracy, baseline):
