@@ -1,6 +1,7 @@
 """One profile's section of the page: its tables, plots and targets."""
 
 import os
+import pathlib
 
 from ferzoo_bench import targets
 from ferzoo_bench import targets_pretrained
@@ -24,6 +25,23 @@ def grid(cells, spec):
     sym |= {("symmetric", r) for r in spec["noise_rates"]}
     pair |= {("pair", r) for r in spec["pair_rates"]}
     return by, sorted(sym) + sorted(pair), primary
+
+
+def profile_notes(assets, profile):
+    """The hand-kept notes of a profile (`benchmarks/notes/PROFILE.md`).
+
+    For what the cells cannot record themselves, such as a code change
+    that postdates some of them; rendered as written, under a heading
+    that says they are hand-kept.
+    """
+    path = pathlib.Path(assets) / "notes" / f"{profile}.md"
+    if not path.is_file():
+        return []
+    text = path.read_text().strip()
+    if not text:
+        return []
+    rel = f"docs/benchmarks/notes/{profile}.md"
+    return [f"Notes (written by hand in `{rel}`):", "", text, ""]
 
 
 def profile_section(
@@ -99,6 +117,7 @@ def profile_section(
         f"training set {first['num_train']} images; " + noise,
         "",
     ]
+    lines += profile_notes(assets, profile)
     lines += accuracy_tables(spec, by, columns, keys, methods, presets, partial)
     lines += detection_table(by, columns, keys, methods)
     lines += time_table(by, columns, keys, methods)

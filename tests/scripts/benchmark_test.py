@@ -624,6 +624,24 @@ class BenchmarkScriptTest(TestCase):
         self.assertIn("\n## ferzoo-audit vs cleanlab\n", page)
         self.assertIn("| (a) cleanlab top-k | 0.600 |", page)
 
+    def test_profile_notes_render_under_their_profile(self):
+        sections = bench("ferzoo_bench.sections")
+        assets = pathlib.Path(self.tmp_dir())
+        self.assertEqual(sections.profile_notes(assets, "cpu"), [])
+        (assets / "notes").mkdir()
+        (assets / "notes" / "cpu.md").write_text("- AFCN cells: old head.\n")
+        lines = sections.profile_notes(assets, "cpu")
+        self.assertEqual(
+            lines,
+            [
+                "Notes (written by hand in `docs/benchmarks/notes/cpu.md`):",
+                "",
+                "- AFCN cells: old head.",
+                "",
+            ],
+        )
+        self.assertEqual(sections.profile_notes(assets, "gpu"), [])
+
     def test_help(self):
         benchmark = load_script()
         result = CliRunner().invoke(benchmark.main, ["--help"])
