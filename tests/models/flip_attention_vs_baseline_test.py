@@ -10,10 +10,9 @@ and "The stall"): trained from scratch, both lag the Baseline (here,
 JAX: Baseline 0.475, DacFER 0.348, AFCN 0.185; TensorFlow: 0.542,
 0.346, 0.208; with AFCN's zero-initialised classifier, JAX: Baseline
 0.451, DacFER 0.357, AFCN 0.163; TensorFlow: 0.560, 0.346, 0.158).
-The comparison is reported as an
-xfail with both accuracies while they lag (and passes the day they do
-not); the checks that the fit learns and that the kernel keeps its norm
-(or, zero-initialised, grows) are hard.
+The comparison is reported as an xfail with both accuracies while they
+lag (and passes the day they do not); the checks that the fit learns and
+that the kernel keeps its norm (or, zero-initialised, grows) are hard.
 """
 
 import keras
