@@ -27,12 +27,13 @@ def grid(cells, spec):
     return by, sorted(sym) + sorted(pair), primary
 
 
-def profile_notes(assets, profile):
+def profile_notes(assets, profile, out_dir):
     """The hand-kept notes of a profile (`benchmarks/notes/PROFILE.md`).
 
     For what the cells cannot record themselves, such as a code change
     that postdates some of them; rendered as written, under a heading
-    that says they are hand-kept.
+    that links the file (relative to the page in `out_dir`) and says it
+    is kept by hand.
     """
     path = pathlib.Path(assets) / "notes" / f"{profile}.md"
     if not path.is_file():
@@ -40,8 +41,8 @@ def profile_notes(assets, profile):
     text = path.read_text().strip()
     if not text:
         return []
-    rel = f"docs/benchmarks/notes/{profile}.md"
-    return [f"Notes (written by hand in `{rel}`):", "", text, ""]
+    rel = os.path.relpath(path, out_dir)
+    return [f"Notes (written by hand in [{rel}]({rel})):", "", text, ""]
 
 
 def profile_section(
@@ -117,7 +118,7 @@ def profile_section(
         f"training set {first['num_train']} images; " + noise,
         "",
     ]
-    lines += profile_notes(assets, profile)
+    lines += profile_notes(assets, profile, out_dir)
     lines += accuracy_tables(spec, by, columns, keys, methods, presets, partial)
     lines += detection_table(by, columns, keys, methods)
     lines += time_table(by, columns, keys, methods)

@@ -626,21 +626,24 @@ class BenchmarkScriptTest(TestCase):
 
     def test_profile_notes_render_under_their_profile(self):
         sections = bench("ferzoo_bench.sections")
-        assets = pathlib.Path(self.tmp_dir())
-        self.assertEqual(sections.profile_notes(assets, "cpu"), [])
+        out_dir = pathlib.Path(self.tmp_dir())
+        assets = out_dir / "benchmarks"
+        assets.mkdir()
+        self.assertEqual(sections.profile_notes(assets, "cpu", out_dir), [])
         (assets / "notes").mkdir()
         (assets / "notes" / "cpu.md").write_text("- AFCN cells: old head.\n")
-        lines = sections.profile_notes(assets, "cpu")
+        lines = sections.profile_notes(assets, "cpu", out_dir)
         self.assertEqual(
             lines,
             [
-                "Notes (written by hand in `docs/benchmarks/notes/cpu.md`):",
+                "Notes (written by hand in "
+                "[benchmarks/notes/cpu.md](benchmarks/notes/cpu.md)):",
                 "",
                 "- AFCN cells: old head.",
                 "",
             ],
         )
-        self.assertEqual(sections.profile_notes(assets, "gpu"), [])
+        self.assertEqual(sections.profile_notes(assets, "gpu", out_dir), [])
 
     def test_help(self):
         benchmark = load_script()
