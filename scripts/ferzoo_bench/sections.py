@@ -101,15 +101,10 @@ def profile_section(
             "noise: symmetric, per class, seed 0 (the same flips for every "
             "method); seed 0."
         )
+    machine_lines, labels = machines_lines(cells)
     lines += [
         command,
-        f"- Machine: {mach['platform']}, {mach['processor']}, "
-        f"{mach['cpu_count']} CPU cores"
-        + (
-            f", accelerators {', '.join(mach['accelerators'])}"
-            if mach["accelerators"]
-            else ", no accelerator"
-        ),
+        *machine_lines,
         f"- Versions: ferzoo {mach['ferzoo']}, Keras {mach['keras']}, "
         f"backend {mach['backend']} {mach['backend_version']}, "
         f"Python {mach['python']}",
@@ -121,7 +116,7 @@ def profile_section(
     lines += profile_notes(assets, profile, out_dir)
     lines += accuracy_tables(spec, by, columns, keys, methods, presets, partial)
     lines += detection_table(by, columns, keys, methods)
-    lines += time_table(by, columns, keys, methods)
+    lines += time_table(by, columns, keys, methods, labels)
     lines += memorisation_table(by, columns, keys, methods)
     lines += targets.seeds_table(cells, methods)
     plots = make_plots(profile, primary, keys, methods, columns, assets)
@@ -269,7 +264,56 @@ def detection_table(by, columns, keys, methods):
     return lines
 
 
-def time_table(by, columns, keys, methods):
+def describe_machine(mach):
+    """One machine as the page names it: platform, CPU, cores, accelerators."""
+    return (
+        f"{mach['platform']}, {mach['processor']}, "
+        f"{mach['cpu_count']} CPU cores"
+        + (
+            f", accelerators {', '.join(mach['accelerators'])}"
+            if mach["accelerators"]
+            else ", no accelerator"
+        )
+    )
+
+
+def machines_lines(cells):
+    """The page's machine line(s) and, across machines, a label per cell.
+
+    One machine gives the single `- Machine:` line. Cells from several
+    machines name each one with a letter (in the order they first finished
+    a cell) and its cell count; the returned dict maps each cell's `id` to
+    its letter so the time table can say where every row ran.
+    """
+    order = sorted(cells, key=lambda c: c["date"])
+    names = []
+    for c in order:
+        name = describe_machine(c["machine"])
+        if name not in names:
+            names.append(name)
+    if len(names) == 1:
+        return [f"- Machine: {names[0]}"], {}
+    letters = {name: chr(ord("A") + i) for i, name in enumerate(names)}
+    counts = {name: 0 for name in names}
+    labels = {}
+    for c in order:
+        name = describe_machine(c["machine"])
+        counts[name] += 1
+        labels[id(c)] = letters[name]
+    lines = [
+        f"- Machines ({len(names)}; the time table says which ran each "
+        "cell, and its times compare only within one machine):"
+    ]
+    for name in names:
+        n = counts[name]
+        lines.append(
+            f"  - {letters[name]}: {name} ({n} cell{'s' if n != 1 else ''})"
+        )
+    return lines, labels
+
+
+def time_table(by, columns, keys, methods, labels=None):
+    labels = labels or {}
     lines = [
         "",
         "### Time",
@@ -278,9 +322,17 @@ def time_table(by, columns, keys, methods):
         "checkpoints; mean over epochs) and training throughput (training "
         "part only, first epoch excluded).",
         "",
-        "| method | noise | epochs | s/epoch | train img/s |",
-        "|---|---|---|---|---|",
     ]
+    if labels:
+        lines += [
+            "| method | noise | epochs | s/epoch | train img/s | machine |",
+            "|---|---|---|---|---|---|",
+        ]
+    else:
+        lines += [
+            "| method | noise | epochs | s/epoch | train img/s |",
+            "|---|---|---|---|---|",
+        ]
     total = 0.0
     for key in keys:
         for col in columns:
@@ -294,6 +346,7 @@ def time_table(by, columns, keys, methods):
                 f"{column_label(col, short=True)} | {c['epochs']} | "
                 f"{num(sum(secs) / len(secs) if secs else None, 1)} | "
                 f"{num(c.get('train_images_per_second'), 0)} |"
+                + (f" {labels.get(id(c), '–')} |" if labels else "")
             )
     if any("memorisation" in c for c in by.values()):
         lines += [

@@ -645,6 +645,49 @@ class BenchmarkScriptTest(TestCase):
         )
         self.assertEqual(sections.profile_notes(assets, "gpu", out_dir), [])
 
+    def test_machine_lines_name_every_machine_and_label_time_rows(self):
+        sections = bench("ferzoo_bench.sections")
+        xeon = {"platform": "Linux-a", "processor": "Xeon", "cpu_count": 2,
+                "accelerators": []}  # fmt: skip
+        epyc = {"platform": "Linux-b", "processor": "EPYC", "cpu_count": 2,
+                "accelerators": ["GPU:0"]}  # fmt: skip
+        cells = [
+            {"date": "2026-12-03", "machine": xeon, "method": "scn"},
+            {"date": "2026-12-07", "machine": epyc, "method": "scn"},
+            {"date": "2026-12-01", "machine": xeon, "method": "baseline"},
+        ]
+        one, labels = sections.machines_lines(cells[::2])
+        self.assertEqual(
+            one, ["- Machine: Linux-a, Xeon, 2 CPU cores, no accelerator"]
+        )
+        self.assertEqual(labels, {})
+        lines, labels = sections.machines_lines(cells)
+        self.assertEqual(
+            lines,
+            [
+                "- Machines (2; the time table says which ran each cell, "
+                "and its times compare only within one machine):",
+                "  - A: Linux-a, Xeon, 2 CPU cores, no accelerator (2 cells)",
+                "  - B: Linux-b, EPYC, 2 CPU cores, accelerators GPU:0 "
+                "(1 cell)",
+            ],
+        )
+        for c, epochs in zip(cells, (2, 3, 4)):
+            c.update(epochs=epochs, epoch_seconds=[10.0] * epochs,
+                     train_images_per_second=50.0)  # fmt: skip
+        col = ("symmetric", 0.3)
+        by = {("scn", col): cells[1], ("baseline", col): cells[2]}
+        table = sections.time_table(by, [col], ["baseline", "scn"], {}, labels)
+        self.assertIn("| method | noise | epochs | s/epoch | train img/s | "
+                      "machine |", table)  # fmt: skip
+        rows = [line for line in table if line.endswith((" A |", " B |"))]
+        self.assertEqual(len(rows), 2)
+        self.assertTrue(rows[0].endswith("| 4 | 10.0 | 50 | A |"), rows[0])
+        self.assertTrue(rows[1].endswith("| 3 | 10.0 | 50 | B |"), rows[1])
+        plain = sections.time_table(by, [col], ["baseline", "scn"], {})
+        self.assertIn("| method | noise | epochs | s/epoch | train img/s |",
+                      plain)  # fmt: skip
+
     def test_help(self):
         benchmark = load_script()
         result = CliRunner().invoke(benchmark.main, ["--help"])
