@@ -1,5 +1,6 @@
 """One profile's section of the page: its tables, plots and targets."""
 
+import collections
 import os
 import pathlib
 
@@ -286,26 +287,17 @@ def machines_lines(cells):
     its letter so the time table can say where every row ran.
     """
     order = sorted(cells, key=lambda c: c["date"])
-    names = []
-    for c in order:
-        name = describe_machine(c["machine"])
-        if name not in names:
-            names.append(name)
-    if len(names) == 1:
+    names = [describe_machine(c["machine"]) for c in order]
+    counts = collections.Counter(names)  # keeps first-seen order
+    if len(counts) == 1:
         return [f"- Machine: {names[0]}"], {}
-    letters = {name: chr(ord("A") + i) for i, name in enumerate(names)}
-    counts = {name: 0 for name in names}
-    labels = {}
-    for c in order:
-        name = describe_machine(c["machine"])
-        counts[name] += 1
-        labels[id(c)] = letters[name]
+    letters = {name: chr(ord("A") + i) for i, name in enumerate(counts)}
+    labels = {id(c): letters[name] for c, name in zip(order, names)}
     lines = [
-        f"- Machines ({len(names)}; the time table says which ran each "
+        f"- Machines ({len(counts)}; the time table says which ran each "
         "cell, and its times compare only within one machine):"
     ]
-    for name in names:
-        n = counts[name]
+    for name, n in counts.items():
         lines.append(
             f"  - {letters[name]}: {name} ({n} cell{'s' if n != 1 else ''})"
         )
@@ -323,16 +315,9 @@ def time_table(by, columns, keys, methods, labels=None):
         "part only, first epoch excluded).",
         "",
     ]
-    if labels:
-        lines += [
-            "| method | noise | epochs | s/epoch | train img/s | machine |",
-            "|---|---|---|---|---|---|",
-        ]
-    else:
-        lines += [
-            "| method | noise | epochs | s/epoch | train img/s |",
-            "|---|---|---|---|---|",
-        ]
+    heads = ["method", "noise", "epochs", "s/epoch", "train img/s"]
+    heads += ["machine"] if labels else []
+    lines += ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     total = 0.0
     for key in keys:
         for col in columns:
