@@ -117,7 +117,7 @@ def profile_section(
     lines += profile_notes(assets, profile, out_dir)
     lines += accuracy_tables(spec, by, columns, keys, methods, presets, partial)
     lines += detection_table(by, columns, keys, methods)
-    lines += time_table(by, columns, keys, methods, labels)
+    lines += time_table(by, columns, keys, methods, labels, cells)
     lines += memorisation_table(by, columns, keys, methods)
     lines += targets.seeds_table(cells, methods)
     plots = make_plots(profile, primary, keys, methods, columns, assets)
@@ -295,7 +295,7 @@ def machines_lines(cells):
     labels = {id(c): letters[name] for c, name in zip(order, names)}
     lines = [
         f"- Machines ({len(counts)}; the time table says which ran each "
-        "cell, and its times compare only within one machine):"
+        "seed-0 cell, and its times compare only within one machine):"
     ]
     for name, n in counts.items():
         lines.append(
@@ -304,7 +304,13 @@ def machines_lines(cells):
     return lines, labels
 
 
-def time_table(by, columns, keys, methods, labels=None):
+def time_table(by, columns, keys, methods, labels=None, all_cells=None):
+    """Per-cell epoch times of the seed-0 cells in `by`.
+
+    `all_cells` (every cell of the profile, extra seeds included) adds their
+    summed epoch time to the footnote, so the page says what the whole grid
+    cost, not only the rows shown.
+    """
     labels = labels or {}
     lines = [
         "",
@@ -333,12 +339,21 @@ def time_table(by, columns, keys, methods, labels=None):
                 f"{num(c.get('train_images_per_second'), 0)} |"
                 + (f" {labels.get(id(c), '–')} |" if labels else "")
             )
+    everything = sum(
+        sum(c.get("epoch_seconds") or []) for c in (all_cells or [])
+    )
     if any("memorisation" in c for c in by.values()):
         lines += [
             "",
             f"Sum of the epoch times of the cells above: {total / 3600:.1f} "
             "hours (the training-set fit of the memorisation table is not "
-            "in them; the extra seeds are not counted).",
+            "in them; the extra seeds are not counted)."
+            + (
+                f" All {len(all_cells)} cells of the profile, extra seeds "
+                f"included: {everything / 3600:.1f} hours."
+                if all_cells and len(all_cells) > len(by)
+                else ""
+            ),
         ]
     return lines
 

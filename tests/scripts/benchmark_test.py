@@ -665,8 +665,8 @@ class BenchmarkScriptTest(TestCase):
         self.assertEqual(
             lines,
             [
-                "- Machines (2; the time table says which ran each cell, "
-                "and its times compare only within one machine):",
+                "- Machines (2; the time table says which ran each seed-0 "
+                "cell, and its times compare only within one machine):",
                 "  - A: Linux-a, Xeon, 2 CPU cores, no accelerator (2 cells)",
                 "  - B: Linux-b, EPYC, 2 CPU cores, accelerators GPU:0 "
                 "(1 cell)",
@@ -687,6 +687,20 @@ class BenchmarkScriptTest(TestCase):
         plain = sections.time_table(by, [col], ["baseline", "scn"], {})
         self.assertIn("| method | noise | epochs | s/epoch | train img/s |",
                       plain)  # fmt: skip
+        # The footnote sums the rows shown (4 + 3 epochs of 1,800 s = 3.5 h)
+        # and, given every cell, the extra seed's too (+ 2 epochs = 4.5 h).
+        for c in cells:
+            c.update(epoch_seconds=[1800.0] * c["epochs"], memorisation=[])
+        foot = sections.time_table(
+            by, [col], ["baseline", "scn"], {}, labels, cells
+        )[-1]
+        self.assertTrue(
+            foot.startswith("Sum of the epoch times of the cells above: 3.5 "),
+            foot,
+        )
+        self.assertTrue(
+            foot.endswith("All 3 cells of the profile, extra seeds included: "
+                          "4.5 hours."), foot)  # fmt: skip
 
     def test_help(self):
         benchmark = load_script()
