@@ -21,8 +21,9 @@ plots, peers, speed, report); this file is its command line.
 Profiles: `cpu` (a tiny CNN from scratch on a class-stratified
 800-per-class subset of the train split, 2-core CPU), `cpu-pretrained`
 (the `<method>_dlib_resnet29_fer2013` presets, 112 px, on the same
-subset, 24 epochs at a slower decay; 0/10/20/30% symmetric and 30% pair noise; seeds 0-2
-for the Baseline and the two strongest methods at 0% and 30%), `gpu`
+subset, 24 epochs at a slower decay; 0/10/20/30% symmetric and 30%
+pair noise; seeds 0-2 for the Baseline and the two strongest methods
+at 0% and 30%), `gpu`
 (the same pretrained presets at their own recipes on the full train
 split; one `--cell` per device command, with `--time-budget` to stop and
 resume across commands), `tiny` (the test's seconds-long grid).
