@@ -66,6 +66,11 @@ class Cell:
         )
 
 
+def epoch_time(cell_json):
+    """Seconds of all the cell's epochs (0 for a cell without them)."""
+    return sum(cell_json.get("epoch_seconds") or [])
+
+
 def cell_name(method, noise):
     return Cell(method, noise).name
 

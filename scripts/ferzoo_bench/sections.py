@@ -7,6 +7,7 @@ import pathlib
 from ferzoo_bench import targets
 from ferzoo_bench import targets_pretrained
 from ferzoo_bench.cells import Cell
+from ferzoo_bench.cells import epoch_time
 from ferzoo_bench.fmt import column_label
 from ferzoo_bench.fmt import display
 from ferzoo_bench.fmt import num
@@ -339,22 +340,19 @@ def time_table(by, columns, keys, methods, labels=None, all_cells=None):
                 f"{num(c.get('train_images_per_second'), 0)} |"
                 + (f" {labels.get(id(c), '–')} |" if labels else "")
             )
-    everything = sum(
-        sum(c.get("epoch_seconds") or []) for c in (all_cells or [])
-    )
     if any("memorisation" in c for c in by.values()):
-        lines += [
-            "",
+        foot = (
             f"Sum of the epoch times of the cells above: {total / 3600:.1f} "
             "hours (the training-set fit of the memorisation table is not "
             "in them; the extra seeds are not counted)."
-            + (
+        )
+        if all_cells and len(all_cells) > len(by):
+            everything = sum(map(epoch_time, all_cells))
+            foot += (
                 f" All {len(all_cells)} cells of the profile, extra seeds "
                 f"included: {everything / 3600:.1f} hours."
-                if all_cells and len(all_cells) > len(by)
-                else ""
-            ),
-        ]
+            )
+        lines += ["", foot]
     return lines
 
 

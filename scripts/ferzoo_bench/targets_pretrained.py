@@ -2,6 +2,7 @@
 much, or not run; and whether the profile is the regime it asks for."""
 
 from ferzoo_bench.cells import Cell
+from ferzoo_bench.cells import epoch_time
 from ferzoo_bench.fmt import display
 from ferzoo_bench.fmt import pct
 from ferzoo_bench.fmt import points
@@ -137,7 +138,7 @@ def calibration(base30):
     """
     if base30 is None:
         return ["- Profile calibration (the Baseline at 30%): not run."]
-    minutes = sum(base30.get("epoch_seconds") or []) / 60
+    minutes = epoch_time(base30) / 60
     lines = [
         "- Profile calibration, the Baseline at 30% symmetric noise:",
         f"  - its cell within about {CELL_MINUTES} minutes: {minutes:.0f} "
