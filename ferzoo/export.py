@@ -1,4 +1,9 @@
-"""Export a ferzoo model as a TensorFlow SavedModel.
+"""Export a ferzoo model: SavedModel, ONNX, LiteRT or TF.js.
+
+`export(model, path, format=...)` writes any of the four formats;
+`"onnx"`, `"litert"` and `"tfjs"` are written by `ferzoo.deploy` (the
+same function from uint8 pixels of any size to probabilities, with the
+class names in each format's metadata; docs/export.md).
 
 The SavedModel serves what users send, with no outside preprocessing:
 
@@ -23,6 +28,64 @@ import tempfile
 import warnings
 
 import keras
+
+FORMATS = ("savedmodel", "onnx", "litert", "tfjs")
+
+
+def export(
+    model,
+    path,
+    format="savedmodel",
+    image_shape=None,
+    class_names=None,
+    grayscale=None,
+    verbose=False,
+):
+    """Write `model` at `path` in `format`.
+
+    Args:
+        model: a `ferzoo.models.NoisyLabelClassifier`.
+        path: str or path. The folder to write: the SavedModel itself, or
+            the folder that receives `model.onnx`, `model.tflite` (and
+            `labels.txt`) or `model.json` (and its weight shards).
+        format: str. `"savedmodel"` (default), `"onnx"`, `"litert"` or
+            `"tfjs"`.
+        image_shape: tuple `(H, W, 3)` or None. The model's input size
+            (images of any size are resized to it inside).
+        class_names: list of str or None. Defaults to the model's.
+        grayscale: bool or None. Recorded in the ONNX / LiteRT / TF.js
+            metadata: the crops should be gray, as the training images
+            were (`ferzoo-predict --runtime` reads it).
+        verbose: bool. Print the converter's output.
+
+    Returns:
+        The path written (the SavedModel folder, or the model file).
+
+    Example:
+    >>> import tempfile
+    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
+    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8])
+    >>> model = ferzoo.models.Baseline(backbone=backbone, num_classes=2)
+    >>> out = ferzoo.export.export(model, tempfile.mkdtemp() + "/js",
+    ...     format="tfjs", class_names=["a", "b"])
+    >>> out.name
+    'model.json'
+    """
+    if format not in FORMATS:
+        raise ValueError(
+            f"`format` must be one of {FORMATS}. Received: format={format!r}"
+        )
+    if format == "savedmodel":
+        return export_saved_model(
+            model, path, image_shape, class_names, verbose=verbose
+        )
+    from ferzoo import deploy
+
+    size = _input_size(model, image_shape)
+    names = _class_names(model, class_names)
+    return deploy.export_format(
+        model, path, format, size, names, grayscale, verbose=verbose
+    )
 
 
 def export_saved_model(

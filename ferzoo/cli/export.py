@@ -12,10 +12,20 @@ from ferzoo.cli import options
     help="A .keras checkpoint, a training output folder or a preset name.",
 )
 @click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["savedmodel", "onnx", "litert", "tfjs"]),
+    default="savedmodel",
+    show_default=True,
+    help="savedmodel (TensorFlow), onnx (ONNX Runtime), litert "
+    "(model.tflite + labels.txt) or tfjs (TF.js graph model).",
+)
+@click.option(
     "--output",
     required=True,
     type=click.Path(file_okay=False),
-    help="SavedModel folder to write (replaced atomically).",
+    help="Folder to write: the SavedModel (replaced atomically), or the "
+    "folder that receives model.onnx / model.tflite / model.json.",
 )
 @click.option(
     "--image-size",
@@ -29,38 +39,57 @@ from ferzoo.cli import options
 @options.verbose_option
 @options.handle_errors
 def main(
-    model_path, output, image_size, allow_untrained, backend, as_json, verbose
+    model_path,
+    fmt,
+    output,
+    image_size,
+    allow_untrained,
+    backend,
+    as_json,
+    verbose,
 ):
-    """Export a model as a TensorFlow SavedModel that returns probabilities.
+    """Export a model that takes pixels and returns probabilities.
 
-    `serve` takes RGB pixels in [0, 255], uint8 or float32, shape
-    (batch, H, W, 3) of any H and W (resized inside to the model's input
-    size), and returns class probabilities; `class_names()` names them.
-    No outside preprocessing or side file is needed. A preset without
-    trained weights is refused unless --allow-untrained.
+    Every format takes RGB pixels 0-255 (uint8; int32 for TF.js, float32
+    too for the SavedModel), shape (batch, H, W, 3) of any H and W
+    (resized inside to the model's input size), returns class
+    probabilities and carries the class names: the SavedModel's
+    `class_names()`, ONNX metadata_props, the .tflite metadata and
+    labels.txt, TF.js userDefinedMetadata. ONNX needs tf2onnx
+    (pip install 'ferzoo[export]'). A preset without trained weights is
+    refused unless --allow-untrained.
 
     \b
     Examples:
       ferzoo-export --model runs/ferzoo/best.keras --output exported/scn
-      python -c "import tensorflow as tf; \\
-          m = tf.saved_model.load('exported/scn'); print(m.class_names())"
+      ferzoo-export --model ferzoo_fer2013 --format onnx --output exported/onnx
+      ferzoo-export --model ferzoo_fer2013 --format litert --output out/lite
+      ferzoo-export --model ferzoo_fer2013 --format tfjs --output demo/model
+      ferzoo-predict photo.jpg --model exported/onnx --runtime onnx
     """
     options.set_backend(backend)
     from ferzoo import training
-    from ferzoo.export import export_saved_model
+    from ferzoo.export import export
+    from ferzoo.predict import loading
 
     model = training.load_any(model_path, allow_untrained=allow_untrained)
     shape = None if image_size is None else (image_size, image_size, 3)
-    path = export_saved_model(model, output, image_shape=shape)
+    meta = {"metadata.json": training.model_metadata(model_path)}
+    grayscale = loading._grayscale_from_metadata(meta)
+    path = export(model, output, fmt, image_shape=shape, grayscale=grayscale)
     info = {
-        "saved_model": str(path),
-        "signature": "serve",
+        "format": fmt,
+        "path": str(path),
         "input_shape": [None, None, None, 3],
         "resized_to": list((shape or model.image_shape)[:2]),
         "class_names": list(model.recipe.get("class_names") or []),
         "num_classes": model.num_classes,
+        "grayscale": grayscale,
     }
-    options.emit(info, as_json, f"wrote SavedModel to {path}")
+    if fmt == "savedmodel":
+        info["saved_model"] = str(path)
+        info["signature"] = "serve"
+    options.emit(info, as_json, f"wrote {fmt} model to {path}")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,18 @@ EXIT_NO_FACE = 6
     "--model",
     default="ferzoo_fer2013",
     show_default=True,
-    metavar="PRESET_OR_RUN_OR_SAVEDMODEL",
+    metavar="PRESET_OR_RUN_OR_EXPORT",
     help="A preset name or folder, a training output folder (its "
-    "best.keras), a .keras file or a SavedModel folder.",
+    "best.keras), a .keras file, a SavedModel folder, or an ONNX / LiteRT "
+    "export folder (ferzoo-export --format onnx|litert).",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["keras", "onnx", "litert"]),
+    default=None,
+    help="onnx / litert: run an exported model in ONNX Runtime / LiteRT, "
+    "without loading TensorFlow or Keras (starts in about a second). "
+    "Default: an export folder on its runtime, anything else in Keras.",
 )
 @click.option(
     "--detector",
@@ -61,6 +70,7 @@ EXIT_NO_FACE = 6
 def main(
     paths,
     model,
+    runtime,
     detector,
     margin,
     output_dir,
@@ -84,6 +94,7 @@ def main(
       ferzoo-predict photo.jpg
       ferzoo-predict photos/ --output-dir predictions --cam
       ferzoo-predict crops/ --detector none --model runs/scn --json
+      ferzoo-predict photo.jpg --model exported/onnx --runtime onnx
     """
     if cam and not output_dir:
         raise click.UsageError("--cam writes PNG files: give --output-dir.")
@@ -91,7 +102,11 @@ def main(
     from ferzoo import predict as api
     from ferzoo.predict import report as reports
 
-    predictor = api.load_predictor(model)
+    if cam and runtime in ("onnx", "litert"):
+        raise click.UsageError(
+            "--cam needs the model's feature maps: run it in Keras."
+        )
+    predictor = api.load_predictor(model, runtime=runtime)
     for note in predictor.notes:
         click.echo(f"warning: {note}", err=True)
     try:

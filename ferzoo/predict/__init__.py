@@ -136,6 +136,7 @@ def predict(
     batch_size=32,
     class_names=None,
     grayscale=None,
+    runtime=None,
 ):
     """Find the faces in images and classify their expressions.
 
@@ -143,8 +144,9 @@ def predict(
         images_or_paths: a path, folder, PIL image or uint8 array
             `(H, W[, C])`, or a list of them (or an `(N, H, W, C)` array).
         model: a ferzoo model, a `Predictor`, a preset name or folder, a
-            training output folder (its `best.keras`), a `.keras` file or
-            a SavedModel folder. Defaults to `"ferzoo_fer2013"`.
+            training output folder (its `best.keras`), a `.keras` file, a
+            SavedModel folder or an ONNX / LiteRT export folder. Defaults
+            to `"ferzoo_fer2013"`.
         detector: str. `"haar"` (OpenCV) or `"none"` (each image is one
             face crop). Defaults to `"haar"`.
         margin: float. Extra crop around each box, as a fraction of its
@@ -156,6 +158,10 @@ def predict(
             (not used when `model` is a `Predictor`).
         grayscale: bool or None. Gray crops; `None` follows the model's
             training data (not used when `model` is a `Predictor`).
+        runtime: str or None. `"onnx"` or `"litert"` runs an export
+            (`ferzoo-export --format onnx|litert`) on that runtime,
+            without TensorFlow or Keras; `None` runs an export folder on
+            its runtime, anything else in Keras.
 
     Returns:
         A list of `ImageResult`, one per image, in input order (a folder's
@@ -183,7 +189,7 @@ def predict(
     if isinstance(model, Predictor):
         predictor = model
     else:
-        predictor = load_predictor(model, class_names, grayscale)
+        predictor = load_predictor(model, class_names, grayscale, runtime)
         for note in predictor.notes:
             warnings.warn(note, stacklevel=2)
     if cam:

@@ -1,7 +1,10 @@
-"""Load a model for `ferzoo.predict`: preset, run, `.keras`, SavedModel.
+"""Load a model for `ferzoo.predict`: preset, run, `.keras`, SavedModel,
+or an ONNX / LiteRT export run on its light runtime.
 
 Class names and the colour of the crops come with the model: from its
-preset's or run's `metadata.json` / `results.json`, or the SavedModel.
+preset's or run's `metadata.json` / `results.json`, the SavedModel, or
+the export's metadata. Loading an export imports neither TensorFlow nor
+Keras.
 """
 
 import json
@@ -14,6 +17,7 @@ from ferzoo.errors import FerzooError
 from ferzoo.errors import PresetError
 
 DEFAULT_MODEL = "ferzoo_fer2013"
+RUNTIMES = ("keras", "onnx", "litert")
 
 
 class CamUnsupportedError(FerzooError, ValueError):
@@ -30,9 +34,11 @@ class Predictor:
         grayscale: bool. Crops are made gray (then 3 channels), as the
             model's training images were.
         source: str. Where the model came from, for reports.
-        kind: str. `"keras"`, `"preset"` or `"saved_model"`.
+        kind: str. `"keras"`, `"preset"`, `"saved_model"`, `"onnx"` or
+            `"litert"`.
         trained: bool. False for a preset without weights.
-        serve: callable or None. The SavedModel's `serve` function.
+        serve: callable or None. The SavedModel's `serve` function, or
+            the exported model run on its runtime.
         named: bool. False when `class_names` are placeholders.
     """
 
@@ -101,7 +107,7 @@ class Predictor:
         model = self.model
         reason = None
         if model is None:
-            reason = "a SavedModel keeps no feature maps"
+            reason = f"an exported model ({self.kind}) keeps no feature maps"
         elif not (
             isinstance(getattr(model, "classifier", None), keras.layers.Dense)
             and hasattr(model, "backbone")
@@ -153,16 +159,39 @@ class Predictor:
         return out
 
 
-def load_predictor(model=DEFAULT_MODEL, class_names=None, grayscale=None):
-    """A `Predictor` from a model, preset, run folder, `.keras` file or
-    SavedModel folder.
+def load_predictor(
+    model=DEFAULT_MODEL, class_names=None, grayscale=None, runtime=None
+):
+    """A `Predictor` from a model, preset, run folder, `.keras` file,
+    SavedModel folder or ONNX / LiteRT export.
 
     Class names come from `class_names`, else the preset's or run's
     `metadata.json` (`dataset.class_names`, or the class names of its
-    test results) or `results.json`, else `class_0`, `class_1`, ...
-    `grayscale=None` makes crops gray when the model was trained on a
-    grayscale data set (FER2013, FERPlus, the synthetic faces).
+    test results) or `results.json`, or the export's metadata, else
+    `class_0`, `class_1`, ... `grayscale=None` makes crops gray when the
+    model was trained on a grayscale data set (FER2013, FERPlus, the
+    synthetic faces), or as the export's metadata says.
+
+    `runtime`: `"onnx"` or `"litert"` runs an export (`ferzoo-export
+    --format onnx|litert`) in ONNX Runtime or LiteRT, without importing
+    TensorFlow or Keras; `"keras"` refuses an export; `None` (default)
+    runs an export folder on its runtime and anything else in Keras.
     """
+    if runtime is not None and runtime not in RUNTIMES:
+        raise ValueError(
+            f"`runtime` must be one of {RUNTIMES}. Received: {runtime!r}"
+        )
+    if runtime != "keras" and not _is_keras_model(model):
+        from ferzoo.deploy import runtimes
+
+        found, _ = runtimes.find_export(model, None)
+        if runtime in runtimes.RUNTIMES or found:
+            if found and runtime and found != runtime:
+                raise PresetError(
+                    f"{model} is a {found} export; run it with --runtime "
+                    f"{found} (Python: `runtime={found!r}`)."
+                )
+            return _from_export(model, runtime, class_names, grayscale)
     import keras
 
     from ferzoo import models  # noqa: F401  (registers the .keras classes)
@@ -208,6 +237,33 @@ def load_predictor(model=DEFAULT_MODEL, class_names=None, grayscale=None):
     trained = (folder / presets.WEIGHTS_FILE).is_file()
     return _from_model(
         loaded, model, "preset", meta, class_names, grayscale, trained
+    )
+
+
+def _is_keras_model(model):
+    import sys
+
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+def _from_export(path, runtime, class_names, grayscale):
+    from ferzoo.deploy import runtimes
+
+    exported = runtimes.load_exported(path, runtime)
+    names = class_names or exported.class_names
+    names, named = _checked_names(names, len(exported.class_names), path)
+    if grayscale is None:
+        grayscale = bool(exported.grayscale)
+    return Predictor(
+        None,
+        names,
+        exported.image_size,
+        grayscale,
+        exported.path,
+        exported.runtime,
+        serve=exported,
+        named=named,
     )
 
 

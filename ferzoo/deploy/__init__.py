@@ -1,0 +1,177 @@
+"""Export ferzoo models for light runtimes: ONNX, LiteRT and TF.js.
+
+Each export holds one function, the same on every format:
+
+- input `images`: RGB pixels 0-255, `(batch, H, W, 3)` of any H and W
+  (all three formats keep dynamic shapes); uint8 for ONNX and LiteRT,
+  int32 for TF.js (TF.js has no uint8 tensors; `tf.browser.fromPixels`
+  returns int32);
+- inside: cast to float32, bilinear resize with antialiasing to the
+  model's input size (TensorFlow's `tf.image.resize(..., antialias=True)`,
+  written as two matrix products so that every runtime has the ops; an
+  identity when the image already has the model's size), the model;
+- output `probabilities`: `(batch, num_classes)`, softmax of the logits.
+
+Each export carries its metadata (`deploy_metadata`): class names, the
+model's input size, whether the crops should be gray, in ONNX
+`metadata_props`, in the `.tflite` file's metadata (and `labels.txt`
+beside it), in TF.js `model.json`'s `userDefinedMetadata`.
+
+The graph is traced on Keras' TensorFlow backend and converted: ONNX with
+`tf2onnx` (the `export` extra), LiteRT with TensorFlow's own converter,
+TF.js with ferzoo's graph-model writer (`ferzoo.deploy.tfjs`; see
+docs/export.md for why not the `tensorflowjs` package). On another
+backend the model is saved to a temporary `.keras` file and converted
+in a child process on the TensorFlow backend.
+
+Running an export (`ferzoo.deploy.runtimes`) imports neither TensorFlow
+nor Keras.
+"""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+from ferzoo.version import __version__
+
+FORMATS = ("onnx", "litert", "tfjs")
+MODEL_FILES = {
+    "onnx": "model.onnx",
+    "litert": "model.tflite",
+    "tfjs": "model.json",
+}
+LABELS_FILE = "labels.txt"
+# The metadata key (ONNX metadata_props, LiteRT metadata name, TF.js
+# userDefinedMetadata key) under which ferzoo's JSON metadata is stored.
+METADATA_KEY = "ferzoo"
+
+
+def deploy_metadata(fmt, class_names, image_size, grayscale=None):
+    """The metadata every export carries (a JSON-able dict)."""
+    dtype = "int32" if fmt == "tfjs" else "uint8"
+    return {
+        "ferzoo_version": __version__,
+        "format": fmt,
+        "class_names": [str(n) for n in class_names],
+        "image_size": [int(image_size[0]), int(image_size[1])],
+        "grayscale": None if grayscale is None else bool(grayscale),
+        "input": {
+            "name": "images",
+            "dtype": dtype,
+            "shape": [None, None, None, 3],
+            "description": "RGB pixels 0-255, any height and width",
+        },
+        "output": {
+            "name": "probabilities",
+            "shape": [None, len(class_names)],
+        },
+        "resize": "bilinear with antialiasing to image_size, inside",
+    }
+
+
+def export_format(
+    model, path, fmt, image_size, class_names, grayscale=None, verbose=False
+):
+    """Write `model` in format `fmt` into the folder `path`.
+
+    Args:
+        model: a `ferzoo.models.NoisyLabelClassifier`.
+        path: str or path. The folder to write into (created if missing);
+            files are written atomically and nothing is deleted.
+        fmt: str. One of `FORMATS`.
+        image_size: tuple `(height, width)`: the model's input size.
+        class_names: list of str, one per class.
+        grayscale: bool or None. Recorded in the metadata: crops for the
+            model should be gray (as its training images were).
+        verbose: bool. Print the converters' output.
+
+    Returns:
+        The path of the model file written, as a `pathlib.Path`.
+    """
+    import keras
+
+    if fmt not in FORMATS:
+        raise ValueError(
+            f"`format` must be one of {FORMATS}. Received: format={fmt!r}"
+        )
+    path = pathlib.Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    meta = deploy_metadata(fmt, class_names, image_size, grayscale)
+    if keras.backend.backend() != "tensorflow":
+        return _export_in_child(model, path, fmt, meta, verbose)
+    return _export_here(model, path, fmt, meta, verbose)
+
+
+def _export_here(model, path, fmt, meta, verbose):
+    from ferzoo.deploy import graph
+
+    height, width = meta["image_size"]
+    dtype = "int32" if fmt == "tfjs" else "uint8"
+    function = graph.deploy_function(model, height, width, dtype)
+    if fmt == "onnx":
+        from ferzoo.deploy import onnx
+
+        return onnx.write_onnx(function, path, meta, verbose)
+    if fmt == "litert":
+        from ferzoo.deploy import litert
+
+        return litert.write_litert(function, path, meta, verbose)
+    from ferzoo.deploy import tfjs
+
+    return tfjs.write_graph_model(function, path, meta)
+
+
+def _export_in_child(model, path, fmt, meta, verbose):
+    """Trace on the TensorFlow backend in a child process (JAX, torch)."""
+    with tempfile.TemporaryDirectory(prefix="ferzoo-export-") as tmp:
+        saved = pathlib.Path(tmp) / "model.keras"
+        model.save(saved)
+        spec = pathlib.Path(tmp) / "spec.json"
+        spec.write_text(
+            json.dumps(
+                {
+                    "model": str(saved),
+                    "path": str(path),
+                    "format": fmt,
+                    "metadata": meta,
+                    "verbose": bool(verbose),
+                }
+            )
+        )
+        env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "ferzoo.deploy._child", str(spec)],
+            env=env,
+            capture_output=not verbose,
+            text=True,
+        )
+        if proc.returncode != 0:
+            tail = (proc.stderr or "")[-3000:]
+            raise RuntimeError(
+                f"Exporting to {fmt} on the TensorFlow backend (child "
+                f"process) failed with exit code {proc.returncode}:\n{tail}"
+            )
+    return path / MODEL_FILES[fmt]
+
+
+def write_atomic(path, data):
+    """Write bytes or text to `path` through a temporary file beside it."""
+    path = pathlib.Path(path)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
