@@ -1,0 +1,107 @@
+// Drive the demo page (docs/demo/) in a real headless Chromium.
+//
+// Launches the Chromium of npm's @sparticuz/chromium with puppeteer-core,
+// opens URL, waits for the models to load, uploads IMAGE through the
+// page's file input, waits for its results and prints JSON:
+// {results: window.ferzoo.results, backend, load_ms, analyse_ms,
+// ms_per_image (with --time N: model.predict on one 112 x 112 crop, N
+// runs after a warm-up), console: [...]}. With --screenshot FILE it
+// saves the page as a PNG.
+//
+//   node scripts/browser_check.mjs --url http://127.0.0.1:8000/ \
+//       --image face.png --node-modules build/js/node_modules \
+//       [--screenshot page.png] [--time 20]
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
+
+function parseArgs(argv) {
+  const args = { time: 0 };
+  const keys = {
+    '--url': 'url', '--image': 'image', '--node-modules': 'nodeModules',
+    '--screenshot': 'screenshot', '--time': 'time',
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    const key = keys[argv[i]];
+    if (!key || argv[i + 1] === undefined) {
+      console.error(`usage: node browser_check.mjs --url URL --image FILE --node-modules DIR [--screenshot FILE] [--time N]; got ${argv[i]}`);
+      process.exit(2);
+    }
+    args[key] = argv[i + 1];
+  }
+  for (const key of ['url', 'image', 'nodeModules']) {
+    if (!args[key]) { console.error(`missing --${key}`); process.exit(2); }
+  }
+  args.time = Number(args.time);
+  return args;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const modules = path.resolve(args.nodeModules);
+  const require = createRequire(path.join(modules, 'noop.js'));
+  const puppeteer = require('puppeteer-core');
+  const chromiumEntry = path.join(modules, '@sparticuz/chromium/build/index.js');
+  const chromium = (await import(pathToFileURL(chromiumEntry).href)).default;
+  const browser = await puppeteer.launch({
+    args: chromium.args,
+    executablePath: await chromium.executablePath(),
+    headless: true,
+    defaultViewport: { width: 1100, height: 720 },
+  });
+  const logs = [];
+  try {
+    const page = await browser.newPage();
+    page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+    const failed = new Promise((_, reject) => {
+      page.on('pageerror', (e) => { logs.push(`pageerror: ${e.message}`); reject(e); });
+    });
+    failed.catch(() => {});
+    const wait = (fn) => Promise.race([page.waitForFunction(fn, { timeout: 120000 }), failed]);
+    const t0 = Date.now();
+    await page.goto(args.url, { waitUntil: 'load' });
+    await wait(() => ['ready', 'error'].includes(document.body.dataset.state));
+    const loadMs = Date.now() - t0;
+    if (await page.evaluate(() => document.body.dataset.state) === 'error') {
+      throw new Error(`page failed to load: ${await page.$eval('#status', (e) => e.textContent)}`);
+    }
+    const t1 = Date.now();
+    const input = await page.$('#file');
+    await input.uploadFile(path.resolve(args.image));
+    await wait(() => ['done', 'error'].includes(document.body.dataset.state));
+    const analyseMs = Date.now() - t1;
+    const status = await page.$eval('#status', (e) => e.textContent);
+    if (await page.evaluate(() => document.body.dataset.state) === 'error') {
+      throw new Error(`page failed on the image: ${status}`);
+    }
+    const results = await page.evaluate(() => window.ferzoo.results);
+    if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
+    let msPerImage = null;
+    if (args.time > 0) {
+      msPerImage = await page.evaluate(async (n) => {
+        const { tf } = faceapi;
+        const [h, w] = window.ferzoo.metadata.image_size;
+        const x = tf.tensor4d(new Int32Array(h * w * 3).map((_, i) => (i * 7) % 256), [1, h, w, 3], 'int32');
+        const once = async () => { const y = window.ferzoo.model.predict(x); await y.data(); y.dispose(); };
+        await once();
+        const start = performance.now();
+        for (let i = 0; i < n; i += 1) await once();
+        const ms = (performance.now() - start) / n;
+        x.dispose();
+        return ms;
+      }, args.time);
+    }
+    console.log(JSON.stringify({
+      status, results, backend: results.backend, load_ms: loadMs, analyse_ms: analyseMs,
+      ms_per_image: msPerImage, browser: await browser.version(), console: logs,
+    }));
+  } catch (e) {
+    console.error(String(e.stack || e));
+    console.error(logs.join('\n'));
+    process.exitCode = 1;
+  } finally {
+    await browser.close();
+  }
+}
+
+main();
