@@ -200,7 +200,7 @@ def _class_names(model, class_names):
     if class_names is None:
         warnings.warn(
             "The model records no class names (train it with "
-            "ferzoo.training.train, or pass `class_names=`); the SavedModel "
+            "ferzoo.training.train, or pass `class_names=`); the export "
             "names its classes '0', '1', ...",
             stacklevel=3,
         )

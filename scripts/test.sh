@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The README's test command: install ferzoo with its test extras, lint, then
+# The README's test command: install ferzoo with its test extras (and the
+# export runtimes of the deploy-test extra), lint, then
 # run the default and `large` test tiers under TensorFlow and under JAX,
 # and a CLI smoke run. Usage: bash scripts/test.sh [extra pytest args]
 # Two pytest-xdist workers (CI has 2 cores): 17.7 min for both backends on a
@@ -7,7 +8,7 @@
 # to run in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m pip install --quiet --disable-pip-version-check ".[test]"
+python -m pip install --quiet --disable-pip-version-check ".[test,deploy-test]"
 ruff check ferzoo tests scripts
 for script in scripts/*.py; do python "$script" --help > /dev/null; done
 export TF_CPP_MIN_LOG_LEVEL=2

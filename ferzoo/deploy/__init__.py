@@ -91,18 +91,38 @@ def export_format(
     Returns:
         The path of the model file written, as a `pathlib.Path`.
     """
+    (out,) = export_formats(
+        model, {fmt: path}, image_size, class_names, grayscale, verbose
+    )
+    return out
+
+
+def export_formats(
+    model, paths, image_size, class_names, grayscale=None, verbose=False
+):
+    """`export_format` for several formats: `paths` maps format -> folder.
+
+    On a backend other than TensorFlow all of them are written by one
+    child process. Returns the model files written, in `paths` order.
+    """
     import keras
 
-    if fmt not in FORMATS:
-        raise ValueError(
-            f"`format` must be one of {FORMATS}. Received: format={fmt!r}"
-        )
-    path = pathlib.Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    meta = deploy_metadata(fmt, class_names, image_size, grayscale)
+    jobs = []
+    for fmt, path in paths.items():
+        if fmt not in FORMATS:
+            raise ValueError(
+                f"`format` must be one of {FORMATS}. Received: format={fmt!r}"
+            )
+        path = pathlib.Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = deploy_metadata(fmt, class_names, image_size, grayscale)
+        jobs.append((path, fmt, meta))
     if keras.backend.backend() != "tensorflow":
-        return _export_in_child(model, path, fmt, meta, verbose)
-    return _export_here(model, path, fmt, meta, verbose)
+        _export_in_child(model, jobs, verbose)
+    else:
+        for path, fmt, meta in jobs:
+            _export_here(model, path, fmt, meta, verbose)
+    return [path / MODEL_FILES[fmt] for path, fmt, _ in jobs]
 
 
 def _export_here(model, path, fmt, meta, verbose):
@@ -124,7 +144,7 @@ def _export_here(model, path, fmt, meta, verbose):
     return tfjs.write_graph_model(function, path, meta)
 
 
-def _export_in_child(model, path, fmt, meta, verbose):
+def _export_in_child(model, jobs, verbose):
     """Trace on the TensorFlow backend in a child process (JAX, torch)."""
     with tempfile.TemporaryDirectory(prefix="ferzoo-export-") as tmp:
         saved = pathlib.Path(tmp) / "model.keras"
@@ -134,9 +154,10 @@ def _export_in_child(model, path, fmt, meta, verbose):
             json.dumps(
                 {
                     "model": str(saved),
-                    "path": str(path),
-                    "format": fmt,
-                    "metadata": meta,
+                    "jobs": [
+                        {"path": str(path), "format": fmt, "metadata": meta}
+                        for path, fmt, meta in jobs
+                    ],
                     "verbose": bool(verbose),
                 }
             )
@@ -150,11 +171,11 @@ def _export_in_child(model, path, fmt, meta, verbose):
         )
         if proc.returncode != 0:
             tail = (proc.stderr or "")[-3000:]
+            formats = ", ".join(fmt for _, fmt, _ in jobs)
             raise RuntimeError(
-                f"Exporting to {fmt} on the TensorFlow backend (child "
+                f"Exporting to {formats} on the TensorFlow backend (child "
                 f"process) failed with exit code {proc.returncode}:\n{tail}"
             )
-    return path / MODEL_FILES[fmt]
 
 
 def write_atomic(path, data):

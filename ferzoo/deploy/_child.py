@@ -19,13 +19,14 @@ def main(spec_path):
     if keras.backend.backend() != "tensorflow":
         raise SystemExit("the export child needs KERAS_BACKEND=tensorflow")
     model = keras.saving.load_model(spec["model"], compile=False)
-    deploy._export_here(
-        model,
-        pathlib.Path(spec["path"]),
-        spec["format"],
-        spec["metadata"],
-        spec["verbose"],
-    )
+    for job in spec["jobs"]:
+        deploy._export_here(
+            model,
+            pathlib.Path(job["path"]),
+            job["format"],
+            job["metadata"],
+            spec["verbose"],
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,305 @@
+"""ONNX, LiteRT and TF.js exports: layout, metadata and runtime parity.
+
+Parity is against the SavedModel's `serve` (TensorFlow's own antialiased
+resize, `ScaleAndTranslate`), each export run in its own runtime:
+onnxruntime, ai-edge-litert's interpreter, TF.js (wasm) in node. The
+model's classifier is scaled up so that its probabilities are far from
+uniform: a wrong weight, resize or softmax moves them by far more than
+the 1e-4 bound.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import ferzoo
+from ferzoo import deploy
+from ferzoo.convert import tfjs as tfjs_reader
+from ferzoo.deploy import runtimes
+from ferzoo.errors import PresetError
+from tests.test_case import REPO
+from tests.test_case import tiny_backbone
+
+NAMES = ["angry", "happy", "sad"]
+SIZE = 32
+# Model size, a shrink (non-integer factors) and an enlargement.
+SHAPES = [(2, SIZE, SIZE, 3), (1, 45, 61, 3), (1, 20, 24, 3)]
+ATOL = 1e-4
+
+sys.path.insert(0, str(REPO / "scripts"))
+import demo_setup  # noqa: E402
+
+
+def has(module):
+    return importlib.util.find_spec(module) is not None
+
+
+def peaked_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = ferzoo.models.Baseline(backbone=tiny_backbone(SIZE), num_classes=3)
+    kernel, bias = model.classifier.get_weights()
+    model.classifier.set_weights([kernel * 4.0, bias])
+    return model
+
+
+def images(seed=0):
+    """Noise images of different brightness (different outputs)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for shape in SHAPES:
+        level = rng.uniform(0.1, 1.0, (shape[0], 1, 1, 1))
+        out.append((255 * level * rng.uniform(0, 1, shape)).astype("uint8"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """The model, its SavedModel's `serve` outputs and an export cache."""
+    import tensorflow as tf
+
+    root = tmp_path_factory.mktemp("deploy")
+    model = peaked_model()
+    saved = ferzoo.export.export(
+        model, root / "saved", "savedmodel", class_names=NAMES
+    )
+    loaded = tf.saved_model.load(str(saved))
+    batches = images()
+    expected = [loaded.serve(tf.constant(b)).numpy() for b in batches]
+    # Far from uniform, and different images give different outputs.
+    assert expected[0].max(axis=1).min() > 0.5
+    assert np.abs(expected[0][0] - expected[0][1]).max() > 0.02
+    # Every format at once: on JAX, one child process on TensorFlow.
+    formats = [
+        fmt
+        for fmt, ready in [
+            ("onnx", has("onnxruntime") and has("tf2onnx")),
+            ("litert", has("ai_edge_litert")),
+            ("tfjs", demo_setup.node_available()),
+        ]
+        if ready
+    ]
+    paths = deploy.export_formats(
+        model, {f: root / f for f in formats}, (SIZE, SIZE), NAMES, True
+    )
+    exports = dict(zip(formats, paths))
+    return {"batches": batches, "expected": expected, "export": exports.get}
+
+
+def check_metadata(meta, fmt):
+    assert meta["class_names"] == NAMES
+    assert meta["image_size"] == [SIZE, SIZE]
+    assert meta["grayscale"] is True
+    assert meta["format"] == fmt
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    not (has("onnxruntime") and has("tf2onnx")),
+    reason="needs the deploy-test extra (onnxruntime, tf2onnx)",
+)
+def test_onnx_matches_serve_in_onnxruntime(setup):
+    import onnxruntime
+
+    path = setup["export"]("onnx")
+    session = onnxruntime.InferenceSession(
+        str(path), providers=["CPUExecutionProvider"]
+    )
+    (source,) = session.get_inputs()
+    assert source.type == "tensor(uint8)"
+    assert source.shape[3] == 3 and all(
+        isinstance(d, str) for d in source.shape[:3]
+    )  # dynamic batch, height and width
+    props = session.get_modelmeta().custom_metadata_map
+    assert json.loads(props["class_names"]) == NAMES
+    check_metadata(json.loads(props["ferzoo"]), "onnx")
+    for batch, expected in zip(setup["batches"], setup["expected"]):
+        (out,) = session.run(None, {source.name: batch})
+        np.testing.assert_allclose(out, expected, atol=ATOL)
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    not has("ai_edge_litert"),
+    reason="needs the deploy-test extra (ai-edge-litert)",
+)
+def test_litert_matches_serve_in_the_litert_interpreter(setup):
+    from ai_edge_litert.interpreter import Interpreter
+
+    path = setup["export"]("litert")
+    assert (path.parent / "labels.txt").read_text().split() == NAMES
+    meta = json.loads(runtimes.litert_metadata(path)["ferzoo"])
+    check_metadata(meta, "litert")
+    interpreter = Interpreter(model_path=str(path))
+    (source,) = interpreter.get_input_details()
+    (target,) = interpreter.get_output_details()
+    assert source["dtype"] == np.uint8
+    assert list(source["shape_signature"]) == [-1, -1, -1, 3]
+    for batch, expected in zip(setup["batches"], setup["expected"]):
+        interpreter.resize_tensor_input(source["index"], batch.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(source["index"], batch)
+        interpreter.invoke()
+        out = interpreter.get_tensor(target["index"])
+        np.testing.assert_allclose(out, expected, atol=ATOL)
+
+
+@pytest.mark.large
+@pytest.mark.skipif(not demo_setup.node_available(), reason="node is absent")
+def test_tfjs_matches_serve_in_node(setup, tmp_path):
+    path = setup["export"]("tfjs")
+    modules = demo_setup.install_npm()
+    for i, (batch, expected) in enumerate(
+        zip(setup["batches"], setup["expected"])
+    ):
+        npy = tmp_path / f"x{i}.npy"
+        np.save(npy, batch)
+        proc = subprocess.run(
+            [
+                "node",
+                str(REPO / "scripts" / "tfjs_predict.mjs"),
+                "--model",
+                str(path.parent),
+                "--images",
+                str(npy),
+                "--node-modules",
+                str(modules),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        assert out["backend"] == "wasm"
+        check_metadata(out["metadata"]["ferzoo"], "tfjs")
+        np.testing.assert_allclose(
+            np.array(out["probabilities"]), expected, atol=ATOL
+        )
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    not (has("onnxruntime") and has("tf2onnx")),
+    reason="needs the deploy-test extra (onnxruntime, tf2onnx)",
+)
+def test_cli_export_and_predict_on_onnxruntime_without_tensorflow(tmp_path):
+    from click.testing import CliRunner
+
+    from ferzoo.cli.export import main as export_main
+
+    model = peaked_model()
+    model.save(tmp_path / "model.keras")
+    # Class names come from the run's metadata.json beside the checkpoint.
+    meta = {"dataset": {"class_names": NAMES}}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    out = tmp_path / "onnx"
+    result = CliRunner().invoke(
+        export_main,
+        [
+            "--model",
+            str(tmp_path / "model.keras"),
+            "--format",
+            "onnx",
+            "--output",
+            str(out),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["path"] == str(out / "model.onnx")
+    faces, _ = ferzoo.data.make_synthetic_faces(3, image_size=48)
+    np.save(tmp_path / "faces.npy", faces)
+    keras_faces = ferzoo.predict(
+        list(faces), model=model, detector="none", grayscale=False
+    )
+    # A fresh process: the light path must not import TensorFlow or Keras.
+    code = (
+        "import json, sys, numpy as np, ferzoo\n"
+        f"faces = np.load({str(tmp_path / 'faces.npy')!r})\n"
+        f"r = ferzoo.predict(list(faces), model={str(out)!r},"
+        " detector='none', runtime='onnx')\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'jax') "
+        "if m in sys.modules]\n"
+        "print(json.dumps({'heavy': heavy, 'names': r[0].faces[0]"
+        ".class_names, 'p': [x.faces[0].probabilities.tolist() "
+        "for x in r]}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    light = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert light["heavy"] == []
+    assert light["names"] == NAMES
+    expected = [r.faces[0].probabilities for r in keras_faces]
+    np.testing.assert_allclose(light["p"], expected, atol=ATOL)
+
+
+def test_resize_matches_tensorflow_antialiased_resize():
+    import tensorflow as tf
+
+    from ferzoo.deploy import graph
+
+    rng = np.random.default_rng(1)
+    for shape, size in [
+        ((2, 37, 53, 3), (16, 16)),  # shrink by 2.3 and 3.3
+        ((1, 9, 12, 3), (20, 31)),  # enlarge
+        ((1, 16, 16, 3), (16, 16)),  # same size: the identity
+    ]:
+        x = rng.uniform(0, 255, shape).astype("float32")
+        got = graph.resize_images(tf.constant(x), *size).numpy()
+        want = tf.image.resize(x, size, "bilinear", antialias=True).numpy()
+        np.testing.assert_allclose(got, want, atol=2e-3)
+        if shape[1:3] == size:
+            np.testing.assert_array_equal(got, x)
+
+
+def test_tfjs_writer_moves_constants_into_shards(tmp_path):
+    import tensorflow as tf
+
+    from ferzoo.deploy import tfjs
+
+    kernel = np.random.default_rng(2).normal(size=(3, 4)).astype("float32")
+
+    @tf.function(
+        input_signature=[tf.TensorSpec((None, None, None, 3), tf.int32)]
+    )
+    def function(images):
+        x = tf.reduce_mean(tf.cast(images, tf.float32), axis=[1, 2])
+        return {"probabilities": tf.nn.softmax(tf.matmul(x, kernel))}
+
+    meta = deploy.deploy_metadata("tfjs", list("abcd"), (8, 8), False)
+    path = tfjs.write_graph_model(function, tmp_path, meta, shard_bytes=20)
+    model = json.loads(path.read_text())
+    assert model["format"] == "graph-model"
+    assert model["userDefinedMetadata"]["ferzoo"]["class_names"] == list("abcd")
+    assert model["signature"]["inputs"]["images"]["dtype"] == "DT_INT32"
+    # 48 bytes of kernel in 20-byte shards, read back as TF.js would.
+    assert len(model["weightsManifest"][0]["paths"]) >= 3
+    weights = tfjs_reader.read_tfjs_weights(path)
+    assert any(np.array_equal(w, kernel) for w in weights.values())
+    for node in model["modelTopology"]["node"]:
+        if node["op"] == "Const":
+            tensor = node["attr"]["value"]["tensor"]
+            assert "tensorContent" not in tensor and "floatVal" not in tensor
+
+
+def test_errors_name_the_problem(tmp_path):
+    with pytest.raises(PresetError, match="no exported model"):
+        runtimes.load_exported(tmp_path)
+    with pytest.raises(ValueError, match="runtime"):
+        runtimes.load_exported(tmp_path, runtime="tensorrt")
+    with pytest.raises(ValueError, match="format"):
+        ferzoo.export.export(peaked_model(), tmp_path, format="coreml")
