@@ -66,10 +66,10 @@ def export(
     >>> backbone = ferzoo.backbones.SmallCNNBackbone(
     ...     image_shape=(32, 32, 3), stackwise_num_filters=[8])
     >>> model = ferzoo.models.Baseline(backbone=backbone, num_classes=2)
-    >>> out = ferzoo.export.export(model, tempfile.mkdtemp() + "/js",
-    ...     format="tfjs", class_names=["a", "b"])
-    >>> out.name
-    'model.json'
+    >>> out = ferzoo.export.export(model, tempfile.mkdtemp() + "/saved",
+    ...     format="savedmodel", class_names=["a", "b"])
+    >>> (out / "saved_model.pb").exists()
+    True
     """
     if format not in FORMATS:
         raise ValueError(
