@@ -188,8 +188,9 @@ def load_predictor(
         if runtime in runtimes.RUNTIMES or found:
             if found and runtime and found != runtime:
                 raise PresetError(
-                    f"{model} is a {found} export; run it with --runtime "
-                    f"{found} (Python: `runtime={found!r}`)."
+                    f"{model} holds an export for the {found} runtime, not "
+                    f"{runtime}: run it with --runtime {found} (Python: "
+                    f"`runtime={found!r}`)."
                 )
             return _from_export(model, runtime, class_names, grayscale)
     import keras

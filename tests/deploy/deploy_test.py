@@ -22,6 +22,7 @@ from ferzoo import deploy
 from ferzoo.convert import tfjs as tfjs_reader
 from ferzoo.deploy import runtimes
 from ferzoo.errors import PresetError
+from ferzoo.predict import load_predictor
 from tests.test_case import REPO
 from tests.test_case import tiny_backbone
 
@@ -303,3 +304,6 @@ def test_errors_name_the_problem(tmp_path):
         runtimes.load_exported(tmp_path, runtime="tensorrt")
     with pytest.raises(ValueError, match="format"):
         ferzoo.export.export(peaked_model(), tmp_path, format="coreml")
+    (tmp_path / "model.onnx").write_bytes(b"")
+    with pytest.raises(PresetError, match="for the onnx runtime, not litert"):
+        load_predictor(tmp_path, runtime="litert")
