@@ -55,16 +55,26 @@ def install_npm(prefix=NPM_DIR, packages=None):
     Returns the `node_modules` folder. Raises `RuntimeError` with npm's
     output when the install fails.
     """
+    import fcntl
+
     packages = packages or NPM_PACKAGES
     prefix = pathlib.Path(prefix)
     modules = prefix / "node_modules"
+    prefix.mkdir(parents=True, exist_ok=True)
+    # One install at a time (pytest-xdist workers share the folder).
+    with open(prefix / ".install-lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _install_missing(prefix, modules, packages)
+    return modules
+
+
+def _install_missing(prefix, modules, packages):
     missing = [
         f"{name}@{version}"
         for name, version in packages.items()
         if _installed_version(modules / name) != version
     ]
     if missing:
-        prefix.mkdir(parents=True, exist_ok=True)
         if not (prefix / "package.json").exists():
             (prefix / "package.json").write_text('{"private": true}\n')
         proc = subprocess.run(
@@ -79,7 +89,6 @@ def install_npm(prefix=NPM_DIR, packages=None):
                 f"npm install {' '.join(missing)} failed in {prefix}:\n"
                 f"{proc.stderr[-3000:]}"
             )
-    return modules
 
 
 def _installed_version(package_dir):

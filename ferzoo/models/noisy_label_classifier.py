@@ -404,6 +404,20 @@ class NoisyLabelClassifier(keras.Model):
             return export_saved_model(
                 self, filepath, verbose=bool(verbose), **kwargs
             )
+        light = {"image_shape", "class_names", "grayscale"}
+        if (
+            format in ("onnx", "litert", "tfjs")
+            and input_signature is None
+            and (set(kwargs) <= light)
+        ):
+            # ferzoo's exports: uint8 pixels of any size -> probabilities,
+            # class names in the metadata; `filepath` is the folder that
+            # receives model.onnx / model.tflite / model.json.
+            from ferzoo.export import export
+
+            return export(
+                self, filepath, format, verbose=bool(verbose), **kwargs
+            )
         return super().export(
             filepath,
             format=format,

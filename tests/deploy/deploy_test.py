@@ -152,6 +152,29 @@ def test_litert_matches_serve_in_the_litert_interpreter(setup):
 
 
 @pytest.mark.large
+@pytest.mark.skipif(
+    not has("ai_edge_litert"),
+    reason="needs the deploy-test extra (ai-edge-litert)",
+)
+def test_keras_export_api_writes_ferzoo_formats(tmp_path):
+    # Keras' own `model.export(format="litert")` of a method with a
+    # `sample_ids` input gave logits at a fixed size and no class names.
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = ferzoo.models.SCN(
+        backbone=tiny_backbone(SIZE), num_classes=3, num_samples=4
+    )
+    path = model.export(tmp_path / "lite", format="litert", class_names=NAMES)
+    exported = runtimes.load_exported(path.parent)
+    assert exported.class_names == NAMES
+    x = images(3)[0]
+    np.testing.assert_allclose(
+        exported(x), model.predict(x.astype("float32"), verbose=0), atol=ATOL
+    )
+
+
+@pytest.mark.large
 @pytest.mark.skipif(not demo_setup.node_available(), reason="node is absent")
 def test_tfjs_matches_serve_in_node(setup, tmp_path):
     path = setup["export"]("tfjs")
