@@ -5,12 +5,14 @@
 // page's file input, waits for its results and prints JSON:
 // {results: window.ferzoo.results, backend, load_ms, analyse_ms,
 // ms_per_image (with --time N: model.predict on one 112 x 112 crop, N
-// runs after a warm-up), console: [...]}. With --screenshot FILE it
-// saves the page as a PNG.
+// runs after a warm-up; with --npy NAME, the uint8 (N, H, W, 3) images of
+// the .npy file at NAME (a URL relative to the page), each a batch of one,
+// N passes, and `probabilities` of the first pass), console: [...]}.
+// With --screenshot FILE it saves the page as a PNG.
 //
 //   node scripts/browser_check.mjs --url http://127.0.0.1:8000/ \
 //       --image face.png --node-modules build/js/node_modules \
-//       [--screenshot page.png] [--time 20]
+//       [--screenshot page.png] [--time 20 [--npy faces.npy]]
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
@@ -19,7 +21,7 @@ function parseArgs(argv) {
   const args = { time: 0 };
   const keys = {
     '--url': 'url', '--image': 'image', '--node-modules': 'nodeModules',
-    '--screenshot': 'screenshot', '--time': 'time',
+    '--screenshot': 'screenshot', '--time': 'time', '--npy': 'npy',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = keys[argv[i]];
@@ -76,24 +78,47 @@ async function main() {
     }
     const results = await page.evaluate(() => window.ferzoo.results);
     if (args.screenshot) await page.screenshot({ path: args.screenshot, fullPage: true });
-    let msPerImage = null;
+    let timing = { ms: null, probabilities: null };
     if (args.time > 0) {
-      msPerImage = await page.evaluate(async (n) => {
+      timing = await page.evaluate(async (n, npy) => {
         const { tf } = faceapi;
-        const [h, w] = window.ferzoo.metadata.image_size;
-        const x = tf.tensor4d(new Int32Array(h * w * 3).map((_, i) => (i * 7) % 256), [1, h, w, 3], 'int32');
-        const once = async () => { const y = window.ferzoo.model.predict(x); await y.data(); y.dispose(); };
-        await once();
+        let images;
+        if (npy) {
+          const buf = new Uint8Array(await (await fetch(npy)).arrayBuffer());
+          const major = buf[6];
+          const view = new DataView(buf.buffer);
+          const len = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+          const start = (major === 1 ? 10 : 12) + len;
+          const header = new TextDecoder('latin1').decode(buf.subarray(major === 1 ? 10 : 12, start));
+          const shape = header.match(/'shape':\s*\(([^)]*)\)/)[1].split(',').filter((v) => v.trim()).map(Number);
+          const size = shape[1] * shape[2] * 3;
+          images = [];
+          for (let i = 0; i < shape[0]; i += 1) {
+            const data = Int32Array.from(buf.subarray(start + i * size, start + (i + 1) * size));
+            images.push(tf.tensor4d(data, [1, shape[1], shape[2], 3], 'int32'));
+          }
+        } else {
+          const [h, w] = window.ferzoo.metadata.image_size;
+          images = [tf.tensor4d(new Int32Array(h * w * 3).map((_, i) => (i * 7) % 256), [1, h, w, 3], 'int32')];
+        }
+        const once = async (x) => {
+          const y = window.ferzoo.model.predict(x);
+          const values = Array.from(await y.data());
+          y.dispose();
+          return values;
+        };
+        const probabilities = [];
+        for (const x of images) probabilities.push(await once(x)); // warm-up
         const start = performance.now();
-        for (let i = 0; i < n; i += 1) await once();
-        const ms = (performance.now() - start) / n;
-        x.dispose();
-        return ms;
-      }, args.time);
+        for (let r = 0; r < n; r += 1) for (const x of images) await once(x);
+        const ms = (performance.now() - start) / (n * images.length);
+        tf.dispose(images);
+        return { ms, probabilities };
+      }, args.time, args.npy || null);
     }
     console.log(JSON.stringify({
       status, results, backend: results.backend, load_ms: loadMs, analyse_ms: analyseMs,
-      ms_per_image: msPerImage, browser: await browser.version(), console: logs,
+      ms_per_image: timing.ms, probabilities: timing.probabilities, browser: await browser.version(), console: logs,
     }));
   } catch (e) {
     console.error(String(e.stack || e));

@@ -56,7 +56,6 @@ def _photo(path):
 @pytest.mark.skipif(not demo_setup.node_available(), reason="node is absent")
 def test_page_matches_python_in_headless_chromium(tmp_path):
     import keras
-    import tensorflow as tf
 
     if keras.backend.backend() != "tensorflow":
         pytest.skip(
@@ -64,6 +63,8 @@ def test_page_matches_python_in_headless_chromium(tmp_path):
             "TensorFlow on every backend); runs under KERAS_BACKEND="
             "tensorflow"
         )
+    import tensorflow as tf
+
     from ferzoo import training
 
     modules = demo_setup.install_npm()
