@@ -14,11 +14,14 @@ detector weights) and exports the model as TF.js into `DEMO/model/`
 The tests (tests/deploy/) use `install_npm` and `build_demo` too.
 """
 
+import functools
+import http.server
 import json
 import pathlib
 import shutil
 import subprocess
 import sys
+import threading
 
 import click
 
@@ -116,6 +119,24 @@ def build_demo(dest, node_modules, page_dir=DEMO_DIR):
     for name in WASM_FILES:
         shutil.copy2(wasm / name, vendor / name)
     return dest
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(folder):
+    """Serve `folder` on 127.0.0.1 (a free port) in a daemon thread.
+
+    Returns the server: its URL is
+    `f"http://127.0.0.1:{server.server_address[1]}/"`; stop it with
+    `server.shutdown()`.
+    """
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 @click.command()

@@ -19,8 +19,6 @@ Needs the `export` and `deploy-test` extras, and node for the TF.js rows.
         --images 16 --repeat 5 --json docs/benchmarks/export_latency.json
 """
 
-import functools
-import http.server
 import json
 import os
 import pathlib
@@ -28,7 +26,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import click
@@ -37,11 +34,6 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def timed(fn, batches, repeat):
@@ -165,9 +157,7 @@ def main(model_name, num_images, repeat, json_path):
         demo = demo_setup.build_demo(tmp / "demo", modules)
         os.replace(tmp / "tfjs", demo / "model")
         np.save(demo / "faces.npy", faces)
-        handler = functools.partial(_QuietHandler, directory=str(demo))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = demo_setup.serve(demo)
         try:
             proc = subprocess.run(
                 [

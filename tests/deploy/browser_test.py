@@ -9,13 +9,10 @@ antialiased bilinear resize, as the SavedModel's `serve` does) within
 screenshot to docs/images/demo_page.jpg (the README's picture).
 """
 
-import functools
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -28,18 +25,6 @@ sys.path.insert(0, str(REPO / "scripts"))
 import demo_setup  # noqa: E402
 
 SCREENSHOT = REPO / "docs" / "images" / "demo_page.jpg"
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def _serve(folder):
-    handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def _photo(path):
@@ -72,7 +57,7 @@ def test_page_matches_python_in_headless_chromium(tmp_path):
     model = training.load_any("ferzoo_fer2013")
     ferzoo.export.export(model, demo / "model", "tfjs", grayscale=True)
     photo = _photo(tmp_path / "face.png")
-    server = _serve(demo)
+    server = demo_setup.serve(demo)
     try:
         proc = subprocess.run(
             [
