@@ -8,7 +8,10 @@
 // runs after a warm-up; with --npy NAME, the uint8 (N, H, W, 3) images of
 // the .npy file at NAME (a URL relative to the page), each a batch of one,
 // N passes, and `probabilities` of the first pass), console: [...]}.
-// With --screenshot FILE it saves the page as a PNG.
+// With --screenshot FILE it saves the page as a PNG. With --webcam 1 it
+// then starts the page's webcam (Chromium's fake camera: a test pattern
+// without faces), waits for the first analysed frame, stops it and adds
+// `webcam: {width, height, faces, status}`.
 //
 //   node scripts/browser_check.mjs --url http://127.0.0.1:8000/ \
 //       --image face.png --node-modules build/js/node_modules \
@@ -22,6 +25,7 @@ function parseArgs(argv) {
   const keys = {
     '--url': 'url', '--image': 'image', '--node-modules': 'nodeModules',
     '--screenshot': 'screenshot', '--time': 'time', '--npy': 'npy',
+    '--webcam': 'webcam',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const key = keys[argv[i]];
@@ -45,8 +49,9 @@ async function main() {
   const puppeteer = require('puppeteer-core');
   const chromiumEntry = path.join(modules, '@sparticuz/chromium/build/index.js');
   const chromium = (await import(pathToFileURL(chromiumEntry).href)).default;
+  const fakeCamera = ['--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream'];
   const browser = await puppeteer.launch({
-    args: chromium.args,
+    args: [...chromium.args, ...(args.webcam ? fakeCamera : [])],
     executablePath: await chromium.executablePath(),
     headless: true,
     defaultViewport: { width: 1100, height: 720 },
@@ -116,7 +121,24 @@ async function main() {
         return { ms, probabilities };
       }, args.time, args.npy || null);
     }
+    let webcam = null;
+    if (args.webcam) {
+      await page.evaluate(() => { document.body.dataset.state = 'ready'; window.ferzoo.results = null; });
+      await page.click('#webcam');
+      await wait(() => ['done', 'error'].includes(document.body.dataset.state) && (
+        document.body.dataset.state === 'error' || window.ferzoo.results !== null));
+      webcam = await page.evaluate(() => ({
+        state: document.body.dataset.state,
+        status: document.getElementById('status').textContent,
+        button: document.getElementById('webcam').textContent,
+        width: window.ferzoo.results && window.ferzoo.results.width,
+        height: window.ferzoo.results && window.ferzoo.results.height,
+        faces: window.ferzoo.results && window.ferzoo.results.faces.length,
+      }));
+      await page.click('#webcam');
+    }
     console.log(JSON.stringify({
+      webcam,
       status, results, backend: results.backend, load_ms: loadMs, analyse_ms: analyseMs,
       ms_per_image: timing.ms, probabilities: timing.probabilities, browser: await browser.version(), console: logs,
     }));

@@ -5,8 +5,10 @@ loads the page, which loads the shipped model's TF.js export and face-api's
 detector; the test uploads a photo and checks each face's probabilities
 against the Keras model on the same crop (gray, resized with TensorFlow's
 antialiased bilinear resize, as the SavedModel's `serve` does) within
-1e-3. With FERZOO_UPDATE_SCREENSHOT=1 it also writes the page's
-screenshot to docs/images/demo_page.jpg (the README's picture).
+1e-3, then starts the page's webcam on Chromium's fake camera and checks
+that a frame is analysed. With FERZOO_UPDATE_SCREENSHOT=1 it also
+writes the page's screenshot to docs/images/demo_page.jpg (the README's
+picture).
 """
 
 import json
@@ -71,6 +73,8 @@ def test_page_matches_python_in_headless_chromium(tmp_path):
                 str(modules),
                 "--screenshot",
                 str(tmp_path / "page.png"),
+                "--webcam",
+                "1",
             ],
             capture_output=True,
             text=True,
@@ -95,6 +99,11 @@ def test_page_matches_python_in_headless_chromium(tmp_path):
         got = np.array(face["probabilities"])
         np.testing.assert_allclose(got, expected, atol=1e-3)
         assert got.max() > 0.3  # a real prediction, not a flat one
+    # The webcam path on Chromium's fake camera (a pattern, no face).
+    webcam = report["webcam"]
+    assert webcam["state"] == "done" and webcam["button"] == "Stop the webcam"
+    assert webcam["width"] > 0 and webcam["height"] > 0
+    assert webcam["faces"] == 0
     if os.environ.get("FERZOO_UPDATE_SCREENSHOT"):
         image = Image.open(tmp_path / "page.png").convert("RGB")
         image.thumbnail((900, 900))
