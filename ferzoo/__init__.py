@@ -20,6 +20,7 @@ _SUBMODULES = (
     "callbacks",
     "convert",
     "data",
+    "deploy",  # ONNX / LiteRT / TF.js exports and their light runtimes
     "export",
     "layers",
     "losses",

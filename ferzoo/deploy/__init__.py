@@ -28,6 +28,7 @@ Running an export (`ferzoo.deploy.runtimes`) imports neither TensorFlow
 nor Keras.
 """
 
+import importlib
 import json
 import os
 import pathlib
@@ -47,6 +48,15 @@ LABELS_FILE = "labels.txt"
 # The metadata key (ONNX metadata_props, LiteRT metadata name, TF.js
 # userDefinedMetadata key) under which ferzoo's JSON metadata is stored.
 METADATA_KEY = "ferzoo"
+_SUBMODULES = ("graph", "litert", "onnx", "runtimes", "tfjs")
+
+
+def __getattr__(name):
+    # `ferzoo.deploy.runtimes` after `import ferzoo`, without importing
+    # TensorFlow (graph, litert, onnx and tfjs do) before it is needed.
+    if name in _SUBMODULES:
+        return importlib.import_module(f"ferzoo.deploy.{name}")
+    raise AttributeError(f"module 'ferzoo.deploy' has no attribute {name!r}")
 
 
 def deploy_metadata(fmt, class_names, image_size, grayscale=None):
