@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ferzoo import training
+from ferzoo.errors import DataError
 from ferzoo.errors import RunMismatchError
 from tests.data.splits_test import rafdb
 from tests.test_case import REPO
@@ -86,6 +87,86 @@ class TrainingTest(TestCase):
             np.testing.assert_allclose(
                 np.asarray(va), np.asarray(vb), atol=1e-4, err_msg=va.path
             )
+
+    @pytest.mark.large
+    def test_sigkill_at_every_checkpoint_write_resumes_exactly(self):
+        # A process killed (SIGKILL) at each point of the checkpoint
+        # sequence, then rerun, ends with the uninterrupted run's history.
+        spec, _ = rafdb(pathlib.Path(self.tmp_dir()))
+        kwargs = dict(
+            preset="baseline_small_cnn_synthetic",
+            data=spec,
+            epochs=3,
+            batch_size=16,
+            val_fraction=0.0,  # best.keras is rewritten every epoch
+            verbose=0,
+        )
+        straight = training.train(output_dir=self.tmp_dir(), **kwargs)
+        points = [
+            "last_saved",
+            "best_saved",
+            "state_written",
+            "history_written",
+            "last_moved",
+            "best_moved",
+        ]
+        outs = {point: self.tmp_dir() for point in points}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        children = {
+            point: subprocess.Popen(
+                [
+                    sys.executable,
+                    str(REPO / "tests/training_kill_child.py"),
+                    point,
+                    "1",
+                    json.dumps({**kwargs, "output_dir": out}),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+            for point, out in outs.items()
+        }
+        for point, child in children.items():
+            _, err = child.communicate(timeout=300)
+            self.assertEqual(child.returncode, -9, (point, err[-2000:]))
+        for point, out in outs.items():
+            state = json.load(open(os.path.join(out, "state.json")))
+            committed = point not in ("last_saved", "best_saved")
+            self.assertEqual(state["epoch"], 1 if committed else 0, point)
+            resumed = training.train(output_dir=out, **kwargs)
+            self.assertEqual(
+                [r["epoch"] for r in resumed["history"]], [0, 1, 2], point
+            )
+            for got, want in zip(resumed["history"], straight["history"]):
+                self.assertEqual(sorted(got), sorted(want), point)
+                for key in want:
+                    np.testing.assert_allclose(
+                        got[key], want[key], rtol=1e-4, atol=1e-5,
+                        err_msg=f"{point}: {key}",
+                    )  # fmt: skip
+            with open(os.path.join(out, "history.csv")) as f:
+                rows = f.read().strip().splitlines()
+            self.assertEqual([r.split(",")[0] for r in rows[1:]], list("012"))
+            leftovers = [f for f in os.listdir(out) if f.startswith(".")]
+            self.assertEqual(leftovers, [".ferzoo-output.json"], point)
+
+    def test_truncated_last_keras_is_refused_with_a_hint(self):
+        out = pathlib.Path(self.tmp_dir())
+        state = {
+            "epoch": 0,
+            "best": 0.5,
+            "records": [],
+            "config": None,
+            "checkpoint": {"last": {"file": ".last-00000.keras",
+                                    "sha256": "0" * 64}},
+        }  # fmt: skip
+        (out / "state.json").write_text(json.dumps(state))
+        (out / "last.keras").write_bytes(b"PK\x03\x04 truncated")
+        with self.assertRaisesRegex(DataError, "last.keras.*--no-resume"):
+            training.recover_checkpoint(out, state)
+        with self.assertRaisesRegex(DataError, "last.keras: not a readable"):
+            training.load_checkpoint(out / "last.keras")
 
     @pytest.mark.large
     def test_other_settings_in_a_run_folder_are_refused(self):

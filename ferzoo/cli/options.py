@@ -30,6 +30,10 @@ class RunMismatchClickError(click.ClickException):
     exit_code = EXIT_USAGE
 
 
+class UsageClickError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
 def preset_option(required=True, default=None):
     """`--preset`; `default` only names the default in the help text."""
     more = f" Default: {default}." if default else ""
@@ -208,8 +212,10 @@ def handle_errors(fn=None, *, interrupted="interrupted"):
     def wrapper(*args, **kwargs):
         from ferzoo.errors import DataError
         from ferzoo.errors import DivergedError
+        from ferzoo.errors import OutputFolderError
         from ferzoo.errors import PresetError
         from ferzoo.errors import RunMismatchError
+        from ferzoo.errors import UsageError
 
         try:
             return fn(*args, **kwargs)
@@ -222,6 +228,8 @@ def handle_errors(fn=None, *, interrupted="interrupted"):
             raise DivergedClickError(str(e)) from e
         except RunMismatchError as e:
             raise RunMismatchClickError(str(e)) from e
+        except (OutputFolderError, UsageError) as e:
+            raise UsageClickError(str(e)) from e
 
     return wrapper
 
