@@ -15,7 +15,14 @@ from ferzoo.cli import options
     "--output",
     required=True,
     type=click.Path(file_okay=False),
-    help="SavedModel folder to write (replaced atomically).",
+    help="SavedModel folder to write: a new or empty folder, or an "
+    "earlier export with --overwrite (written atomically).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier ferzoo export in --output (never a folder "
+    "ferzoo did not write).",
 )
 @click.option(
     "--image-size",
@@ -29,7 +36,14 @@ from ferzoo.cli import options
 @options.verbose_option
 @options.handle_errors
 def main(
-    model_path, output, image_size, allow_untrained, backend, as_json, verbose
+    model_path,
+    output,
+    overwrite,
+    image_size,
+    allow_untrained,
+    backend,
+    as_json,
+    verbose,
 ):
     """Export a model as a TensorFlow SavedModel that returns probabilities.
 
@@ -46,12 +60,17 @@ def main(
           m = tf.saved_model.load('exported/scn'); print(m.class_names())"
     """
     options.set_backend(backend)
+    from ferzoo import outputs
     from ferzoo import training
     from ferzoo.export import export_saved_model
 
+    # Refuse a folder that is not ours before loading anything.
+    outputs.check_replaceable(output, "export", overwrite=overwrite)
     model = training.load_any(model_path, allow_untrained=allow_untrained)
     shape = None if image_size is None else (image_size, image_size, 3)
-    path = export_saved_model(model, output, image_shape=shape)
+    path = export_saved_model(
+        model, output, image_shape=shape, overwrite=overwrite
+    )
     info = {
         "saved_model": str(path),
         "signature": "serve",

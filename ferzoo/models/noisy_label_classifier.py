@@ -389,11 +389,12 @@ class NoisyLabelClassifier(keras.Model):
         `ferzoo.export.export_saved_model` on every backend: `serve` takes
         uint8 or float32 RGB batches of any height and width (resized
         inside) and returns probabilities; `class_names()` names them.
-        `kwargs` may give its `image_shape` and `class_names`. Other
+        `kwargs` may give its `image_shape`, `class_names` and
+        `overwrite` (replace an earlier ferzoo export at `filepath`). Other
         formats, an `input_signature` or Keras' own `kwargs` use
         `keras.Model.export`.
         """
-        ours = {"image_shape", "class_names"}
+        ours = {"image_shape", "class_names", "overwrite"}
         if (
             format == "tf_saved_model"
             and input_signature is None
