@@ -255,15 +255,17 @@ def load_training_data(
 
     records = read_split(data, "train", image_size, on_error, limit_per_class)
     info = _noisy_labels(
-        records, data, noise_rate, noise_type, noise_seed, noise_file
+        records, data, noise_rate, noise_type, noise_seed, noise_file, on_error
     )
     return records, DatasetInfo(**info)
 
 
-def _noisy_labels(records, data, noise_rate, noise_type, noise_seed, file):
+def _noisy_labels(
+    records, data, noise_rate, noise_type, noise_seed, file, on_error="raise"
+):
     from ferzoo.data import pair_noise
-    from ferzoo.data import read_noise_file
     from ferzoo.data import symmetric_noise
+    from ferzoo.data.noise import apply_noise_file
 
     if noise_type not in ("symmetric", "pair"):
         raise ValueError(
@@ -278,8 +280,13 @@ def _noisy_labels(records, data, noise_rate, noise_type, noise_seed, file):
     clean = records.labels.copy()
     labels, noise = clean, {}
     if file is not None:
-        labels = read_noise_file(file, records.names, records.class_names)
-        noise = {"type": "file", "file": os.fspath(file)}
+        labels, noise = apply_noise_file(
+            file,
+            records.names,
+            records.class_names,
+            getattr(records, "listed_names", None),
+            on_error,
+        )
     elif noise_rate:
         make = symmetric_noise if noise_type == "symmetric" else pair_noise
         labels = make(

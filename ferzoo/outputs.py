@@ -288,3 +288,22 @@ def replace_folder(new, path):
     os.replace(new, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def owned(folder, kind, **kwargs):
+    """`claim()` for the life of a `with` block; a block that fails
+    leaves no folder it created, and no marker in a folder that was empty.
+
+    `folder=None` claims nothing (yields None).
+    """
+    if folder is None:
+        yield None
+        return
+    held = claim(folder, kind, **kwargs)
+    try:
+        yield held
+    except BaseException:
+        held.release(remove=held.state == "new")
+        raise
+    held.release()

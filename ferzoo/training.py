@@ -29,6 +29,7 @@ from ferzoo.errors import DataError
 from ferzoo.errors import DivergedError
 from ferzoo.errors import PresetError
 from ferzoo.errors import RunMismatchError
+from ferzoo.errors import UsageError
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 
 RESULTS_FILE = "results.json"
@@ -772,11 +773,47 @@ def evaluate(
     ds, info = _load(
         data, split, image_size=size, batch_size=batch_size, on_error=on_error
     )
-    report = metrics.classification_report(
-        info.labels, model.predict(ds, verbose=0), info.class_names
+    probs = match_classes(
+        model.predict(ds, verbose=0),
+        (getattr(model, "recipe", None) or {}).get("class_names"),
+        info.class_names,
+        source=model_or_path,
+        data=data,
     )
+    report = metrics.classification_report(info.labels, probs, info.class_names)
     report.update({"data": data, "split": split})
     return report
+
+
+def match_classes(probs, model_names, data_names, source="model", data=None):
+    """The columns of `probs` (in the model's class order) in the data's.
+
+    Classes are matched by name (`"happiness"` is `"happy"`): the same
+    set in another order is reordered; another set, or a model without
+    names whose class count differs, is a `UsageError` listing both.
+    """
+    from ferzoo.data.noise import _canonical
+
+    probs = np.asarray(probs)
+    data_names = [str(n) for n in data_names]
+    if model_names is None:
+        if probs.shape[-1] != len(data_names):
+            raise UsageError(
+                f"the model {source} has {probs.shape[-1]} classes (names "
+                f"unrecorded) but the data {data} has {len(data_names)}: "
+                f"{data_names}"
+            )
+        return probs
+    model_names = [str(n) for n in model_names]
+    theirs = [_canonical(n) for n in model_names]
+    ours = [_canonical(n) for n in data_names]
+    if sorted(theirs) != sorted(ours) or len(set(ours)) != len(ours):
+        raise UsageError(
+            f"the model {source} and the data {data} have different "
+            f"classes, so it cannot be evaluated there. Model: {model_names}; "
+            f"data: {data_names}"
+        )
+    return probs[:, [theirs.index(name) for name in ours]]
 
 
 def model_metadata(model_or_path):

@@ -17,7 +17,7 @@ from ferzoo.cli import options
 @options.limit_per_class_option
 @click.option(
     "--val-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=options.FiniteFloatRange(0, 1, max_open=True),
     default=0.1,
     show_default=True,
     help="With no val split in the data (RAF-DB): fraction of each class "
