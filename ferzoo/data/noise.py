@@ -250,7 +250,7 @@ def parse_label_file(path, label_base=1, num_labels=7):
     if not os.path.isfile(path):
         raise DataError("label file not found", path=path)
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, "rb") as f:
         for i, raw in enumerate(TextLines(f, path), start=1):
             text = raw.strip()
             if not text or text.startswith("#"):

@@ -127,7 +127,7 @@ def _open_csv(path, required):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError("csv file not found", path=path)
-    f = open(path, newline="", encoding="utf-8")
+    f = open(path, "rb")
     reader = CheckedRows(csv.reader(TextLines(f, path)), path)
     try:
         header = next(reader, None)

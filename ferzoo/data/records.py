@@ -94,8 +94,11 @@ class ErrorPolicy:
 
 
 class TextLines:
-    """The lines of a text file; bytes that are not UTF-8 are a
-    `DataError` naming the file and line (not a `UnicodeDecodeError`)."""
+    """The lines of a text file opened in binary mode, decoded as UTF-8.
+
+    Bytes that are not UTF-8, or NUL bytes (a binary file), are a
+    `DataError` naming the file and line, not a `UnicodeDecodeError`.
+    """
 
     def __init__(self, f, path):
         self.f, self.path, self.line = f, path, 0
@@ -104,23 +107,24 @@ class TextLines:
         return self
 
     def __next__(self):
+        raw = next(self.f)
+        self.line += 1
         try:
-            text = next(self.f)
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as e:
             raise DataError(
-                f"not UTF-8 text ({e.reason}, byte 0x{e.object[e.start]:02x});"
+                f"not UTF-8 text ({e.reason}, byte 0x{raw[e.start]:02x});"
                 " is it a binary file, or in another encoding?",
                 path=self.path,
-                line=self.line + 1,
+                line=self.line,
             ) from None
-        self.line += 1
         if "\x00" in text:
             raise DataError(
                 "holds NUL bytes: a binary file, not text",
                 path=self.path,
                 line=self.line,
             )
-        return text
+        return text.removeprefix("\ufeff") if self.line == 1 else text
 
 
 def check_image_size(image_size):
