@@ -58,12 +58,14 @@ def _listing(folder):
     return [name for name in os.listdir(folder) if name != LOCK]
 
 
-def check(folder, kind, overwrite=False, replace=False):
+def check(folder, kind, overwrite=False, replace=False, adopt=None):
     """Raise `OutputFolderError` unless ferzoo may write `kind` into `folder`.
 
     Returns `"new"` (missing or empty folder) or `"ours"` (a folder this
     kind of command wrote before). With `replace=True` (the command
     replaces the folder's content), `"ours"` also needs `overwrite=True`.
+    `adopt(folder)` may recognise a folder an older ferzoo wrote before
+    markers existed (it is then `"ours"`, and `claim` marks it).
     """
     folder = pathlib.Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -71,6 +73,8 @@ def check(folder, kind, overwrite=False, replace=False):
     if not folder.exists() or not _listing(folder):
         return "new"
     marker = read_marker(folder)
+    if marker is None and adopt is not None and adopt(folder):
+        return "ours"
     if marker is None:
         raise OutputFolderError(
             folder,
@@ -227,7 +231,7 @@ class Claim:
         return False
 
 
-def claim(folder, kind, overwrite=False, replace=False, lock=True):
+def claim(folder, kind, overwrite=False, replace=False, lock=True, adopt=None):
     """Check, create, mark and lock an output folder (see module docs).
 
     Args:
@@ -237,6 +241,8 @@ def claim(folder, kind, overwrite=False, replace=False, lock=True):
             (for `replace=True` commands).
         replace: bool. The command replaces the folder's content.
         lock: bool. Hold the folder's OS lock until `release()`.
+        adopt: callable or None. Recognises an unmarked folder an older
+            ferzoo wrote (see `check`).
 
     Returns:
         A `Claim` (also a context manager that releases the lock).
@@ -248,7 +254,7 @@ def claim(folder, kind, overwrite=False, replace=False, lock=True):
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}. Received: {kind!r}")
     folder = pathlib.Path(folder)
-    state = check(folder, kind, overwrite=overwrite, replace=replace)
+    state = check(folder, kind, overwrite, replace, adopt)
     created = prepare(folder, kind)
     folder_lock = FolderLock(folder)
     if lock:

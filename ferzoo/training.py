@@ -346,6 +346,30 @@ def _remove_run_files(out):
     shutil.rmtree(out / "logs", ignore_errors=True)
 
 
+# What an older ferzoo (before output-folder markers) left in a run folder.
+_UNMARKED_RUN_FILES = set(RUN_FILES) | {
+    "logs",
+    "config.json",
+    "metadata.json",
+    "model.weights.h5",
+}
+
+
+def _is_unmarked_run(folder):
+    """A run folder from before markers: only ferzoo's run files, with a
+    `state.json` (settings and records) and its `last.keras`."""
+    names = {n for n in os.listdir(folder) if not n.startswith(".tmp-")}
+    if not names <= _UNMARKED_RUN_FILES or "last.keras" not in names:
+        return False
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and {"epoch", "records", "config"} <= set(
+        state
+    )
+
+
 def _read_state(path):
     """The resume state in `path`, or None for an older ferzoo's state
     without its `last.keras`."""
@@ -465,7 +489,9 @@ def train(
     dist = distribute_lib.setup(distribute)
     out = dist.worker_output_dir(output_dir)
     # Only the chief writes the shared folder; it owns and locks it.
-    claim = outputs.claim(out, "train") if dist.is_chief else None
+    claim = None
+    if dist.is_chief:
+        claim = outputs.claim(out, "train", adopt=_is_unmarked_run)
     done = False
     try:
         results = _train(dist, out, **settings)

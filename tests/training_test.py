@@ -8,9 +8,12 @@ import keras
 import numpy as np
 import pytest
 
+import ferzoo
 from ferzoo import training
 from ferzoo.errors import DataError
+from ferzoo.errors import OutputFolderError
 from ferzoo.errors import RunMismatchError
+from ferzoo.errors import UsageError
 from tests.data.splits_test import rafdb
 from tests.test_case import REPO
 from tests.test_case import TestCase
@@ -167,6 +170,59 @@ class TrainingTest(TestCase):
             training.recover_checkpoint(out, state)
         with self.assertRaisesRegex(DataError, "last.keras: not a readable"):
             training.load_checkpoint(out / "last.keras")
+
+    def test_a_folder_ferzoo_did_not_write_is_refused_untouched(self):
+        out = pathlib.Path(self.tmp_dir())
+        (out / "logs").mkdir()
+        for name in ("history.csv", "results.json", "logs/events"):
+            (out / name).write_text(f"the user's {name}")
+        for resume in (True, False):
+            with self.assertRaisesRegex(OutputFolderError, "not written by"):
+                training.train(
+                    "baseline_small_cnn_synthetic",
+                    data="synthetic:35",
+                    output_dir=str(out),
+                    epochs=1,
+                    verbose=0,
+                    resume=resume,
+                )
+        for name in ("history.csv", "results.json", "logs/events"):
+            self.assertEqual((out / name).read_text(), f"the user's {name}")
+        self.assertEqual(
+            sorted(os.listdir(out)), ["history.csv", "logs", "results.json"]
+        )
+
+    def test_evaluate_matches_classes_by_name(self):
+        from PIL import Image
+
+        root = pathlib.Path(self.tmp_dir())
+        counts = {"calm": 1, "happy": 2, "tense": 3}
+        rng = np.random.default_rng(0)
+        images, labels = [], []
+        for c, (name, n) in enumerate(counts.items()):
+            (root / name).mkdir()
+            for i in range(n):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype="uint8")
+                Image.fromarray(pixels).save(root / name / f"{i}.png")
+                images.append(pixels)
+                labels.append(c)
+        model = ferzoo.models.Baseline(backbone=tiny_backbone(), num_classes=3)
+        model_names = ["tense", "calm", "happy"]  # same set, other order
+        model.recipe = {**model.recipe, "class_names": model_names}
+        predicted = model.predict(np.stack(images).astype("float32"))
+        names = [model_names[i] for i in predicted.argmax(-1)]
+        data_names = list(counts)
+        expected = np.mean([n == data_names[y] for n, y in zip(names, labels)])
+        by_index = np.mean(predicted.argmax(-1) == np.array(labels))
+        self.assertNotEqual(expected, by_index)  # the test can tell
+        report = training.evaluate(model, f"imagefolder:{root}")
+        self.assertAlmostEqual(report["accuracy"], expected)
+        # Another set of classes: refused, naming both lists.
+        model.recipe = {**model.recipe, "class_names": ["a", "b", "c"]}
+        with self.assertRaisesRegex(
+            UsageError, r"\['a', 'b', 'c'\].*\['calm', 'happy', 'tense'\]"
+        ):
+            training.evaluate(model, f"imagefolder:{root}")
 
     @pytest.mark.large
     def test_other_settings_in_a_run_folder_are_refused(self):

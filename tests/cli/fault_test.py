@@ -328,6 +328,18 @@ class FaultSuiteTest(TestCase):
                    "{root}"], 2, ["{root}", "not written by ferzoo"],
                    setup=user_files)  # fmt: skip
 
+        def own_audit_with_user_pictures(root):
+            ferzoo_folder(f"{root}/out", "audit")
+            image(f"{root}/out/sheets/mine.png")
+            image(f"{root}/out/thumbs/holiday.png")
+
+        # An earlier audit's folder: rewritten, but the files a user put
+        # into its sheets/ and thumbs/ are kept (snapshot).
+        root, _ = self.trial("ferzoo-audit", ["--from-run", "{run}", "--top",
+                             "4", *out], 0,
+                             setup=own_audit_with_user_pictures)  # fmt: skip
+        self.assertTrue(os.path.isfile(f"{root}/out/sheets/sheet_001.png"))
+
         def in_use(root):
             ferzoo_folder(f"{root}/out", "audit")
             return outputs.FolderLock(f"{root}/out").acquire()
