@@ -169,6 +169,14 @@ def summary_text(results, output_dir):
             + ", ".join(f"{n} in {split}" for split, n in skipped.items())
             + " (listed in results.json)"
         )
+    unknown = ((results.get("noise") or {}).get("unknown_ids") or {}).get(
+        "count"
+    )
+    if unknown:
+        lines.append(
+            f"noise file: {unknown} name(s) of no training image left out "
+            "(listed in results.json)"
+        )
     noise = results.get("noise_detection")
     if noise and noise.get("roc_auc") is not None:
         lines.append(
