@@ -56,6 +56,10 @@ class DecoderTest(TestCase):
         path = self.tmp_dir() + "/palette.png"
         image.save(path)
         self.check(path, colors[index], atol=0)
+        # A transparent palette entry is white, as alpha is elsewhere.
+        image.save(path, transparency=3)
+        expected = np.where((index == 3)[..., None], 255, colors[index])
+        self.check(path, expected, atol=0)
 
     def test_cmyk_jpeg(self):
         # Blocks of pure inks: none (white), cyan, magenta, yellow, black.
