@@ -109,6 +109,18 @@ def save_checkpoint(out, model, state, best_improved, previous=None):
     return state
 
 
+def finish_checkpoint(out, state):
+    """After `save_checkpoint`'s commit: rename the new files into place
+    (what `recover_checkpoint` does after a crash, without re-hashing)."""
+    out = pathlib.Path(out)
+    for key in CHECKPOINTS:
+        entry = (state.get("checkpoint") or {}).get(key)
+        new = None if entry is None else out / entry["file"]
+        if new is not None and new.is_file():
+            os.replace(new, out / f"{key}.keras")
+            _write_point(f"{key}_moved", int(state["epoch"]))
+
+
 def recover_checkpoint(out, state, names=CHECKPOINTS):
     """Make `last.keras` / `best.keras` the files `state` names.
 
@@ -243,7 +255,7 @@ class TrainingMonitor(keras.callbacks.Callback):
         if self.history_file:
             write_history(self.output_dir / self.history_file, self.records)
             _write_point("history_written", epoch)
-        recover_checkpoint(self.output_dir, state)
+        finish_checkpoint(self.output_dir, state)
 
 
 def _load(data, split, **kwargs):
