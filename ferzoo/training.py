@@ -39,7 +39,10 @@ STATE_FILE = "state.json"
 def atomic_write_json(path, obj):
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
