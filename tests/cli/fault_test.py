@@ -224,7 +224,7 @@ class FaultSuiteTest(TestCase):
         root, _ = self.trial(
             "ferzoo-train",
             [*TINY, "--data", "synthetic:35", "--batch-size", "7",
-             "--learning-rate", "1e30", *out],
+             "--epochs", "1", "--learning-rate", "1e38", *out],
             4,
             ["--learning-rate"],
         )  # fmt: skip
@@ -352,7 +352,7 @@ class FaultSuiteTest(TestCase):
         self.trial(
             "ferzoo-audit",
             [*TINY, "--data", "synthetic:35", "--folds", "2", "--epochs",
-             "1", "--batch-size", "7", "--learning-rate", "1e30", *out],
+             "1", "--batch-size", "7", "--learning-rate", "1e38", *out],
             4,
             ["learning rate"],
         )  # fmt: skip
