@@ -58,7 +58,7 @@ import json
 import math
 import os
 import pathlib
-import shutil
+import re
 import sys
 import types
 
@@ -255,15 +255,17 @@ def load_training_data(
 
     records = read_split(data, "train", image_size, on_error, limit_per_class)
     info = _noisy_labels(
-        records, data, noise_rate, noise_type, noise_seed, noise_file
+        records, data, noise_rate, noise_type, noise_seed, noise_file, on_error
     )
     return records, DatasetInfo(**info)
 
 
-def _noisy_labels(records, data, noise_rate, noise_type, noise_seed, file):
+def _noisy_labels(
+    records, data, noise_rate, noise_type, noise_seed, file, on_error="raise"
+):
     from ferzoo.data import pair_noise
-    from ferzoo.data import read_noise_file
     from ferzoo.data import symmetric_noise
+    from ferzoo.data.noise import apply_noise_file
 
     if noise_type not in ("symmetric", "pair"):
         raise ValueError(
@@ -278,8 +280,13 @@ def _noisy_labels(records, data, noise_rate, noise_type, noise_seed, file):
     clean = records.labels.copy()
     labels, noise = clean, {}
     if file is not None:
-        labels = read_noise_file(file, records.names, records.class_names)
-        noise = {"type": "file", "file": os.fspath(file)}
+        labels, noise = apply_noise_file(
+            file,
+            records.names,
+            records.class_names,
+            getattr(records, "listed_names", None),
+            on_error,
+        )
     elif noise_rate:
         make = symmetric_noise if noise_type == "symmetric" else pair_noise
         labels = make(
@@ -421,10 +428,13 @@ def train_fold(
         seed=seed,
     )
     state_path = fold_dir / training.STATE_FILE
-    initial_epoch, records, best = 0, [], -math.inf
+    initial_epoch, records, best, state = 0, [], -math.inf, {}
     if resume and state_path.is_file() and (fold_dir / "last.keras").is_file():
         state = json.loads(state_path.read_text())
-        model = keras.saving.load_model(fold_dir / "last.keras")
+        training.recover_checkpoint(fold_dir, state)
+        model = training.load_checkpoint(
+            fold_dir / "last.keras", "Start over with --no-resume"
+        )
         initial_epoch = int(state["epoch"]) + 1
         records, best = state["records"], state["best"]
         if model.num_samples != len(train_idx):
@@ -443,7 +453,9 @@ def train_fold(
         )
         model.recipe = recipe
         model.compile()
-    monitor = training.TrainingMonitor(fold_dir, None, None, records, best)
+    monitor = training.TrainingMonitor(
+        fold_dir, None, None, records, best, checkpoint=state.get("checkpoint")
+    )
     total = int(recipe["epochs"])
     bar = _epoch_bar(total, min(initial_epoch, total), desc, progress)
     try:
@@ -631,6 +643,52 @@ def audit(
         `flipped` when noise was injected); `df.attrs["summary"]` holds
         the counts and file paths.
     """
+    settings = dict(locals())
+    from ferzoo import outputs
+
+    claim = outputs.claim(output_dir, "audit")
+    done = False
+    try:
+        df = _audit(**settings)
+        done = True
+        return df
+    finally:
+        out = pathlib.Path(output_dir)
+        fresh = not done and claim.state == "new"
+        if fresh and not (out / "folds").exists():
+            (out / CONFIG_FILE).unlink(missing_ok=True)
+            claim.release(remove=True)
+        else:
+            claim.release()
+
+
+def _audit(
+    data,
+    preset,
+    folds,
+    output_dir,
+    top,
+    from_run,
+    noise_rate,
+    noise_type,
+    noise_seed,
+    noise_file,
+    epochs,
+    batch_size,
+    learning_rate,
+    image_size,
+    seed,
+    limit_per_class,
+    on_error,
+    rule,
+    resume,
+    verbose,
+    overrides,
+    recipe,
+    label_free_scores,
+    relabel_min_prob,
+    write_files,
+):
     _require_cleanlab()
     import keras
 
@@ -638,7 +696,6 @@ def audit(
     from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 
     out = pathlib.Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     progress = bool(verbose)
     if verbose == "auto":
         progress = sys.stderr.isatty()
@@ -860,12 +917,12 @@ def _read_run(run_dir):
 
 
 def _score_run(run_dir, records, info, recipe):
-    import keras
 
     from ferzoo.data import make_dataset
+    from ferzoo.training import load_checkpoint
 
     path = pathlib.Path(run_dir) / "last.keras"
-    model = keras.saving.load_model(path)
+    model = load_checkpoint(path)
     if model.num_samples != info.num_samples:
         raise DataError(
             f"the run's model has {model.num_samples} per-sample rows but "
@@ -988,8 +1045,12 @@ def write_report(df, records, info, out, top, summary):
     head = df.head(int(top))
     images = records.images[head["sample_id"].to_numpy()]
     for folder in ("sheets", "thumbs"):
-        shutil.rmtree(out / folder, ignore_errors=True)
-        (out / folder).mkdir()
+        # The folder is ferzoo's (outputs.claim); remove only what an
+        # earlier audit wrote there, by its names.
+        (out / folder).mkdir(exist_ok=True)
+        for old in (out / folder).glob("*.png"):
+            if re.fullmatch(r"(sheet_)?\d+\.png", old.name):
+                old.unlink()
     files["sheets"] = write_contact_sheets(head, images, out / "sheets")
     files["thumbs"] = write_thumbnails(head, images, out / "thumbs")
     write_html(out / HTML_FILE, head, files, summary)

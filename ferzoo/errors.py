@@ -59,3 +59,24 @@ class RunMismatchError(FerzooError, ValueError):
             "--no-resume (resume=False; its old run is replaced), or pass "
             "another --output-dir."
         )
+
+
+class OutputFolderError(FerzooError, ValueError):
+    """An output folder that ferzoo must not, or cannot, write into.
+
+    Not ferzoo's (no marker), another command's output, in use by another
+    process, or not writable. The command line exits with code 2.
+
+    Args:
+        folder: str or path. The folder.
+        reason: str. What is wrong, as a phrase after the folder's name.
+    """
+
+    def __init__(self, folder, reason):
+        self.folder = str(folder)
+        super().__init__(f"output folder {folder}: {reason}.")
+
+
+class UsageError(FerzooError, ValueError):
+    """Arguments that do not fit together (the command line exits with 2),
+    e.g. a model evaluated on data with other classes."""

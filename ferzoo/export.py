@@ -12,6 +12,8 @@ The SavedModel serves what users send, with no outside preprocessing:
   with antialiasing, to the model's input size) -> class probabilities
   `(batch, num_classes)`. Its signature (`serve`, `serving_default`)
   takes float32.
+  An empty batch gives `(0, num_classes)`; an image with a NaN or
+  infinite pixel gets a row of NaN (the other images are unaffected).
 - `class_names()`: the class names in output order, a string tensor.
 - `probabilities(images)`: float32 images already at the model's input
   size -> probabilities (what `serve` calls after resizing).
@@ -21,7 +23,6 @@ streams' losses) are not exported. It works the same on the TensorFlow
 and JAX backends (`keras.Model.export` of a ferzoo model comes here too).
 """
 
-import os
 import pathlib
 import shutil
 import tempfile
@@ -40,6 +41,7 @@ def export(
     class_names=None,
     grayscale=None,
     verbose=False,
+    overwrite=False,
 ):
     """Write `model` at `path` in `format`.
 
@@ -57,6 +59,9 @@ def export(
             metadata: the crops should be gray, as the training images
             were (`ferzoo-predict --runtime` reads it).
         verbose: bool. Print the converter's output.
+        overwrite: bool. Write over an earlier ferzoo export at `path`
+            (recognised by its marker file); a non-empty folder ferzoo did
+            not write is always refused (`OutputFolderError`).
 
     Returns:
         The path written (the SavedModel folder, or the model file).
@@ -77,10 +82,19 @@ def export(
         )
     if format == "savedmodel":
         return export_saved_model(
-            model, path, image_shape, class_names, verbose=verbose
+            model,
+            path,
+            image_shape,
+            class_names,
+            verbose=verbose,
+            overwrite=overwrite,
         )
     from ferzoo import deploy
+    from ferzoo import outputs
 
+    # The other formats write files into `path`: the same folder policy.
+    outputs.check(path, "export", overwrite=overwrite, replace=True)
+    outputs.prepare(path, "export")
     size = _input_size(model, image_shape)
     names = _class_names(model, class_names)
     return deploy.export_format(
@@ -89,9 +103,18 @@ def export(
 
 
 def export_saved_model(
-    model, path, image_shape=None, class_names=None, verbose=False
+    model,
+    path,
+    image_shape=None,
+    class_names=None,
+    verbose=False,
+    overwrite=False,
 ):
     """Write `model` as a SavedModel at `path` (written atomically).
+
+    `path` must be new, empty, or (with `overwrite=True`) an earlier
+    ferzoo export: a folder ferzoo did not write is never replaced
+    (`ferzoo.outputs`; an `OutputFolderError`).
 
     Args:
         model: a `ferzoo.models.NoisyLabelClassifier`.
@@ -104,6 +127,8 @@ def export_saved_model(
             `ferzoo.training.train` records); without them, `"0"`, `"1"`,
             ... with a warning.
         verbose: bool. Print Keras' export summary. Defaults to `False`.
+        overwrite: bool. Replace an earlier ferzoo export at `path`.
+            Defaults to `False`.
 
     Returns:
         The path written, as a `pathlib.Path`.
@@ -120,9 +145,12 @@ def export_saved_model(
     """
     import tensorflow as tf
 
+    from ferzoo import outputs
+
     height, width = _input_size(model, image_shape)
     names = _class_names(model, class_names)
     path = pathlib.Path(path)
+    outputs.check_replaceable(path, "export", overwrite=overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=".export-"))
     try:
@@ -154,8 +182,20 @@ def export_saved_model(
                     images, (height, width), "bilinear", antialias=True
                 ),
             )
-            return probabilities(
-                tf.ensure_shape(images, (None, height, width, 3))
+            images = tf.ensure_shape(images, (None, height, width, 3))
+            # NaN/inf pixels: that image's row is NaN, never a confident
+            # guess; an empty batch is (0, num_classes).
+            finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+            images = tf.where(
+                finite[:, None, None, None], images, tf.zeros_like(images)
+            )
+            probs = tf.cond(
+                tf.shape(images)[0] > 0,
+                lambda: tf.cast(probabilities(images), tf.float32),
+                lambda: tf.zeros((0, len(names)), tf.float32),
+            )
+            return tf.where(
+                finite[:, None], probs, tf.constant(float("nan"), tf.float32)
             )
 
         # float32 first: the SavedModel's signatures take the first trace.
@@ -173,9 +213,8 @@ def export_saved_model(
         archive.add_endpoint(name="serving_default", fn=serve)
         archive.add_endpoint(name="class_names", fn=class_names_fn)
         archive.write_out(str(tmp / "saved"), verbose=verbose)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp / "saved", path)
+        outputs.write_marker(tmp / "saved", "export")
+        outputs.replace_folder(tmp / "saved", path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -8,6 +8,7 @@ folder that is itself a preset (`config.json`, `metadata.json`,
 `results.json`, TensorBoard logs and the confusion matrix.
 """
 
+import hashlib
 import json
 import math
 import os
@@ -22,11 +23,13 @@ import numpy as np
 from ferzoo import distribute as distribute_lib
 from ferzoo import metrics
 from ferzoo import models  # noqa: F401  (registers every method)
+from ferzoo import outputs
 from ferzoo import presets as preset_utils
 from ferzoo.errors import DataError
 from ferzoo.errors import DivergedError
 from ferzoo.errors import PresetError
 from ferzoo.errors import RunMismatchError
+from ferzoo.errors import UsageError
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 
 RESULTS_FILE = "results.json"
@@ -36,7 +39,10 @@ STATE_FILE = "state.json"
 def atomic_write_json(path, obj):
     path = pathlib.Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -53,6 +59,132 @@ def atomic_save_model(model, path):
     path = pathlib.Path(path)
     tmp = path.with_name(".tmp-" + path.name)
     model.save(tmp)
+    _fsync(tmp)
+    os.replace(tmp, path)
+
+
+def _fsync(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_point(name, epoch):
+    """Called between the writes of a checkpoint (a no-op; the kill tests
+    replace it to stop the process at each point)."""
+
+
+CHECKPOINTS = ("last", "best")
+
+
+def save_checkpoint(out, model, state, best_improved, previous=None):
+    """Write `last.keras`, `best.keras` (if improved) and `state.json` as
+    one crash-consistent step.
+
+    The models go to new files (`.last-EPOCH.keras`), then `state.json` is
+    replaced atomically, naming them with their SHA-256 (the commit
+    point), then they are renamed to `last.keras` / `best.keras`. A crash
+    before the commit leaves the previous state and checkpoint; after it,
+    `recover_checkpoint` finishes the renames. `previous` is the former
+    state's `checkpoint` entry (for a `best.keras` not rewritten).
+    """
+    out = pathlib.Path(out)
+    epoch = int(state["epoch"])
+    entries = dict(previous or {})
+    for key in CHECKPOINTS:
+        if key == "best" and not best_improved:
+            continue
+        tmp = out / f".{key}-{epoch:05d}.keras"
+        model.save(tmp)
+        _fsync(tmp)
+        entries[key] = {"file": tmp.name, "sha256": _sha256(tmp)}
+        _write_point(f"{key}_saved", epoch)
+    state = {**state, "checkpoint": entries}
+    atomic_write_json(out / STATE_FILE, state)
+    _write_point("state_written", epoch)
+    return state
+
+
+def finish_checkpoint(out, state):
+    """After `save_checkpoint`'s commit: rename the new files into place
+    (what `recover_checkpoint` does after a crash, without re-hashing)."""
+    out = pathlib.Path(out)
+    for key in CHECKPOINTS:
+        entry = (state.get("checkpoint") or {}).get(key)
+        new = None if entry is None else out / entry["file"]
+        if new is not None and new.is_file():
+            os.replace(new, out / f"{key}.keras")
+            _write_point(f"{key}_moved", int(state["epoch"]))
+
+
+def recover_checkpoint(out, state, names=CHECKPOINTS):
+    """Make `last.keras` / `best.keras` the files `state` names.
+
+    Finishes the renames of an interrupted `save_checkpoint` and removes
+    its stale temporary files. A checkpoint that is neither in place nor
+    among the new files (truncated, changed or missing) is a `DataError`
+    that points at `--no-resume`.
+    """
+    out = pathlib.Path(out)
+    entries = state.get("checkpoint") or {}
+    for key in names:
+        entry = entries.get(key)
+        if entry is None:
+            continue
+        target = out / f"{key}.keras"
+        if target.is_file() and _sha256(target) == entry["sha256"]:
+            continue
+        new = out / entry["file"]
+        if new.is_file() and _sha256(new) == entry["sha256"]:
+            os.replace(new, target)
+            _write_point(f"{key}_moved", int(state["epoch"]))
+            continue
+        if key == "best" and not target.exists():
+            continue  # a worker's private copy holds only last.keras
+        raise DataError(
+            f"{key}.keras is truncated or is not the checkpoint "
+            f"{STATE_FILE} records (epoch {int(state['epoch']) + 1}); the "
+            "run cannot resume from it. Start over with --no-resume "
+            "(resume=False), or pass another --output-dir",
+            path=target,
+        )
+    # Every named checkpoint is in place: the new files left are stale.
+    for key in CHECKPOINTS:
+        for stale in out.glob(f".{key}-[0-9][0-9][0-9][0-9][0-9].keras"):
+            stale.unlink(missing_ok=True)
+
+
+def load_checkpoint(path, hint=None):
+    """`keras.saving.load_model(path)`, or a `DataError` naming the file."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise DataError("no such checkpoint", path=path)
+    try:
+        return keras.saving.load_model(path)
+    except Exception as e:  # Keras raises many types on a bad archive
+        message = (
+            "not a readable .keras checkpoint (truncated or corrupt?): "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        )
+        raise DataError(message + (f". {hint}" if hint else ""), path=path)
+
+
+def write_history(path, records):
+    """`history.csv` (as Keras' CSVLogger writes it) from the records."""
+    keys = sorted({k for r in records for k in r if k != "epoch"})
+    lines = [",".join(["epoch", *keys])]
+    for r in records:
+        lines.append(",".join(str(r.get(k, "")) for k in ["epoch", *keys]))
+    path = pathlib.Path(path)
+    tmp = path.with_name(".tmp-" + path.name)
+    tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)
 
 
@@ -60,10 +192,12 @@ class TrainingMonitor(keras.callbacks.Callback):
     """Per-epoch test metrics, atomic checkpoints and the resume state.
 
     At each epoch's end: predicts the test split (if given) and adds
-    `test_accuracy` and `test_macro_f1` to the logs; writes `last.keras`
-    (the resume point, with optimizer state) and, when `val_accuracy`
-    improves, `best.keras`, each atomically; then `state.json` with the
-    epoch and the per-epoch records. Stops a run whose loss is not finite.
+    `test_accuracy` and `test_macro_f1` to the logs; then writes
+    `last.keras` (the resume point, with optimizer state), `best.keras`
+    when `val_accuracy` improves, and `state.json` with the epoch and the
+    per-epoch records, as one crash-consistent step (`save_checkpoint`),
+    and `history.csv` from the records. Stops a run whose loss is not
+    finite.
     """
 
     def __init__(
@@ -74,6 +208,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         records=None,
         best=-math.inf,
         config=None,
+        checkpoint=None,
+        history_file=None,
     ):
         super().__init__()
         self.config = config
@@ -83,6 +219,8 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.records = list(records or [])
         self.best = best
         self.diverged = False
+        self.checkpoint = checkpoint
+        self.history_file = history_file
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
@@ -101,19 +239,26 @@ class TrainingMonitor(keras.callbacks.Callback):
         # Select on validation accuracy only; with no val data, best.keras
         # is the last epoch (never a pick on training accuracy).
         monitor = logs.get("val_accuracy")
-        atomic_save_model(self.model, self.output_dir / "last.keras")
-        if monitor is None or monitor > self.best:
+        improved = monitor is None or monitor > self.best
+        if improved:
             self.best = -math.inf if monitor is None else float(monitor)
-            atomic_save_model(self.model, self.output_dir / "best.keras")
-        atomic_write_json(
-            self.output_dir / STATE_FILE,
+        state = save_checkpoint(
+            self.output_dir,
+            self.model,
             {
                 "epoch": epoch,
                 "best": self.best,
                 "records": self.records,
                 "config": self.config,
             },
+            improved,
+            self.checkpoint,
         )
+        self.checkpoint = state["checkpoint"]
+        if self.history_file:
+            write_history(self.output_dir / self.history_file, self.records)
+            _write_point("history_written", epoch)
+        finish_checkpoint(self.output_dir, state)
 
 
 def _load(data, split, **kwargs):
@@ -202,12 +347,59 @@ def _check_same_run(out, recorded, requested):
 
 
 def _remove_run_files(out):
-    """Delete a previous run's files (by name; other files are kept)."""
+    """Delete a previous run's files (by name; other files are kept).
+
+    Only for a folder that `ferzoo.outputs` says is a ferzoo run folder.
+    """
     for name in RUN_FILES:
         path = out / name
         if path.is_file():
             path.unlink()
+    for key in CHECKPOINTS:
+        for stale in out.glob(f".{key}-[0-9][0-9][0-9][0-9][0-9].keras"):
+            stale.unlink(missing_ok=True)
     shutil.rmtree(out / "logs", ignore_errors=True)
+
+
+# What an older ferzoo (before output-folder markers) left in a run folder.
+_UNMARKED_RUN_FILES = set(RUN_FILES) | {
+    "logs",
+    "config.json",
+    "metadata.json",
+    "model.weights.h5",
+}
+
+
+def _is_unmarked_run(folder):
+    """A run folder from before markers: only ferzoo's run files, with a
+    `state.json` (settings and records) and its `last.keras`."""
+    names = {n for n in os.listdir(folder) if not n.startswith(".tmp-")}
+    if not names <= _UNMARKED_RUN_FILES or "last.keras" not in names:
+        return False
+    try:
+        state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(state, dict) and {"epoch", "records", "config"} <= set(
+        state
+    )
+
+
+def _read_state(path):
+    """The resume state in `path`, or None for an older ferzoo's state
+    without its `last.keras`."""
+    try:
+        state = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+        int(state["epoch"]), state["records"], state["best"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(
+            f"unreadable resume state ({type(e).__name__}: {e}); start over "
+            "with --no-resume (resume=False), or pass another --output-dir",
+            path=path,
+        ) from None
+    if "checkpoint" not in state and not (path.parent / "last.keras").is_file():
+        return None
+    return state
 
 
 def epoch_seed(seed, epoch):
@@ -304,9 +496,55 @@ def train(
         RunMismatchError: `resume=True` and the folder holds a run with
             another preset, data, noise protocol, seed, batch size,
             learning rate or overrides.
+        OutputFolderError: the output folder is not a ferzoo training
+            folder (and not empty), is in use by another run, or is not
+            writable (see `ferzoo.outputs`).
     """
+    settings = dict(locals())
     dist = distribute_lib.setup(distribute)
     out = dist.worker_output_dir(output_dir)
+    # Only the chief writes the shared folder; it owns and locks it.
+    claim = None
+    if dist.is_chief:
+        claim = outputs.claim(out, "train", adopt=_is_unmarked_run)
+    done = False
+    try:
+        results = _train(dist, out, **settings)
+        done = True
+        return results
+    finally:
+        if claim is not None:
+            fresh = not done and not (out / STATE_FILE).is_file()
+            if fresh and claim.state == "new":
+                _remove_run_files(out)  # this run wrote them
+            claim.release(remove=fresh and claim.state == "new")
+
+
+def _train(
+    dist,
+    out,
+    preset,
+    data,
+    output_dir,
+    noise_rate,
+    noise_type,
+    noise_seed,
+    noise_file,
+    epochs,
+    batch_size,
+    learning_rate,
+    seed,
+    limit_per_class,
+    on_error,
+    verbose,
+    resume,
+    overrides,
+    callbacks,
+    classes,
+    val_fraction,
+    distribute,
+    stream,
+):
     keras.utils.set_random_seed(seed)
     metadata = preset_utils.load_metadata(preset)
     recipe = dict(NoisyLabelClassifier.default_recipe)
@@ -334,8 +572,9 @@ def train(
     )
     state_path = out / STATE_FILE
     state = None
-    if resume and state_path.is_file() and (out / "last.keras").is_file():
-        state = json.loads(state_path.read_text())
+    if resume and state_path.is_file():
+        state = _read_state(state_path)
+    if state is not None:
         if "config" in state:
             _check_same_run(out, state["config"], config)
         else:
@@ -383,8 +622,14 @@ def train(
         print(f"[ferzoo] model selection: {splits.selection['description']}")
 
     if state is not None:
-        model = keras.saving.load_model(out / "last.keras")
+        recover_checkpoint(out, state)
+        model = load_checkpoint(
+            out / "last.keras",
+            "Start over with --no-resume (resume=False), or pass another "
+            "--output-dir",
+        )
         records, best = state["records"], state["best"]
+        write_history(out / "history.csv", records)
         print(f"[ferzoo] resuming {out} at epoch {initial_epoch + 1}.")
     else:
         records, best = [], -math.inf
@@ -404,10 +649,9 @@ def train(
             path=out / "last.keras",
         )
 
-    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if state is None:
-        _remove_run_files(out)
+        _remove_run_files(out)  # a ferzoo run folder's (outputs.claim)
     dist.prepare(model)
     monitor = TrainingMonitor(
         out,
@@ -416,36 +660,29 @@ def train(
         records,
         best,
         config=config,
+        checkpoint=None if state is None else state.get("checkpoint"),
+        history_file="history.csv",
     )
-    try:
-        if initial_epoch < total_epochs:
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                epochs=total_epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=(
-                    info.num_samples // batch
-                    if dist.even_batches
-                    else math.ceil(info.num_samples / batch)
-                ),
-                shuffle=False,  # the pipeline shuffles, seeded by epoch
-                verbose=_verbosity(verbose),
-                callbacks=[
-                    EpochSeeds(seed),
-                    monitor,
-                    keras.callbacks.CSVLogger(
-                        str(out / "history.csv"), append=initial_epoch > 0
-                    ),
-                    keras.callbacks.TensorBoard(str(out / "logs")),
-                    *(callbacks or []),
-                ],
-            )
-    except BaseException:
-        if created and not state_path.is_file():
-            # Nothing finished: leave no half-made folder behind.
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    if initial_epoch < total_epochs:
+        model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=total_epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=(
+                info.num_samples // batch
+                if dist.even_batches
+                else math.ceil(info.num_samples / batch)
+            ),
+            shuffle=False,  # the pipeline shuffles, seeded by epoch
+            verbose=_verbosity(verbose),
+            callbacks=[
+                EpochSeeds(seed),
+                monitor,
+                keras.callbacks.TensorBoard(str(out / "logs")),
+                *(callbacks or []),
+            ],
+        )
     if monitor.diverged:
         raise DivergedError(
             f"the loss became non-finite at epoch {len(monitor.records) + 1};"
@@ -577,11 +814,47 @@ def evaluate(
     ds, info = _load(
         data, split, image_size=size, batch_size=batch_size, on_error=on_error
     )
-    report = metrics.classification_report(
-        info.labels, model.predict(ds, verbose=0), info.class_names
+    probs = match_classes(
+        model.predict(ds, verbose=0),
+        (getattr(model, "recipe", None) or {}).get("class_names"),
+        info.class_names,
+        source=model_or_path,
+        data=data,
     )
+    report = metrics.classification_report(info.labels, probs, info.class_names)
     report.update({"data": data, "split": split})
     return report
+
+
+def match_classes(probs, model_names, data_names, source="model", data=None):
+    """The columns of `probs` (in the model's class order) in the data's.
+
+    Classes are matched by name (`"happiness"` is `"happy"`): the same
+    set in another order is reordered; another set, or a model without
+    names whose class count differs, is a `UsageError` listing both.
+    """
+    from ferzoo.data.noise import _canonical
+
+    probs = np.asarray(probs)
+    data_names = [str(n) for n in data_names]
+    if model_names is None:
+        if probs.shape[-1] != len(data_names):
+            raise UsageError(
+                f"the model {source} has {probs.shape[-1]} classes (names "
+                f"unrecorded) but the data {data} has {len(data_names)}: "
+                f"{data_names}"
+            )
+        return probs
+    model_names = [str(n) for n in model_names]
+    theirs = [_canonical(n) for n in model_names]
+    ours = [_canonical(n) for n in data_names]
+    if sorted(theirs) != sorted(ours) or len(set(ours)) != len(ours):
+        raise UsageError(
+            f"the model {source} and the data {data} have different "
+            f"classes, so it cannot be evaluated there. Model: {model_names}; "
+            f"data: {data_names}"
+        )
+    return probs[:, [theirs.index(name) for name in ours]]
 
 
 def model_metadata(model_or_path):
@@ -636,9 +909,7 @@ def load_any(model_or_path, allow_untrained=False):
         return model_or_path
     path = pathlib.Path(str(model_or_path))
     if path.suffix == ".keras":
-        if not path.is_file():
-            raise DataError("no such checkpoint", path=path)
-        model = keras.saving.load_model(path)
+        model = load_checkpoint(path)
     else:
         if not allow_untrained and not has_trained_weights(model_or_path):
             raise PresetError(

@@ -179,6 +179,7 @@ def main(model, demo_dir, npm_dir, skip_export):
                 "tfjs",
                 "--output",
                 str(demo_dir / "model"),
+                "--overwrite",  # replaces only an earlier ferzoo export
             ]
         )
         if proc.returncode != 0:

@@ -105,3 +105,65 @@ class ExportTest(TestCase):
     def test_wrong_number_of_class_names_is_an_error(self):
         with self.assertRaisesRegex(ValueError, "3 classes"):
             self.model.export(self.tmp_dir() + "/s", class_names=["a"])
+
+    @pytest.mark.large
+    def test_empty_batch_and_non_finite_pixels(self):
+        import tensorflow as tf
+
+        loaded = self.export(class_names=NAMES)
+        for shape in ((0, 32, 32, 3), (0, 50, 40, 3)):
+            for dtype in ("float32", "uint8"):
+                served = loaded.serve(tf.zeros(shape, dtype)).numpy()
+                self.assertEqual(served.shape, (0, 3))
+        x = pil_resize(self.big, 32)
+        expected = self.model.predict(x, verbose=0)
+        bad = x.copy()
+        bad[1, 3, 4, 0] = np.nan
+        bad[2, 0, 0, 2] = np.inf
+        served = loaded.serve(tf.constant(bad)).numpy()
+        self.assertTrue(np.isnan(served[1]).all())
+        self.assertTrue(np.isnan(served[2]).all())
+        np.testing.assert_allclose(served[[0, 3]], expected[[0, 3]], atol=1e-5)
+
+    def test_export_never_replaces_a_folder_ferzoo_did_not_write(self):
+        from ferzoo.errors import OutputFolderError
+
+        root = self.tmp_dir()
+        user = os.path.join(root, "mine")
+        os.makedirs(user)
+        with open(os.path.join(user, "notes.txt"), "w") as f:
+            f.write("keep me")
+        for overwrite in (False, True):
+            with self.assertRaisesRegex(OutputFolderError, "not written by"):
+                self.model.export(user, class_names=NAMES, overwrite=overwrite)
+        self.assertEqual(os.listdir(user), ["notes.txt"])
+        self.assertEqual(
+            open(os.path.join(user, "notes.txt")).read(), "keep me"
+        )
+        # Another command's folder (a training run) is not an export.
+        run = os.path.join(root, "run")
+        os.makedirs(run)
+        from ferzoo import outputs
+
+        outputs.write_marker(run, "train")
+        with self.assertRaisesRegex(OutputFolderError, "'train' output"):
+            self.model.export(run, class_names=NAMES, overwrite=True)
+
+    @pytest.mark.large
+    def test_overwrite_replaces_only_an_earlier_export(self):
+        from ferzoo.errors import OutputFolderError
+
+        path = os.path.join(self.tmp_dir(), "saved")
+        os.makedirs(path)  # an empty folder is fine
+        self.model.export(path, class_names=NAMES)
+        with self.assertRaisesRegex(OutputFolderError, "--overwrite"):
+            self.model.export(path, class_names=NAMES)
+        self.model.export(path, class_names=NAMES[::-1], overwrite=True)
+        import tensorflow as tf
+
+        names = [
+            n.decode() for n in tf.saved_model.load(path).class_names().numpy()
+        ]
+        self.assertEqual(names, NAMES[::-1])
+        parent = os.listdir(os.path.dirname(path))
+        self.assertEqual(parent, ["saved"])  # no temporary folder left

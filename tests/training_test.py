@@ -8,8 +8,12 @@ import keras
 import numpy as np
 import pytest
 
+import ferzoo
 from ferzoo import training
+from ferzoo.errors import DataError
+from ferzoo.errors import OutputFolderError
 from ferzoo.errors import RunMismatchError
+from ferzoo.errors import UsageError
 from tests.data.splits_test import rafdb
 from tests.test_case import REPO
 from tests.test_case import TestCase
@@ -86,6 +90,139 @@ class TrainingTest(TestCase):
             np.testing.assert_allclose(
                 np.asarray(va), np.asarray(vb), atol=1e-4, err_msg=va.path
             )
+
+    @pytest.mark.large
+    def test_sigkill_at_every_checkpoint_write_resumes_exactly(self):
+        # A process killed (SIGKILL) at each point of the checkpoint
+        # sequence, then rerun, ends with the uninterrupted run's history.
+        spec, _ = rafdb(pathlib.Path(self.tmp_dir()))
+        kwargs = dict(
+            preset="baseline_small_cnn_synthetic",
+            data=spec,
+            epochs=3,
+            batch_size=16,
+            val_fraction=0.0,  # best.keras is rewritten every epoch
+            verbose=0,
+        )
+        straight = training.train(output_dir=self.tmp_dir(), **kwargs)
+        points = [
+            "last_saved",
+            "best_saved",
+            "state_written",
+            "history_written",
+            "last_moved",
+            "best_moved",
+        ]
+        outs = {point: self.tmp_dir() for point in points}
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        children = {
+            point: subprocess.Popen(
+                [
+                    sys.executable,
+                    str(REPO / "tests/training_kill_child.py"),
+                    point,
+                    "1",
+                    json.dumps({**kwargs, "output_dir": out}),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+            for point, out in outs.items()
+        }
+        for point, child in children.items():
+            _, err = child.communicate(timeout=300)
+            self.assertEqual(child.returncode, -9, (point, err[-2000:]))
+        for point, out in outs.items():
+            state = json.load(open(os.path.join(out, "state.json")))
+            committed = point not in ("last_saved", "best_saved")
+            self.assertEqual(state["epoch"], 1 if committed else 0, point)
+            resumed = training.train(output_dir=out, **kwargs)
+            self.assertEqual(
+                [r["epoch"] for r in resumed["history"]], [0, 1, 2], point
+            )
+            for got, want in zip(resumed["history"], straight["history"]):
+                self.assertEqual(sorted(got), sorted(want), point)
+                for key in want:
+                    np.testing.assert_allclose(
+                        got[key], want[key], rtol=1e-4, atol=1e-5,
+                        err_msg=f"{point}: {key}",
+                    )  # fmt: skip
+            with open(os.path.join(out, "history.csv")) as f:
+                rows = f.read().strip().splitlines()
+            self.assertEqual([r.split(",")[0] for r in rows[1:]], list("012"))
+            leftovers = [f for f in os.listdir(out) if f.startswith(".")]
+            self.assertEqual(leftovers, [".ferzoo-output.json"], point)
+
+    def test_truncated_last_keras_is_refused_with_a_hint(self):
+        out = pathlib.Path(self.tmp_dir())
+        state = {
+            "epoch": 0,
+            "best": 0.5,
+            "records": [],
+            "config": None,
+            "checkpoint": {"last": {"file": ".last-00000.keras",
+                                    "sha256": "0" * 64}},
+        }  # fmt: skip
+        (out / "state.json").write_text(json.dumps(state))
+        (out / "last.keras").write_bytes(b"PK\x03\x04 truncated")
+        with self.assertRaisesRegex(DataError, "last.keras.*--no-resume"):
+            training.recover_checkpoint(out, state)
+        with self.assertRaisesRegex(DataError, "last.keras: not a readable"):
+            training.load_checkpoint(out / "last.keras")
+
+    def test_a_folder_ferzoo_did_not_write_is_refused_untouched(self):
+        out = pathlib.Path(self.tmp_dir())
+        (out / "logs").mkdir()
+        for name in ("history.csv", "results.json", "logs/events"):
+            (out / name).write_text(f"the user's {name}")
+        for resume in (True, False):
+            with self.assertRaisesRegex(OutputFolderError, "not written by"):
+                training.train(
+                    "baseline_small_cnn_synthetic",
+                    data="synthetic:35",
+                    output_dir=str(out),
+                    epochs=1,
+                    verbose=0,
+                    resume=resume,
+                )
+        for name in ("history.csv", "results.json", "logs/events"):
+            self.assertEqual((out / name).read_text(), f"the user's {name}")
+        self.assertEqual(
+            sorted(os.listdir(out)), ["history.csv", "logs", "results.json"]
+        )
+
+    def test_evaluate_matches_classes_by_name(self):
+        from PIL import Image
+
+        root = pathlib.Path(self.tmp_dir())
+        counts = {"calm": 1, "happy": 2, "tense": 3}
+        rng = np.random.default_rng(0)
+        images, labels = [], []
+        for c, (name, n) in enumerate(counts.items()):
+            (root / name).mkdir()
+            for i in range(n):
+                pixels = rng.integers(0, 256, (32, 32, 3), dtype="uint8")
+                Image.fromarray(pixels).save(root / name / f"{i}.png")
+                images.append(pixels)
+                labels.append(c)
+        model = ferzoo.models.Baseline(backbone=tiny_backbone(), num_classes=3)
+        model_names = ["tense", "calm", "happy"]  # same set, other order
+        model.recipe = {**model.recipe, "class_names": model_names}
+        predicted = model.predict(np.stack(images).astype("float32"))
+        names = [model_names[i] for i in predicted.argmax(-1)]
+        data_names = list(counts)
+        expected = np.mean([n == data_names[y] for n, y in zip(names, labels)])
+        by_index = np.mean(predicted.argmax(-1) == np.array(labels))
+        self.assertNotEqual(expected, by_index)  # the test can tell
+        report = training.evaluate(model, f"imagefolder:{root}")
+        self.assertAlmostEqual(report["accuracy"], expected)
+        # Another set of classes: refused, naming both lists.
+        model.recipe = {**model.recipe, "class_names": ["a", "b", "c"]}
+        with self.assertRaisesRegex(
+            UsageError, r"\['a', 'b', 'c'\].*\['calm', 'happy', 'tense'\]"
+        ):
+            training.evaluate(model, f"imagefolder:{root}")
 
     @pytest.mark.large
     def test_other_settings_in_a_run_folder_are_refused(self):

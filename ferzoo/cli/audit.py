@@ -57,7 +57,7 @@ DEFAULT_PRESET_HELP = (
 )
 @click.option(
     "--relabel-min-prob",
-    type=click.FloatRange(0, 1),
+    type=options.FiniteFloatRange(0, 1),
     default=0.5,
     show_default=True,
     help="Relabel a flagged image in corrected_labels.txt only if the "

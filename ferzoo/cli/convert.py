@@ -69,7 +69,10 @@ def main():
     "only for files you trust.",
 )
 @click.option(
-    "--overwrite", is_flag=True, help="Replace an existing preset folder."
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier ferzoo-convert output (never a folder ferzoo "
+    "did not write).",
 )
 @options.backend_option
 @options.json_option
@@ -112,14 +115,10 @@ def torch_command(
           b = ferzoo.backbones.Backbone.from_preset('ir50_ms1m')"
     """
     options.set_backend(backend)
+    from ferzoo import outputs
     from ferzoo.convert import convert_checkpoint
-    from ferzoo.errors import PresetError
 
     folder = pathlib.Path(output)
-    if (folder / "config.json").exists() and not overwrite:
-        raise PresetError(
-            f"{folder}: already holds a preset; pass --overwrite to replace it."
-        )
     metadata = {
         k: v
         for k, v in {
@@ -130,15 +129,20 @@ def torch_command(
         }.items()
         if v is not None
     }
-    info = convert_checkpoint(
-        checkpoint,
-        folder,
-        layout=None if layout == "auto" else layout,
-        image_shape=None if image_size is None else (image_size,) * 2 + (3,),
-        key=key,
-        metadata=metadata,
-        trust_pickle=trust_pickle,
-    )
+    # A new or empty folder, or (with --overwrite) an earlier conversion;
+    # never a folder ferzoo did not write.
+    with outputs.owned(folder, "convert", overwrite=overwrite, replace=True):
+        info = convert_checkpoint(
+            checkpoint,
+            folder,
+            layout=None if layout == "auto" else layout,
+            image_shape=(
+                None if image_size is None else (image_size,) * 2 + (3,)
+            ),
+            key=key,
+            metadata=metadata,
+            trust_pickle=trust_pickle,
+        )
     text = (
         f"wrote {info['preset_dir']}: {info['layout']} layout, "
         f"{info['num_tensors']} tensors, {info['parameter_count']:,} "

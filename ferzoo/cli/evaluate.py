@@ -69,22 +69,24 @@ def main(
     import pathlib
 
     from ferzoo import metrics
+    from ferzoo import outputs
     from ferzoo import training
 
-    report = training.evaluate(
-        model_path,
-        data,
-        split=split,
-        batch_size=batch_size,
-        on_error="skip" if skip_bad_samples else "raise",
-        allow_untrained=allow_untrained,
-    )
+    # The output folder is checked (and locked) before anything is read.
+    with outputs.owned(output_dir, "eval"):
+        report = training.evaluate(
+            model_path,
+            data,
+            split=split,
+            batch_size=batch_size,
+            on_error="skip" if skip_bad_samples else "raise",
+            allow_untrained=allow_untrained,
+        )
+        if output_dir:
+            out = pathlib.Path(output_dir)
+            training.atomic_write_json(out / "report.json", report)
+            metrics.save_confusion_matrix(report, out / "confusion_matrix.png")
     data = report["data"]
-    if output_dir:
-        out = pathlib.Path(output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        training.atomic_write_json(out / "report.json", report)
-        metrics.save_confusion_matrix(report, out / "confusion_matrix.png")
     lines = [
         f"{data} [{split}]: accuracy {report['accuracy']:.4f}, macro-F1 "
         f"{report['macro_f1']:.4f} over {report['num_samples']} images"

@@ -24,8 +24,15 @@ from ferzoo.cli import options
     "--output",
     required=True,
     type=click.Path(file_okay=False),
-    help="Folder to write: the SavedModel (replaced atomically), or the "
-    "folder that receives model.onnx / model.tflite / model.json.",
+    help="Folder to write: the SavedModel, or the folder that receives "
+    "model.onnx / model.tflite / model.json. A new or empty folder, or an "
+    "earlier ferzoo export with --overwrite.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier ferzoo export in --output (never a folder "
+    "ferzoo did not write).",
 )
 @click.option(
     "--image-size",
@@ -42,6 +49,7 @@ def main(
     model_path,
     fmt,
     output,
+    overwrite,
     image_size,
     allow_untrained,
     backend,
@@ -68,15 +76,25 @@ def main(
       ferzoo-predict photo.jpg --model exported/onnx --runtime onnx
     """
     options.set_backend(backend)
+    from ferzoo import outputs
     from ferzoo import training
     from ferzoo.export import export
     from ferzoo.predict import loading
 
+    # Refuse a folder that is not ours before loading anything.
+    outputs.check_replaceable(output, "export", overwrite=overwrite)
     model = training.load_any(model_path, allow_untrained=allow_untrained)
     shape = None if image_size is None else (image_size, image_size, 3)
     meta = {"metadata.json": training.model_metadata(model_path)}
     grayscale = loading._grayscale_from_metadata(meta)
-    path = export(model, output, fmt, image_shape=shape, grayscale=grayscale)
+    path = export(
+        model,
+        output,
+        fmt,
+        image_shape=shape,
+        grayscale=grayscale,
+        overwrite=overwrite,
+    )
     info = {
         "format": fmt,
         "path": str(path),

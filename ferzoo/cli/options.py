@@ -7,6 +7,7 @@ error; 4 diverged (non-finite loss); 130 interrupted (Ctrl-C).
 
 import functools
 import json
+import math
 import os
 import sys
 
@@ -28,6 +29,23 @@ class DivergedClickError(click.ClickException):
 
 class RunMismatchClickError(click.ClickException):
     exit_code = EXIT_USAGE
+
+
+class UsageClickError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
+class FiniteFloatRange(click.FloatRange):
+    """`click.FloatRange` that also refuses nan (click lets it through,
+    as every comparison with nan is false) and infinities."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 def preset_option(required=True, default=None):
@@ -70,7 +88,7 @@ def output_dir_option(default):
 # its folds with them); the recipe options default to the preset's.
 noise_rate_option = click.option(
     "--noise-rate",
-    type=click.FloatRange(0, 1),
+    type=FiniteFloatRange(0, 1),
     default=0.0,
     show_default=True,
     help="Fraction of each class's training labels to flip first (0-1); "
@@ -106,7 +124,7 @@ batch_size_option = click.option(
 )
 learning_rate_option = click.option(
     "--learning-rate",
-    type=click.FloatRange(0, min_open=True),
+    type=FiniteFloatRange(0, min_open=True),
     help="Initial learning rate; default: the preset's recipe.",
 )
 limit_per_class_option = click.option(
@@ -208,8 +226,10 @@ def handle_errors(fn=None, *, interrupted="interrupted"):
     def wrapper(*args, **kwargs):
         from ferzoo.errors import DataError
         from ferzoo.errors import DivergedError
+        from ferzoo.errors import OutputFolderError
         from ferzoo.errors import PresetError
         from ferzoo.errors import RunMismatchError
+        from ferzoo.errors import UsageError
 
         try:
             return fn(*args, **kwargs)
@@ -222,6 +242,8 @@ def handle_errors(fn=None, *, interrupted="interrupted"):
             raise DivergedClickError(str(e)) from e
         except RunMismatchError as e:
             raise RunMismatchClickError(str(e)) from e
+        except (OutputFolderError, UsageError) as e:
+            raise UsageClickError(str(e)) from e
 
     return wrapper
 

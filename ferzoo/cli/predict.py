@@ -37,7 +37,7 @@ EXIT_NO_FACE = 6
 )
 @click.option(
     "--margin",
-    type=click.FloatRange(0, 2),
+    type=options.FiniteFloatRange(0, 2),
     default=0.0,
     show_default=True,
     help="Extra crop on each side of a found face, as a fraction of the "
@@ -98,14 +98,43 @@ def main(
     """
     if cam and not output_dir:
         raise click.UsageError("--cam writes PNG files: give --output-dir.")
-    options.set_backend(backend)
-    from ferzoo import predict as api
-    from ferzoo.predict import report as reports
-
     if cam and runtime in ("onnx", "litert"):
         raise click.UsageError(
             "--cam needs the model's feature maps: run it in Keras."
         )
+    options.set_backend(backend)
+    from ferzoo import outputs
+
+    # The output folder is checked (and locked) before anything is read.
+    with outputs.owned(output_dir, "predict"):
+        code = _run(
+            paths,
+            model,
+            runtime,
+            detector,
+            margin,
+            output_dir,
+            cam,
+            batch_size,
+            as_json,
+        )
+    sys.exit(code)
+
+
+def _run(
+    paths,
+    model,
+    runtime,
+    detector,
+    margin,
+    output_dir,
+    cam,
+    batch_size,
+    as_json,
+):
+    from ferzoo import predict as api
+    from ferzoo.predict import report as reports
+
     predictor = api.load_predictor(model, runtime=runtime)
     for note in predictor.notes:
         click.echo(f"warning: {note}", err=True)
@@ -133,7 +162,7 @@ def main(
     if output_dir:
         text += f"\nwrote predictions.csv, predictions.json to {output_dir}"
     options.emit(report, as_json, text)
-    sys.exit(report["exit_code"])
+    return report["exit_code"]
 
 
 def exit_code(results):

@@ -17,7 +17,7 @@ from ferzoo.cli import options
 @options.limit_per_class_option
 @click.option(
     "--val-fraction",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=options.FiniteFloatRange(0, 1, max_open=True),
     default=0.1,
     show_default=True,
     help="With no val split in the data (RAF-DB): fraction of each class "
@@ -168,6 +168,14 @@ def summary_text(results, output_dir):
             "skipped bad samples: "
             + ", ".join(f"{n} in {split}" for split, n in skipped.items())
             + " (listed in results.json)"
+        )
+    unknown = ((results.get("noise") or {}).get("unknown_ids") or {}).get(
+        "count"
+    )
+    if unknown:
+        lines.append(
+            f"noise file: {unknown} name(s) of no training image left out "
+            "(listed in results.json)"
         )
     noise = results.get("noise_detection")
     if noise and noise.get("roc_auc") is not None:

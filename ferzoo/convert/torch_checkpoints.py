@@ -34,6 +34,7 @@ layer and the torch key.
 import hashlib
 import pathlib
 import re
+import zipfile
 
 import numpy as np
 
@@ -84,13 +85,19 @@ def load_checkpoint(path, trust_pickle=False):
         raise FileNotFoundError(f"{path}: no such checkpoint file.")
     if path.suffix == ".npz":
         nested = {}
-        with np.load(path, allow_pickle=False) as data:
-            for key in data.files:
-                *parents, leaf = key.split("/")
-                node = nested
-                for part in parents:
-                    node = node.setdefault(part, {})
-                node[leaf] = data[key]
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                for key in data.files:
+                    *parents, leaf = key.split("/")
+                    node = nested
+                    for part in parents:
+                        node = node.setdefault(part, {})
+                    node[leaf] = data[key]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            # e.g. object arrays (pickles, refused) or a truncated archive.
+            raise ConversionError(
+                f"cannot read this .npz as arrays of numbers: {e}", path
+            ) from None
         return nested
     try:
         import torch

@@ -8,14 +8,13 @@ augmentation and float32 with it; models normalise pixels themselves.
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from ferzoo.data.augment import Augmenter
+from ferzoo.data.noise import apply_noise_file
 from ferzoo.data.noise import pair_noise
-from ferzoo.data.noise import read_noise_file
 from ferzoo.data.noise import symmetric_noise
 from ferzoo.data.records import MissingSplitError
 from ferzoo.data.splits import carve_val_split
@@ -429,7 +428,14 @@ def load_split(
         stream,
     )
     info = _info_with_noise(
-        records, data, split, noise_rate, noise_type, noise_seed, noise_file
+        records,
+        data,
+        split,
+        noise_rate,
+        noise_type,
+        noise_seed,
+        noise_file,
+        on_error,
     )
     training = split == "train" if training is None else training
     ds = _records_dataset(
@@ -497,7 +503,14 @@ def _check_noise(noise_rate, noise_type, noise_file):
 
 
 def _info_with_noise(
-    records, data, split, noise_rate, noise_type, noise_seed, noise_file
+    records,
+    data,
+    split,
+    noise_rate,
+    noise_type,
+    noise_seed,
+    noise_file,
+    on_error="raise",
 ):
     """The `DatasetInfo` of `records`, with noise on the train split."""
     labels, clean, mask, noise = records.labels, None, None, {}
@@ -505,10 +518,13 @@ def _info_with_noise(
     if split == "train":
         clean = records.labels.copy()
         if noise_file is not None:
-            labels = read_noise_file(
-                noise_file, records.names, records.class_names
+            labels, noise = apply_noise_file(
+                noise_file,
+                records.names,
+                records.class_names,
+                getattr(records, "listed_names", None),
+                on_error,
             )
-            noise = {"type": "file", "file": os.fspath(noise_file)}
         elif noise_rate:
             make = symmetric_noise if noise_type == "symmetric" else pair_noise
             result = make(clean, noise_rate, num_classes, seed=noise_seed)
@@ -629,7 +645,14 @@ def load_training_splits(
         stream,
     )
     info = _info_with_noise(
-        records, data, "train", noise_rate, noise_type, noise_seed, noise_file
+        records,
+        data,
+        "train",
+        noise_rate,
+        noise_type,
+        noise_seed,
+        noise_file,
+        on_error,
     )
     images = _pixels(records)
     eval_args = dict(image_size=image_size, batch_size=batch_size)

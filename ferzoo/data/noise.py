@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from ferzoo.data.records import TextLines
 from ferzoo.errors import DataError
 
 # RAF-DB `list_patition_label.txt` order of labels 1..7.
@@ -249,8 +250,8 @@ def parse_label_file(path, label_base=1, num_labels=7):
     if not os.path.isfile(path):
         raise DataError("label file not found", path=path)
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for i, raw in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for i, raw in enumerate(TextLines(f, path), start=1):
             text = raw.strip()
             if not text or text.startswith("#"):
                 continue
@@ -327,6 +328,51 @@ def read_noise_file(path, names, class_names=None, strict=True):
                 path=path,
             )
     return out
+
+
+def apply_noise_file(
+    path, names, class_names=None, listed_names=None, on_error="raise"
+):
+    """Labels of the training samples `names` from a noise file, and its
+    record for `results.json`.
+
+    Every name in the file must be a sample of the split (`listed_names`:
+    all the split's samples before any subset; default `names`): a name
+    that is not (`../../etc/passwd`, `nobody/ghost.png`) is a `DataError`
+    naming the line, or, with `on_error="skip"`, left out and counted in
+    the record's `unknown_ids` (`count` and the first ten).
+
+    Returns:
+        `(labels, noise)`: int32 labels like `read_noise_file`'s, and the
+        dict `{"type": "file", "file": ..., "unknown_ids": ...}`.
+    """
+    known = {
+        _stem(n) for n in (names if listed_names is None else listed_names)
+    }
+    unknown = [
+        (line, name)
+        for name, _, line in parse_label_file(path)
+        if _stem(name) not in known
+    ]
+    if unknown and on_error == "raise":
+        line, name = unknown[0]
+        raise DataError(
+            f"{name!r} is not an image of the training split "
+            f"({len(unknown)} such names in the file); fix the file, or "
+            "pass --skip-bad-samples (on_error='skip') to leave them out",
+            path=path,
+            line=line,
+        )
+    labels = read_noise_file(path, names, class_names)
+    noise = {
+        "type": "file",
+        "file": os.fspath(path),
+        "unknown_ids": {
+            "count": len(unknown),
+            "first": [f"line {line}: {name}" for line, name in unknown[:10]],
+        },
+    }
+    return labels, noise
 
 
 def write_noise_file(path, names, labels, class_names=None):

@@ -18,6 +18,7 @@ from ferzoo.data.noise import rafdb_label_map
 from ferzoo.data.records import ErrorPolicy
 from ferzoo.data.records import Item
 from ferzoo.data.records import MissingSplitError
+from ferzoo.data.records import TextLines
 from ferzoo.data.records import build_records
 from ferzoo.data.records import list_class_folders
 from ferzoo.data.records import list_images
@@ -126,9 +127,13 @@ def _open_csv(path, required):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise DataError("csv file not found", path=path)
-    f = open(path, newline="", encoding="utf-8")
-    reader = csv.reader(f)
-    header = next(reader, None)
+    f = open(path, "rb")
+    reader = CheckedRows(csv.reader(TextLines(f, path)), path)
+    try:
+        header = next(reader, None)
+    except DataError:
+        f.close()
+        raise
     columns = {name.strip(): i for i, name in enumerate(header or [])}
     missing = [c for c in required if c not in columns]
     if missing:
@@ -139,6 +144,26 @@ def _open_csv(path, required):
             line=1,
         )
     return f, reader, columns
+
+
+class CheckedRows:
+    """A csv reader whose errors are `DataError`s naming file and line."""
+
+    def __init__(self, reader, path):
+        self.reader, self.path = reader, path
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self.reader)
+        except csv.Error as e:
+            raise DataError(
+                f"malformed csv ({e})",
+                path=self.path,
+                line=self.reader.line_num,
+            ) from None
 
 
 def parse_pixels(text):

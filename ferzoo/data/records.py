@@ -37,6 +37,9 @@ class Records:
             an error when `on_error="skip"`.
         dropped: dict. Counts of samples a protocol drops on purpose
             (e.g. FERPlus ties), by reason.
+        listed_names: list of str or None. The names of every sample
+            the split lists, before any subset or skip (what a noise
+            file may name); None: `names`.
     """
 
     images: np.ndarray
@@ -46,6 +49,7 @@ class Records:
     names: list
     skipped: list = dataclasses.field(default_factory=list)
     dropped: dict = dataclasses.field(default_factory=dict)
+    listed_names: list = None
 
     def __len__(self):
         return int(self.labels.shape[0])
@@ -89,6 +93,40 @@ class ErrorPolicy:
         self.dropped[reason] += 1
 
 
+class TextLines:
+    """The lines of a text file opened in binary mode, decoded as UTF-8.
+
+    Bytes that are not UTF-8, or NUL bytes (a binary file), are a
+    `DataError` naming the file and line, not a `UnicodeDecodeError`.
+    """
+
+    def __init__(self, f, path):
+        self.f, self.path, self.line = f, path, 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raw = next(self.f)
+        self.line += 1
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise DataError(
+                f"not UTF-8 text ({e.reason}, byte 0x{raw[e.start]:02x});"
+                " is it a binary file, or in another encoding?",
+                path=self.path,
+                line=self.line,
+            ) from None
+        if "\x00" in text:
+            raise DataError(
+                "holds NUL bytes: a binary file, not text",
+                path=self.path,
+                line=self.line,
+            )
+        return text.removeprefix("\ufeff") if self.line == 1 else text
+
+
 def check_image_size(image_size):
     if isinstance(image_size, (tuple, list)):
         size = tuple(int(s) for s in image_size)
@@ -102,23 +140,66 @@ def check_image_size(image_size):
     return size
 
 
+GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def open_image(source):
+    """An image as ferzoo reads it everywhere: upright, 8-bit, gray or RGB.
+
+    The one decoder of training, evaluation, the audit and prediction:
+    a path, bytes, uint8 array or PIL image becomes a PIL image in mode
+    `"L"` (gray sources) or `"RGB"`:
+
+    - turned upright by its EXIF orientation;
+    - 16-bit gray (`I;16`, and `I` holding values above 255) scaled by
+      255 / 65535; float (`F`) clipped to [0, 255];
+    - alpha (RGBA, LA, a palette with transparency) composited over
+      white;
+    - palette, CMYK (JPEG included) and other modes converted to RGB.
+    """
+    from PIL import Image
+    from PIL import ImageOps
+
+    if isinstance(source, np.ndarray):
+        image = Image.fromarray(source)
+    elif isinstance(source, Image.Image):
+        image = source
+    elif isinstance(source, bytes):
+        image = Image.open(io.BytesIO(source))
+    else:
+        image = Image.open(source)
+    image.load()
+    image = ImageOps.exif_transpose(image)
+    gray = image.mode in GRAY_MODES
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, "float64")
+        top = float(values.max()) if values.size else 0.0
+        if image.mode.startswith("I;16") or 255 < top <= 65535:
+            values = values * (255.0 / 65535.0)
+        elif top > 65535:
+            values = values * (255.0 / top)
+        image = Image.fromarray(np.clip(values.round(), 0, 255).astype("uint8"))
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        image = image.convert("RGBA")
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image)
+    return image.convert("L" if gray else "RGB")
+
+
 def decode_image(payload, size):
-    """Decode a path, bytes or array into uint8 `(H, W, 3)` at `size`."""
+    """Decode a path, bytes or array into uint8 `(H, W, 3)` at `size`.
+
+    Reads with `open_image` (the decoder prediction uses too), then
+    resizes with PIL bilinear; gray images are replicated to 3 channels.
+    """
     from PIL import Image
 
-    if isinstance(payload, np.ndarray):
-        image = Image.fromarray(payload)
-    elif isinstance(payload, bytes):
-        image = Image.open(io.BytesIO(payload))
-    else:
-        image = Image.open(payload)
-    with image:
-        image.load()
-        gray = image.mode in ("L", "I", "I;16", "F", "1", "LA")
-        image = image.convert("L" if gray else "RGB")
-        if image.size != (size[1], size[0]):
-            image = image.resize((size[1], size[0]), Image.BILINEAR)
-        array = np.asarray(image, dtype="uint8")
+    image = open_image(payload)
+    if image.size != (size[1], size[0]):
+        image = image.resize((size[1], size[0]), Image.BILINEAR)
+    array = np.asarray(image, dtype="uint8")
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=-1)
     return array
@@ -160,6 +241,7 @@ def build_records(
     """
     size = check_image_size(image_size)
     labels = np.array([it.label for it in items], "int32")
+    listed = [it.name for it in items]
     items = [items[i] for i in stratified_subset(labels, limit_per_class, seed)]
 
     def work(item):
@@ -193,6 +275,7 @@ def build_records(
         names=[it.name for it in kept],
         skipped=list(policy.skipped),
         dropped=dict(policy.dropped),
+        listed_names=listed,
     )
 
 

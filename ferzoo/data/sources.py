@@ -13,6 +13,7 @@ from ferzoo.data.records import stratified_subset
 from ferzoo.data.synthetic import SYNTHETIC_CLASS_NAMES
 from ferzoo.data.synthetic import make_synthetic_faces
 from ferzoo.errors import DataError
+from ferzoo.errors import UsageError
 
 DATA_KINDS = ("synthetic", "imagefolder", "fer2013", "rafdb", "ferplus")
 DATA_KINDS += ("affectnet",)
@@ -22,26 +23,42 @@ _SYNTHETIC_SEEDS = {"train": 0, "val": 1, "test": 2}
 
 
 def parse_data_spec(data):
-    """Split `"KIND:PATH"` into `(kind, path)`; check the kind."""
+    """Split `"KIND:PATH"` into `(kind, path)`; check the kind.
+
+    A bad spec is a `UsageError` (a `ValueError`; exit code 2 on the
+    command line) naming `data` (`--data`).
+    """
     if not isinstance(data, str) or not data:
-        raise ValueError(
-            "`data` must be a string 'KIND:PATH' with KIND one of "
+        raise UsageError(
+            "`data` (--data) must be a string 'KIND:PATH' with KIND one of "
             f"{list(DATA_KINDS)}. Received: data={data!r}"
         )
     kind, _, path = data.partition(":")
     kind = kind.strip().lower()
     if kind not in DATA_KINDS:
-        raise ValueError(
-            f"`data` must start with one of {list(DATA_KINDS)} "
+        raise UsageError(
+            f"`data` (--data) must start with one of {list(DATA_KINDS)} "
             f"(e.g. 'fer2013:/data/fer2013' or 'synthetic'). "
             f"Received: data={data!r}"
         )
     if kind != "synthetic" and not path:
-        raise ValueError(
-            f"`data` of kind {kind!r} needs a path: '{kind}:PATH'. "
+        raise UsageError(
+            f"`data` (--data) of kind {kind!r} needs a path: '{kind}:PATH'. "
             f"Received: data={data!r}"
         )
+    if kind == "synthetic" and path and not _positive_int(path):
+        raise UsageError(
+            "`data` (--data) must be 'synthetic' or 'synthetic:N' with N a "
+            f"positive number of training samples. Received: data={data!r}"
+        )
     return kind, os.path.expanduser(path)
+
+
+def _positive_int(text):
+    try:
+        return int(text) > 0
+    except ValueError:
+        return False
 
 
 def _split_folder(root, split):

@@ -54,6 +54,7 @@ def _lazy_build_records(
     """`build_records` without decoding: the same subset and order."""
     records_lib.check_image_size(image_size)
     labels = np.array([it.label for it in items], "int32")
+    listed = [it.name for it in items]
     keep = records_lib.stratified_subset(labels, limit_per_class, seed)
     items = [items[i] for i in keep]
     if any(not isinstance(it.payload, str) for it in items):
@@ -68,6 +69,7 @@ def _lazy_build_records(
         names=[it.name for it in items],
         skipped=list(policy.skipped),
         dropped=dict(policy.dropped),
+        listed_names=listed,
     )
     lazy.paths = [it.payload for it in items]
     return lazy

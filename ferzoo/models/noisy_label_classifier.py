@@ -389,11 +389,14 @@ class NoisyLabelClassifier(keras.Model):
         `ferzoo.export.export_saved_model` on every backend: `serve` takes
         uint8 or float32 RGB batches of any height and width (resized
         inside) and returns probabilities; `class_names()` names them.
-        `kwargs` may give its `image_shape` and `class_names`. Other
-        formats, an `input_signature` or Keras' own `kwargs` use
+        `kwargs` may give its `image_shape`, `class_names` and
+        `overwrite` (replace an earlier ferzoo export at `filepath`).
+        `format="onnx" | "litert" | "tfjs"` is `ferzoo.export.export`
+        (uint8 pixels of any size -> probabilities, class names in the
+        metadata). An `input_signature` or Keras' own `kwargs` use
         `keras.Model.export`.
         """
-        ours = {"image_shape", "class_names"}
+        ours = {"image_shape", "class_names", "overwrite"}
         if (
             format == "tf_saved_model"
             and input_signature is None
@@ -404,7 +407,7 @@ class NoisyLabelClassifier(keras.Model):
             return export_saved_model(
                 self, filepath, verbose=bool(verbose), **kwargs
             )
-        light = {"image_shape", "class_names", "grayscale"}
+        light = {"image_shape", "class_names", "grayscale", "overwrite"}
         if (
             format in ("onnx", "litert", "tfjs")
             and input_signature is None

@@ -46,10 +46,14 @@ def expand_inputs(images_or_paths):
 
 
 def read_image(source):
-    """Upright uint8 RGB `(H, W, 3)` from a path, PIL image or array."""
+    """Upright uint8 RGB `(H, W, 3)` from a path, PIL image or array.
+
+    Decoded by `ferzoo.data.records.open_image`, as the training data is.
+    """
     from PIL import Image
-    from PIL import ImageOps
     from PIL import UnidentifiedImageError
+
+    from ferzoo.data.records import open_image
 
     if isinstance(source, np.ndarray):
         array = np.asarray(source)
@@ -64,8 +68,7 @@ def read_image(source):
                 "an image array must be (H, W), (H, W, 1), (H, W, 3) or "
                 f"(H, W, 4). Received: shape={array.shape}"
             )
-        array = np.clip(array, 0, 255).astype("uint8")
-        image = Image.fromarray(array)
+        image = Image.fromarray(np.clip(array, 0, 255).astype("uint8"))
     elif isinstance(source, Image.Image):
         image = source
     else:
@@ -73,34 +76,14 @@ def read_image(source):
         if not path.is_file():
             raise DataError("no such file", path=path)
         try:
-            image = Image.open(path)
-            image.load()
+            return np.asarray(open_image(path).convert("RGB"), dtype="uint8")
         except UnidentifiedImageError as e:
             raise DataError("not an image PIL can read", path=path) from e
         except Exception as e:  # PIL raises many types on broken files
             raise DataError(
                 f"corrupt image ({type(e).__name__}: {e})", path=path
             ) from e
-        image = ImageOps.exif_transpose(image)
-    return _to_rgb(image)
-
-
-def _to_rgb(image):
-    from PIL import Image
-
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        values = np.asarray(image, "float32")
-        top = float(values.max()) if values.size else 0.0
-        if top > 255:
-            values = values * (255.0 / top)
-        image = Image.fromarray(np.clip(values, 0, 255).astype("uint8"))
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        image = image.convert("RGBA")
-        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, image)
-    return np.asarray(image.convert("RGB"), dtype="uint8")
+    return np.asarray(open_image(image).convert("RGB"), dtype="uint8")
 
 
 @functools.lru_cache(maxsize=1)

@@ -286,7 +286,11 @@ class CLITest(TestCase):
             "last5_num_epochs": 3,
         }
         skipped = {"train": {"count": 2}, "test": {"count": 0}}
-        text = train.summary_text({"test": test, "skipped": skipped}, "out")
+        noise = {"type": "file", "unknown_ids": {"count": 2, "first": []}}
+        text = train.summary_text(
+            {"test": test, "skipped": skipped, "noise": noise}, "out"
+        )
         self.assertIn("0.5500 (mean of last 3 epochs)", text)
         self.assertIn("skipped bad samples: 2 in train", text)
         self.assertNotIn("in test", text)
+        self.assertIn("noise file: 2 name(s) of no training image", text)

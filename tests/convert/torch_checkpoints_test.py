@@ -198,7 +198,7 @@ class ConvertCommandTest(TestCase):
             self.invoke([*good, "--output", str(out)]).exit_code, 0
         )
         result = self.invoke([*good, "--output", str(out)])
-        self.assertEqual(result.exit_code, 3)
+        self.assertEqual(result.exit_code, 2)  # an output folder refusal
         self.assertIn("--overwrite", result.output)
         result = self.invoke([*good, "--output", str(out), "--overwrite"])
         self.assertEqual(result.exit_code, 0, result.output)

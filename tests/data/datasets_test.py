@@ -185,3 +185,31 @@ def test_imagefolder_explicit_classes(tmp_path):
         ferzoo.data.load_split(spec, image_size=8, classes=["sad"])
     with pytest.raises(ValueError, match="imagefolder and rafdb data only"):
         ferzoo.data.load_split("synthetic:14", classes=["a", "b"])
+
+
+def test_noise_file_naming_unknown_ids_is_refused_or_counted(tmp_path):
+    from tests.data.splits_test import rafdb
+
+    spec, entries = rafdb(tmp_path / "raf")
+    train = [(name, code) for name, code in entries if name.startswith("tr")]
+    lines = [f"{name} {code}" for name, code in train]
+    lines += ["../../etc/passwd 1", "nobody/ghost.png 2"]
+    path = tmp_path / "noise.txt"
+    path.write_text("\n".join(lines) + "\n")
+    first_bad = len(train) + 1
+    with pytest.raises(DataError, match=f"line {first_bad}: '../../etc/"):
+        ferzoo.data.load_training_splits(spec, noise_file=str(path))
+    # Skipped and counted; a name outside the per-class subset is known.
+    splits = ferzoo.data.load_training_splits(
+        spec,
+        noise_file=str(path),
+        on_error="skip",
+        limit_per_class=5,
+        val_fraction=0.0,
+    )
+    unknown = splits.train_info.noise["unknown_ids"]
+    assert unknown["count"] == 2
+    assert unknown["first"] == [
+        f"line {first_bad}: ../../etc/passwd",
+        f"line {first_bad + 1}: nobody/ghost.png",
+    ]
