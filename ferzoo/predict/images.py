@@ -48,12 +48,12 @@ def expand_inputs(images_or_paths):
 def read_image(source):
     """Upright uint8 RGB `(H, W, 3)` from a path, PIL image or array.
 
-    Decoded by `ferzoo.data.records.open_image`, as the training data is.
+    Decoded by `ferzoo.decode.open_image`, as the training data is.
     """
     from PIL import Image
     from PIL import UnidentifiedImageError
 
-    from ferzoo.data.records import open_image
+    from ferzoo.decode import open_image
 
     if isinstance(source, np.ndarray):
         array = np.asarray(source)
