@@ -24,12 +24,13 @@ SSD_PRESET = "ssd_mobilenetv1_face"
 SSD_MIN_SCORE = 0.5
 SSD_IOU = 0.5
 SSD_MAX_RESULTS = 100
-# FER2013's crops against the SSD's boxes, measured on the 3,589
-# PrivateTest faces (docs/cli.md, scripts/detection_check.py
-# --calibrate): the crop is the SSD box grown to this many box sides,
-# centred this many box sides below the box centre.
+# FER2013's crops against the SSD's boxes (medians over 2,000 training
+# faces, scripts/calibrate_framing.py --ssd): the crop is a square of
+# SCALE x sqrt(box area), its centre SHIFT_X box widths right of and
+# SHIFT_Y box heights below the box's centre.
 SSD_FRAME_SCALE = 1.0
-SSD_FRAME_SHIFT = 0.0
+SSD_FRAME_SHIFT_X = 0.0
+SSD_FRAME_SHIFT_Y = 0.0
 
 
 @dataclasses.dataclass
@@ -130,13 +131,19 @@ def non_max_suppression(
     return kept
 
 
-def frame_box(box, width, height, scale, shift):
-    """`box` `(x, y, w, h)` grown `scale` times about its centre, moved
-    down by `shift` of its height; a float box (not clipped)."""
+def frame_box(
+    box,
+    scale=SSD_FRAME_SCALE,
+    shift_x=SSD_FRAME_SHIFT_X,
+    shift_y=SSD_FRAME_SHIFT_Y,
+):
+    """The FER2013-framed square of an SSD box `(x, y, w, h)`: side
+    `scale * sqrt(w * h)`, centre moved by `(shift_x * w, shift_y * h)`;
+    floats, not clipped."""
     x, y, w, h = box
-    cx, cy = x + w / 2, y + h / 2 + shift * h
-    side_w, side_h = w * scale, h * scale
-    return (cx - side_w / 2, cy - side_h / 2, side_w, side_h)
+    cx, cy = x + w / 2 + shift_x * w, y + h / 2 + shift_y * h
+    side = scale * float(np.sqrt(max(w * h, 0.0)))
+    return (cx - side / 2, cy - side / 2, side, side)
 
 
 class SSDFaceDetector:

@@ -1,0 +1,106 @@
+"""From an RGB image to the classifier's face crops: detect, align, crop.
+
+`FaceCropper` is the step `ferzoo.predict.predict` and the video path
+share: a detector (`ferzoo.predict.detect`) finds the faces; with
+alignment (the default) face-api's landmark net turns each one upright
+and frames it like FER2013's crops (`ferzoo.predict.align`); without
+it the detector's box is reframed (the SSD's box is grown and moved to
+FER2013's framing, `detect.SSD_FRAME_*`; Haar's box already is FER2013's
+framing), grown by `margin` and clipped to the image. Crops come out at
+the classifier's input size, gray if it was trained on gray faces.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from ferzoo.predict import detect
+from ferzoo.predict.images import crop_box as clipped_box
+from ferzoo.predict.images import crop_face
+
+
+@dataclasses.dataclass
+class FoundFace:
+    """A detected face before classification (see `Face`)."""
+
+    box: tuple  # the detector's (x, y, w, h), int pixels
+    crop_box: tuple  # the cropped region's (axis-aligned) box
+    score: float = None  # the detector's score (None for Haar / none)
+    angle: float = None  # degrees rotated by alignment (None: no align)
+    transform: np.ndarray = None  # 2 x 3 image -> aligned crop pixels
+    crop_side: int = None  # side of the aligned crop in pixels
+
+
+def _int_box(box):
+    x, y, w, h = box
+    x0, y0 = int(round(x)), int(round(y))
+    return (x0, y0, int(round(x + w)) - x0, int(round(y + h)) - y0)
+
+
+class FaceCropper:
+    """Detect, align and crop faces for a classifier.
+
+    Args:
+        detector: `"ssd"`, `"haar"`, `"none"` or a detector object.
+        align: bool or None. Align each face with its landmarks; None:
+            unless the detector is `"none"`.
+        margin: float. Extra framing on each side, as a fraction of the
+            crop's side.
+        image_size: tuple `(height, width)` of the classifier's input.
+        grayscale: bool. Gray crops (then 3 channels).
+    """
+
+    def __init__(self, detector, align, margin, image_size, grayscale=False):
+        self.detector = detect.load_detector(detector)
+        if align is None:
+            align = not isinstance(self.detector, detect.WholeImage)
+        self.align = bool(align)
+        self.margin = float(margin)
+        self.image_size = tuple(image_size)
+        self.grayscale = bool(grayscale)
+        self.aligner = None
+        if self.align:
+            from ferzoo.predict import align as align_lib
+
+            self.aligner = align_lib.default_aligner()
+            # A margin shrinks the template about the crop's centre.
+            self.template = 0.5 + (self.aligner.template - 0.5) / (
+                1 + 2 * self.margin
+            )
+
+    def batch_size(self):
+        return getattr(self.detector, "batch_size", 1)
+
+    def faces(self, images):
+        """`[[(FoundFace, crop uint8 (H, W, 3)), ...], ...]` per image."""
+        detections = self.detector.detect_batch(list(images))
+        return [
+            self._crops(rgb, found) for rgb, found in zip(images, detections)
+        ]
+
+    def _crops(self, rgb, detections):
+        height, width = rgb.shape[:2]
+        out = []
+        if self.aligner is not None and detections:
+            boxes = [d.box for d in detections]
+            aligned = self.aligner.align(rgb, boxes, self.template)
+            for d, a in zip(detections, aligned):
+                side = a.crop.shape[0]
+                crop = crop_face(
+                    a.crop, (0, 0, side, side), self.image_size, self.grayscale
+                )
+                face = FoundFace(
+                    _int_box(d.box), a.crop_box(), d.score, a.angle,
+                    a.transform, side)  # fmt: skip
+                out.append((face, crop))
+            return out
+        for d in detections:
+            box = d.box
+            if isinstance(self.detector, detect.SSDFaceDetector):
+                box = detect.frame_box(box)
+            region = clipped_box(_int_box(box), self.margin, width, height)
+            if region[2] < 1 or region[3] < 1:
+                continue
+            crop = crop_face(rgb, region, self.image_size, self.grayscale)
+            out.append((FoundFace(_int_box(d.box), region, d.score), crop))
+        return out
