@@ -55,13 +55,11 @@ def main(data, split, count, seed, template, ssd):
     click.echo(f"{len(images)} {split} faces from {data}")
     if template:
         aligner = align.FaceAligner()
-        points = []
-        for i in range(0, len(images), 256):
-            chunk = images[i : i + 256]
-            for rgb in chunk:
-                h, w = rgb.shape[:2]
-                marks = aligner.landmarks(rgb, [(0, 0, w, h)])[0]
-                points.append(align.five_points(marks) / [w, h])
+        pairs = [(rgb, [(0, 0, *rgb.shape[:2][::-1])]) for rgb in images]
+        points = [
+            align.five_points(marks[0]) / rgb.shape[:2][::-1]
+            for (rgb, _), marks in zip(pairs, aligner.landmarks_many(pairs))
+        ]
         mean = np.mean(points, 0)
         angle = np.radians(align.eye_angle(mean))
         centre = mean.mean(0)

@@ -143,8 +143,8 @@ SSD_PROVENANCE = {
     "upstream": "face-api.js ssd_mobilenetv1_model (Vincent Mühler): a "
     "TensorFlow object-detection API SSD MobileNet v1 face detector",
     "upstream_license": "MIT (face-api.js)",
-    "training_data": "WIDER FACE (face-api.js README: \"trained on the "
-    "WIDERFACE dataset and the weights are provided by yeephycho\", i.e. "
+    "training_data": 'WIDER FACE (face-api.js README: "trained on the '
+    'WIDERFACE dataset and the weights are provided by yeephycho", i.e. '
     "github.com/yeephycho/tensorflow-face-detection)",
 }
 

@@ -191,6 +191,7 @@ def evaluate(scenes, detector, predictor):
     for k in range(0, len(scenes), 8):
         chunk = scenes[k : k + 8]
         found = det.detect_batch([s[0] for s in chunk])
+        matched = []
         for (scene, box, label, angle, occluded, _), dets in zip(chunk, found):
             overlaps = [iou(d.box, box) for d in dets]
             best = int(np.argmax(overlaps)) if dets else -1
@@ -202,12 +203,16 @@ def evaluate(scenes, detector, predictor):
                 by_kind["tilted>15"].append(hit)
             if box[2] < 80:
                 by_kind["small<80"].append(hit)
+            matched.append([dets[best]] if hit else [])
+        labels = np.array([s[2] for s in chunk])
+        for align, cropper in croppers.items():
+            images = [s[0] for s in chunk]
+            crops = cropper.crops(images, matched)
+            hit = [i for i, faces in enumerate(crops) if faces]
             if not hit:
                 continue
-            for align, cropper in croppers.items():
-                face, crop = cropper._crops(scene, [dets[best]])[0]
-                probs = predictor.predict(crop[None])
-                correct[align] += int(np.argmax(probs[0]) == label)
+            probs = predictor.predict(np.stack([crops[i][0][1] for i in hit]))
+            correct[align] += int((probs.argmax(-1) == labels[hit]).sum())
     n = len(scenes)
     return {
         "detector": det.name,

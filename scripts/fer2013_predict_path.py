@@ -68,14 +68,16 @@ def main(data, split, model, detectors, limit, seed, json_path):
         for k in range(0, len(files), 64):
             images = [read_image(f) for f in files[k : k + 64]]
             detections = detector.detect_batch(images)
+            best = [
+                [max(dets, key=lambda d: d.score or 0.0)] if dets else []
+                for dets in detections
+            ]
             for a, cropper in croppers.items():
                 crops, owner = [], []
-                for i, (rgb, dets) in enumerate(zip(images, detections)):
-                    if not dets:
-                        continue
-                    best = max(dets, key=lambda d: d.score or 0.0)
-                    crops.append(cropper._crops(rgb, [best])[0][1])
-                    owner.append(i)
+                for i, faces in enumerate(cropper.crops(images, best)):
+                    if faces:
+                        crops.append(faces[0][1])
+                        owner.append(i)
                 out = np.full(len(images), -1)
                 if crops:
                     probs = predictor.predict(np.stack(crops))

@@ -148,44 +148,63 @@ class FaceAligner:
 
     def landmarks(self, rgb, boxes):
         """`(len(boxes), 68, 2)` landmarks in image pixels."""
-        from keras import ops
+        return self.landmarks_many([(rgb, boxes)])[0]
 
-        if not len(boxes):
-            return np.zeros((0, 68, 2))
-        squares = [square_around(b) for b in boxes]
-        crops = np.stack([crop_square(rgb, s, 112) for s in squares])
-        out = []
-        for i in range(0, len(crops), self.batch_size):
-            batch = ops.convert_to_tensor(crops[i : i + self.batch_size])
-            out.append(ops.convert_to_numpy(self.net(batch)))
-        points = np.concatenate(out).astype(np.float64)
+    def landmarks_many(self, pairs):
+        """`landmarks` of each `(rgb, boxes)` pair, batched together."""
+        squares, crops, counts = [], [], []
+        for rgb, boxes in pairs:
+            counts.append(len(boxes))
+            for box in boxes:
+                squares.append(square_around(box))
+                crops.append(crop_square(rgb, squares[-1], 112))
+        if not crops:
+            return [np.zeros((0, 68, 2)) for _ in pairs]
+        crops = np.stack(crops)
+        points = np.concatenate(
+            [
+                np.asarray(
+                    self.net.predict_on_batch(crops[i : i + self.batch_size])
+                )
+                for i in range(0, len(crops), self.batch_size)
+            ]
+        ).astype(np.float64)
         sides = np.array([s[2] for s in squares])[:, None, None]
         origins = np.array([s[:2] for s in squares])[:, None, :]
-        return points * sides + origins
+        points = points * sides + origins
+        return np.split(points, np.cumsum(counts)[:-1])
 
     def align(self, rgb, boxes, template=None):
         """An `Alignment` per box (onto `template`, default the
         aligner's)."""
+        return self.align_many([(rgb, boxes)], template)[0]
+
+    def align_many(self, pairs, template=None):
+        """`align` of each `(rgb, boxes)` pair, landmarks batched."""
+        template = self.template if template is None else template
+        marks = self.landmarks_many(pairs)
+        return [
+            [self._warp(rgb, m, template) for m in image_marks]
+            for (rgb, _), image_marks in zip(pairs, marks)
+        ]
+
+    def _warp(self, rgb, landmarks, template):
         import cv2
 
-        template = self.template if template is None else template
-        out = []
-        for landmarks in self.landmarks(rgb, boxes):
-            points = five_points(landmarks)
-            unit = similarity(points, template, 1.0)
-            # The crop's side in source pixels: 1 / the map's scale.
-            scale = float(np.hypot(*unit[:, 0]))
-            side = int(np.clip(round(1 / max(scale, 1e-6)), MIN_CROP, MAX_CROP))
-            matrix = similarity(points, template, side)
-            crop = cv2.warpAffine(
-                np.ascontiguousarray(rgb),
-                matrix,
-                (side, side),
-                flags=cv2.INTER_AREA if side * scale < 1 else cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_REPLICATE,
-            )
-            out.append(Alignment(crop, matrix, landmarks, eye_angle(points)))
-        return out
+        points = five_points(landmarks)
+        unit = similarity(points, template, 1.0)
+        # The crop's side in source pixels: 1 / the map's scale.
+        scale = float(np.hypot(*unit[:, 0]))
+        side = int(np.clip(round(1 / max(scale, 1e-6)), MIN_CROP, MAX_CROP))
+        matrix = similarity(points, template, side)
+        crop = cv2.warpAffine(
+            np.ascontiguousarray(rgb),
+            matrix,
+            (side, side),
+            flags=cv2.INTER_AREA if side * scale < 1 else cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return Alignment(crop, matrix, landmarks, eye_angle(points))
 
 
 @functools.lru_cache(maxsize=2)

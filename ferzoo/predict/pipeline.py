@@ -73,17 +73,27 @@ class FaceCropper:
 
     def faces(self, images):
         """`[[(FoundFace, crop uint8 (H, W, 3)), ...], ...]` per image."""
-        detections = self.detector.detect_batch(list(images))
+        images = list(images)
+        return self.crops(images, self.detector.detect_batch(images))
+
+    def crops(self, images, detections):
+        """`faces` for detections already made (a list per image)."""
+        aligned = [None] * len(images)
+        if self.aligner is not None:
+            pairs = [
+                (rgb, [d.box for d in dets])
+                for rgb, dets in zip(images, detections)
+            ]
+            aligned = self.aligner.align_many(pairs, self.template)
         return [
-            self._crops(rgb, found) for rgb, found in zip(images, detections)
+            self._crops(rgb, dets, a)
+            for rgb, dets, a in zip(images, detections, aligned)
         ]
 
-    def _crops(self, rgb, detections):
+    def _crops(self, rgb, detections, aligned=None):
         height, width = rgb.shape[:2]
         out = []
-        if self.aligner is not None and detections:
-            boxes = [d.box for d in detections]
-            aligned = self.aligner.align(rgb, boxes, self.template)
+        if aligned is not None:
             for d, a in zip(detections, aligned):
                 side = a.crop.shape[0]
                 crop = crop_face(
