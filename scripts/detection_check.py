@@ -39,6 +39,7 @@ SCENE = (480, 640)  # height, width
 SIDES = (48, 300)
 MAX_ANGLE = 30.0
 OCCLUDED = 0.5
+THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)
 
 
 def background(rng, height, width):
@@ -145,13 +146,13 @@ def iou(a, b):
     return w * h / union if union > 0 else 0.0
 
 
-def test_faces(data, count, seed):
+def test_faces(data, count, seed, split="test"):
     from PIL import Image
 
     names = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    files = sorted(pathlib.Path(data, "test").glob("*/*"))
+    files = sorted(pathlib.Path(data, split).glob("*/*"))
     if not files:
-        raise click.ClickException(f"no images under {data}/test")
+        raise click.ClickException(f"no images under {data}/{split}")
     rng = np.random.default_rng(seed + 1)
     picks = rng.choice(len(files), min(count, len(files)), replace=False)
     out = []
@@ -161,11 +162,11 @@ def test_faces(data, count, seed):
     return out
 
 
-def make_scenes(data, count, seed):
+def make_scenes(data, count, seed, split="test"):
     """`[(uint8 scene, upright box, label, angle, occluded, file)]`."""
     rng = np.random.default_rng(seed)
     scenes = []
-    for face, label, path in test_faces(data, count, seed):
+    for face, label, path in test_faces(data, count, seed, split):
         scene = background(rng, *SCENE)
         box, angle, occluded = paste_face(rng, scene, face)
         scene = np.clip(scene, 0, 255).round().astype(np.uint8)
@@ -185,6 +186,7 @@ def evaluate(scenes, detector, predictor):
     }
     det = croppers[True].detector
     hits, false_pos = [], 0
+    sweep = {t: [0, 0] for t in THRESHOLDS}  # score > t: [hits, false pos]
     correct = {True: 0, False: 0}
     by_kind = {"occluded": [], "clear": [], "tilted>15": [], "small<80": []}
     start = time.time()
@@ -194,6 +196,10 @@ def evaluate(scenes, detector, predictor):
         matched = []
         for (scene, box, label, angle, occluded, _), dets in zip(chunk, found):
             overlaps = [iou(d.box, box) for d in dets]
+            for t, counts in sweep.items():
+                kept = [o for d, o in zip(dets, overlaps) if (d.score or 1) > t]
+                counts[0] += int(bool(kept) and max(kept) >= 0.5)
+                counts[1] += sum(1 for o in kept if o < 0.5)
             best = int(np.argmax(overlaps)) if dets else -1
             hit = best >= 0 and overlaps[best] >= 0.5
             hits.append(hit)
@@ -223,10 +229,45 @@ def evaluate(scenes, detector, predictor):
             k: [float(np.mean(v)) if v else None, len(v)]
             for k, v in by_kind.items()
         },
+        "recall_and_false_positives_by_min_score": {
+            str(t): [c[0] / n, c[1] / n]
+            for t, c in sweep.items()
+            if t >= getattr(det, "min_score", 1.0)
+        },
         "accuracy_aligned": correct[True] / n,
         "accuracy_not_aligned": correct[False] / n,
         "seconds": round(time.time() - start, 1),
     }
+
+
+def calibrate_framing(data, count, seed):
+    """Medians of FER2013 crop side / SSD box side and of the crop
+    centre's offset from the box centre (box widths, heights), over the
+    matched faces of near-upright (|angle| < 10) training-face scenes."""
+    from ferzoo.predict import detect
+
+    scenes = make_scenes(data, count, seed, split="train")
+    detector = detect.load_detector("ssd")
+    found = detector.detect_batch([s[0] for s in scenes])
+    ratio, dx, dy = [], [], []
+    for (_, gt, _, angle, occluded, _), dets in zip(scenes, found):
+        if abs(angle) >= 10 or occluded or not dets:
+            continue
+        d = max(dets, key=lambda d: iou(d.box, gt))
+        if iou(d.box, gt) < 0.3:
+            continue
+        x, y, w, h = d.box
+        ratio.append(gt[2] / np.sqrt(w * h))
+        dx.append((gt[0] + gt[2] / 2 - (x + w / 2)) / w)
+        dy.append((gt[1] + gt[3] / 2 - (y + h / 2)) / h)
+    click.echo(f"{len(ratio)} matched near-upright training faces")
+    click.echo(f"SSD_FRAME_SCALE = {np.median(ratio):.3f}")
+    click.echo(f"SSD_FRAME_SHIFT_X = {np.median(dx):.3f}")
+    click.echo(f"SSD_FRAME_SHIFT_Y = {np.median(dy):.3f}")
+    click.echo(
+        f"quartiles: scale {np.percentile(ratio, [25, 75]).round(3)}, "
+        f"shift_y {np.percentile(dy, [25, 75]).round(3)}"
+    )
 
 
 @click.command()
@@ -243,10 +284,19 @@ def evaluate(scenes, detector, predictor):
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))
 @click.option("--save-scenes", type=click.Path(file_okay=False))
-def main(data, count, seed, model, detectors, json_path, save_scenes):
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Instead: on scenes of FER2013 *training* faces, print the SSD "
+    "framing constants (ferzoo.predict.detect.SSD_FRAME_*).",
+)
+def main(data, count, seed, model, detectors, json_path, save_scenes,
+         calibrate):  # fmt: skip
     """Detection recall and end-to-end accuracy on pasted FER2013 faces."""
     from ferzoo.predict import load_predictor
 
+    if calibrate:
+        return calibrate_framing(data, count, seed)
     scenes = make_scenes(data, count, seed)
     if save_scenes:
         from PIL import Image

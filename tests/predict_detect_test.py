@@ -91,6 +91,29 @@ class ResizeAndNMSTest(TestCase):
         kept = detect.non_max_suppression(boxes, scores, min_score=0.3)
         self.assertEqual(kept, [0, 2, 3])
 
+    def test_turned_pass_boxes_map_back(self):
+        # A point of the image, turned with the pass's own warp, lands
+        # where the box centre found in the turned image maps back from.
+        rgb = np.zeros((60, 100, 3), np.uint8)
+        rgb[10:14, 70:74] = 255  # a bright spot centred at (72, 12)
+        turned, inverse = detect._rotate(rgb, 25.0)
+        ys, xs = np.nonzero(turned[..., 0] > 100)
+        found = detect.Detection((xs.mean() - 5, ys.mean() - 5, 10, 10), 0.9)
+        back = detect._rotate_back(found, inverse)
+        x, y, w, h = back.box
+        self.assertEqual((w, h), (10, 10))
+        np.testing.assert_allclose([x + w / 2, y + h / 2], [72, 12], atol=1)
+        # Passes' boxes merge by overlap, the best score kept.
+        detector = detect.SSDFaceDetector.__new__(detect.SSDFaceDetector)
+        detector.merge_iou = 0.3
+        faces = [
+            detect.Detection((0, 0, 10, 10), 0.6),
+            detect.Detection((1, 1, 10, 10), 0.8),
+            detect.Detection((30, 0, 10, 10), 0.4),
+        ]
+        merged = detector._merge(faces)
+        self.assertEqual([d.score for d in merged], [0.8, 0.4])
+
 
 @pytest.mark.large
 class FaceApiParityTest(TestCase):

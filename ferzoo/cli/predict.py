@@ -20,12 +20,13 @@ EXIT_NO_FACE = 6
 )
 @click.option(
     "--detector",
-    type=click.Choice(["ssd", "haar", "none"]),
+    type=click.Choice(["ssd", "ssd-upright", "haar", "none"]),
     default="ssd",
     show_default=True,
-    help="Find faces with face-api's SSD MobileNet v1 face detector (ssd), "
-    "OpenCV's Haar cascade (haar), or take each image as one face crop "
-    "(none).",
+    help="Find faces with face-api's SSD MobileNet v1 face detector (ssd: "
+    "upright and turned +-25 degrees; ssd-upright: one upright pass, 3x "
+    "faster), OpenCV's Haar cascade (haar), or take each image as one "
+    "face crop (none).",
 )
 @click.option(
     "--align/--no-align",

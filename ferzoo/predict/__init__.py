@@ -36,7 +36,7 @@ from ferzoo.predict.loading import CamUnsupportedError
 from ferzoo.predict.loading import Predictor
 from ferzoo.predict.loading import load_predictor
 
-DETECTORS = ("ssd", "haar", "none")
+DETECTORS = ("ssd", "ssd-upright", "haar", "none")
 DEFAULT_DETECTOR = "ssd"
 # FER2013's own crops are the size of the Haar box: on 274 faces the
 # cascade finds in PrivateTest images, crop side / box side has median
@@ -168,7 +168,9 @@ def predict(
             training output folder (its `best.keras`), a `.keras` file or
             a SavedModel folder. Defaults to `"ferzoo_fer2013"`.
         detector: str. `"ssd"` (face-api's SSD MobileNet v1 face
-            detector, shipped as the `ssd_mobilenetv1_face` preset),
+            detector, shipped as the `ssd_mobilenetv1_face` preset, run
+            upright and turned +-25 degrees, score > 0.3),
+            `"ssd-upright"` (face-api's single pass, score > 0.5),
             `"haar"` (OpenCV) or `"none"` (each image is one face crop).
             Defaults to `"ssd"`.
         align: bool or None. Turn each face upright (eyes level) and

@@ -24,13 +24,20 @@ SSD_PRESET = "ssd_mobilenetv1_face"
 SSD_MIN_SCORE = 0.5
 SSD_IOU = 0.5
 SSD_MAX_RESULTS = 100
-# FER2013's crops against the SSD's boxes (medians over 2,000 training
-# faces, scripts/calibrate_framing.py --ssd): the crop is a square of
-# SCALE x sqrt(box area), its centre SHIFT_X box widths right of and
-# SHIFT_Y box heights below the box's centre.
-SSD_FRAME_SCALE = 1.0
-SSD_FRAME_SHIFT_X = 0.0
-SSD_FRAME_SHIFT_Y = 0.0
+SSD_MERGE_IOU = 0.3
+# ferzoo-predict's default detector: face-api's pass plus two turned ones,
+# and a lower score threshold (scripts/detection_check.py, docs/cli.md).
+DEFAULT_ROTATIONS = (25.0, -25.0)
+DEFAULT_MIN_SCORE = 0.3
+# FER2013's crops against the SSD's boxes: medians over the 25 matched,
+# near-upright, unoccluded faces of 200 scenes of FER2013 *training*
+# faces (`python scripts/detection_check.py --data DIR --calibrate
+# --scenes 200 --seed 1`; quartiles of the scale 1.045, 1.265): the crop
+# is a square of SCALE x sqrt(box area), its centre SHIFT_X box widths
+# right of and SHIFT_Y box heights below the box's centre.
+SSD_FRAME_SCALE = 1.127
+SSD_FRAME_SHIFT_X = 0.037
+SSD_FRAME_SHIFT_Y = -0.013
 
 
 @dataclasses.dataclass
@@ -149,18 +156,33 @@ def frame_box(
 class SSDFaceDetector:
     """face-api's SSD MobileNet v1 face detector (module docstring).
 
+    Besides the upright pass (face-api's own), the image is also searched
+    turned by each of `rotations` degrees (the net misses faces tilted
+    by more than about 15 degrees): each extra pass's boxes are mapped
+    back (centre rotated back, size kept), and the boxes of all passes
+    are merged by NMS at IoU `merge_iou`, best score first.
+
     Args:
         preset: str. The detector's preset. Defaults to
             `"ssd_mobilenetv1_face"`.
         min_score: float. Keep faces scoring above this. Defaults to 0.5
             (face-api's `minConfidence`).
+        rotations: tuple of floats. Extra passes, in degrees
+            (counter-clockwise). Defaults to `()` (face-api's one pass).
+        merge_iou: float. Boxes of different passes overlapping more than
+            this are one face. Defaults to 0.3.
         batch_size: int. Images per forward pass. Defaults to 8.
     """
 
     name = "ssd"
 
     def __init__(
-        self, preset=SSD_PRESET, min_score=SSD_MIN_SCORE, batch_size=8
+        self,
+        preset=SSD_PRESET,
+        min_score=SSD_MIN_SCORE,
+        rotations=(),
+        merge_iou=SSD_MERGE_IOU,
+        batch_size=8,
     ):
         from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
 
@@ -170,6 +192,8 @@ class SSDFaceDetector:
             )
         self.net = SSDMobileNetV1FaceDetector.from_preset(preset)
         self.min_score = float(min_score)
+        self.rotations = tuple(float(r) for r in rotations)
+        self.merge_iou = float(merge_iou)
         self.batch_size = int(batch_size)
 
     def raw(self, inputs):
@@ -183,23 +207,77 @@ class SSDFaceDetector:
         out = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            prepared = [ssd_input(rgb) for rgb in chunk]
-            boxes, scores = self.raw(np.stack([p[0] for p in prepared]))
-            for rgb, (_, side), b, s in zip(chunk, prepared, boxes, scores):
-                out.append(self._faces(b, s, side, rgb.shape[:2]))
+            found = self._pass(chunk)
+            for angle in self.rotations:
+                turned, inverses = zip(*(_rotate(rgb, angle) for rgb in chunk))
+                more = self._pass(turned)
+                for faces, extra, inverse in zip(found, more, inverses):
+                    faces.extend(_rotate_back(d, inverse) for d in extra)
+            if self.rotations:
+                found = [self._merge(faces) for faces in found]
+            out.extend(
+                sorted(faces, key=lambda d: (d.box[0], d.box[1]))
+                for faces in found
+            )
         return out
 
     def detect(self, rgb):
         return self.detect_batch([rgb])[0]
 
-    def _faces(self, boxes, scores, side, shape):
+    def _pass(self, images):
+        prepared = [ssd_input(rgb) for rgb in images]
+        boxes, scores = self.raw(np.stack([p[0] for p in prepared]))
+        return [
+            self._faces(b, s, side)
+            for (_, side), b, s in zip(prepared, boxes, scores)
+        ]
+
+    def _faces(self, boxes, scores, side):
         faces = []
         for i in non_max_suppression(boxes, scores, min_score=self.min_score):
             y0, x0 = max(0.0, boxes[i][0]), max(0.0, boxes[i][1])
             y1, x1 = min(1.0, boxes[i][2]), min(1.0, boxes[i][3])
             box = (x0 * side, y0 * side, (x1 - x0) * side, (y1 - y0) * side)
             faces.append(Detection(box, float(scores[i])))
-        return sorted(faces, key=lambda d: (d.box[0], d.box[1]))
+        return faces
+
+    def _merge(self, faces):
+        kept = []
+        for d in sorted(faces, key=lambda d: -d.score):
+            if all(_xywh_iou(d.box, k.box) <= self.merge_iou for k in kept):
+                kept.append(d)
+        return kept
+
+
+def _rotate(rgb, angle):
+    """`rgb` turned `angle` degrees about its centre (same size, edges
+    replicated), and the 2 x 3 map back to the original."""
+    import cv2
+
+    height, width = rgb.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    turned = cv2.warpAffine(
+        np.ascontiguousarray(rgb),
+        matrix,
+        (width, height),
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    return turned, cv2.invertAffineTransform(matrix)
+
+
+def _rotate_back(detection, inverse):
+    x, y, w, h = detection.box
+    cx, cy = inverse @ np.array([x + w / 2, y + h / 2, 1.0])
+    return Detection((cx - w / 2, cy - h / 2, w, h), detection.score)
+
+
+def _xywh_iou(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    union = aw * ah + bw * bh - w * h
+    return w * h / union if union > 0 else 0.0
 
 
 class HaarFaceDetector:
@@ -228,22 +306,26 @@ class WholeImage:
 
 
 @functools.lru_cache(maxsize=4)
-def _ssd(preset):
-    return SSDFaceDetector(preset)
+def _ssd(preset, min_score, rotations):
+    return SSDFaceDetector(preset, min_score, rotations)
 
 
 def load_detector(name):
-    """The detector called `name` (`"ssd"`, `"haar"` or `"none"`), or an
-    object with `detect`/`detect_batch` passed through."""
+    """The detector called `name`, or an object with `detect` /
+    `detect_batch` passed through: `"ssd"` (upright and +-25 degree
+    passes, score > 0.3), `"ssd-upright"` (face-api's own: one pass,
+    score > 0.5), `"haar"` or `"none"`."""
     if not isinstance(name, str):
         return name
     if name == "ssd":
-        return _ssd(SSD_PRESET)
+        return _ssd(SSD_PRESET, DEFAULT_MIN_SCORE, DEFAULT_ROTATIONS)
+    if name == "ssd-upright":
+        return _ssd(SSD_PRESET, SSD_MIN_SCORE, ())
     if name == "haar":
         return HaarFaceDetector()
     if name == "none":
         return WholeImage()
     raise ValueError(
-        "`detector` must be one of ('ssd', 'haar', 'none'). "
+        "`detector` must be one of ('ssd', 'ssd-upright', 'haar', 'none'). "
         f"Received: detector={name!r}"
     )

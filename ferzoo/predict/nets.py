@@ -154,6 +154,7 @@ class SSDMobileNetV1FaceDetector(_FromPreset, keras.Model):
 
     Example:
     >>> import numpy as np
+    >>> from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
     >>> net = SSDMobileNetV1FaceDetector()
     >>> out = net(np.zeros((1, 512, 512, 3), "float32"))
     >>> tuple(out["boxes"].shape), tuple(out["scores"].shape)
@@ -242,6 +243,7 @@ class FaceLandmark68Net(_FromPreset, keras.Model):
 
     Example:
     >>> import numpy as np
+    >>> from ferzoo.predict.nets import FaceLandmark68Net
     >>> net = FaceLandmark68Net()
     >>> tuple(net(np.zeros((1, 112, 112, 3), "float32")).shape)
     (1, 68, 2)

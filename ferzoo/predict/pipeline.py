@@ -106,7 +106,7 @@ class FaceCropper:
             return out
         for d in detections:
             box = d.box
-            if isinstance(self.detector, detect.SSDFaceDetector):
+            if isinstance(self.detector, detect.SSDFaceDetector):  # FER frame
                 box = detect.frame_box(box)
             region = clipped_box(_int_box(box), self.margin, width, height)
             if region[2] < 1 or region[3] < 1:
