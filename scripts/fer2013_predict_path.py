@@ -2,7 +2,9 @@
 
 Each PrivateTest image (48 x 48, the whole face crop) goes through the
 detector and the crop step of `ferzoo.predict` (`FaceCropper`), with
-and without alignment, then the shipped model. For `--detector none` the
+and without alignment (`--align-mode level`, the default: the crop
+turned until the eyes are level; `template`: the five points mapped onto
+FER2013's mean template), then the shipped model. For `--detector none` the
 whole image is the face box (aligned: face-api's landmarks on it, then
 the warp onto FER2013's template); for `ssd` and `haar` an image where
 no face is found counts as wrong (its best-scoring box is used when
@@ -35,10 +37,17 @@ NAMES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 @click.option(
     "--detector", "detectors", multiple=True, default=("none",),
     show_default=True)  # fmt: skip
+@click.option(
+    "--align-mode",
+    type=click.Choice(["level", "template"]),
+    default="level",
+    show_default=True,
+    help="ferzoo.predict.align.FaceAligner's mode for the aligned rows.",
+)
 @click.option("--limit", type=int, help="A seeded subset of this size.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))
-def main(data, split, model, detectors, limit, seed, json_path):
+def main(data, split, model, detectors, align_mode, limit, seed, json_path):
     """FER2013 accuracy through the predict path, aligned and not."""
     from sklearn.metrics import f1_score
 
@@ -58,7 +67,12 @@ def main(data, split, model, detectors, limit, seed, json_path):
         start = time.time()
         croppers = {
             a: FaceCropper(
-                name, a, 0.0, predictor.image_size, predictor.grayscale
+                name,
+                a,
+                0.0,
+                predictor.image_size,
+                predictor.grayscale,
+                align_mode,
             )
             for a in (False, True)
         }
@@ -90,7 +104,7 @@ def main(data, split, model, detectors, limit, seed, json_path):
             f1 = f1_score(labels, p, labels=range(7), average=None)
             row = {
                 "detector": name,
-                "align": a,
+                "align": align_mode if a else False,
                 "images": len(files),
                 "found": found / len(files),
                 "accuracy": float((p == labels).mean()),
@@ -104,7 +118,7 @@ def main(data, split, model, detectors, limit, seed, json_path):
                "disgust F1 |\n|---|---|---|---|---|---|")  # fmt: skip
     for r in rows:
         click.echo(
-            f"| {r['detector']} | {'yes' if r['align'] else 'no'} | "
+            f"| {r['detector']} | {r['align'] or 'no'} | "
             f"{r['found']:.3f} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | "
             f"{r['disgust_f1']:.3f} |"
         )

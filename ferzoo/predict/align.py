@@ -2,14 +2,16 @@
 
 `FaceAligner` finds 68 landmarks in each detected face with face-api's
 landmark net (`ferzoo.predict.nets.FaceLandmark68Net`, preset
-`face_landmark68_net`; its input is the square around the detector's box)
-and maps five of them (the two eye centres, the nose tip and the mouth
-corners) onto `FER2013_TEMPLATE` with a similarity transform whose
-rotation makes the eyes level and whose scale and shift fit the five
-points in the least-squares sense. The template is where those points
-sit, on average, in FER2013's own 48 x 48 training crops (measured by
-`scripts/calibrate_framing.py` over 2,000 training faces), so an aligned
-crop is framed the way the shipped model was trained.
+`face_landmark68_net`; its input is the square around the detector's
+box). In `"level"` mode (the default) it turns the face's crop, framed
+as without alignment (Haar's box, the SSD's box reframed to FER2013's
+crops, the whole image for `detector="none"`), about its centre until the
+eye line is level: the framing stays the one the model was trained on,
+only the tilt goes. In `"template"` mode it maps five points (eye
+centres, nose tip, mouth corners) onto `FER2013_TEMPLATE`, their mean
+place in FER2013's training crops (`scripts/calibrate_framing.py`), with
+a similarity transform; on FER2013 PrivateTest that mode costs accuracy
+and most of disgust (docs/cli.md), so it is not the default.
 """
 
 import dataclasses
@@ -138,10 +140,19 @@ class FaceAligner:
     """
 
     def __init__(
-        self, preset=LANDMARK_PRESET, template=FER2013_TEMPLATE, batch_size=32
+        self,
+        preset=LANDMARK_PRESET,
+        mode="level",
+        template=FER2013_TEMPLATE,
+        batch_size=32,
     ):
         from ferzoo.predict.nets import FaceLandmark68Net
 
+        if mode not in ("level", "template"):
+            raise ValueError(
+                f"`mode` must be 'level' or 'template'. Received: mode={mode!r}"
+            )
+        self.mode = mode
         self.net = FaceLandmark68Net.from_preset(preset)
         self.template = np.asarray(template, np.float64)
         self.batch_size = int(batch_size)
@@ -174,19 +185,57 @@ class FaceAligner:
         points = points * sides + origins
         return np.split(points, np.cumsum(counts)[:-1])
 
-    def align(self, rgb, boxes, template=None):
-        """An `Alignment` per box (onto `template`, default the
-        aligner's)."""
-        return self.align_many([(rgb, boxes)], template)[0]
+    def align(self, rgb, boxes, frames=None, template=None):
+        """An `Alignment` per box; see `align_many`."""
+        frames = None if frames is None else [frames]
+        return self.align_many([(rgb, boxes)], frames, template)[0]
 
-    def align_many(self, pairs, template=None):
-        """`align` of each `(rgb, boxes)` pair, landmarks batched."""
+    def align_many(self, pairs, frames=None, template=None):
+        """`Alignment`s of each `(rgb, boxes)` pair, landmarks batched.
+
+        `"level"` mode turns each frame (a square `(x, y, side, side)`
+        per box, the crop without alignment; default the square around
+        the box) about its centre so the eyes are level. `"template"`
+        mode maps the five points onto `template` (default the
+        aligner's) instead.
+        """
         template = self.template if template is None else template
         marks = self.landmarks_many(pairs)
-        return [
-            [self._warp(rgb, m, template) for m in image_marks]
-            for (rgb, _), image_marks in zip(pairs, marks)
-        ]
+        if frames is None:
+            frames = [[square_around(b) for b in boxes] for _, boxes in pairs]
+        out = []
+        for (rgb, _), image_marks, image_frames in zip(pairs, marks, frames):
+            if self.mode == "template":
+                out.append([self._warp(rgb, m, template) for m in image_marks])
+            else:
+                out.append(
+                    [
+                        self._level(rgb, m, f)
+                        for m, f in zip(image_marks, image_frames)
+                    ]
+                )
+        return out
+
+    def _level(self, rgb, landmarks, frame):
+        import cv2
+
+        points = five_points(landmarks)
+        angle = eye_angle(points)
+        x, y, side_in, _ = frame
+        side = int(np.clip(round(side_in), MIN_CROP, MAX_CROP))
+        cx, cy = x + side_in / 2, y + side_in / 2
+        # Counter-clockwise by the eye line's clockwise tilt, about the
+        # frame's centre, which lands on the crop's centre.
+        matrix = cv2.getRotationMatrix2D((cx, cy), angle, side / side_in)
+        matrix[:, 2] += (side / 2 - cx, side / 2 - cy)
+        crop = cv2.warpAffine(
+            np.ascontiguousarray(rgb),
+            matrix,
+            (side, side),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        return Alignment(crop, matrix, landmarks, angle)
 
     def _warp(self, rgb, landmarks, template):
         import cv2
@@ -207,6 +256,6 @@ class FaceAligner:
         return Alignment(crop, matrix, landmarks, eye_angle(points))
 
 
-@functools.lru_cache(maxsize=2)
-def default_aligner(preset=LANDMARK_PRESET):
-    return FaceAligner(preset)
+@functools.lru_cache(maxsize=4)
+def default_aligner(preset=LANDMARK_PRESET, mode="level"):
+    return FaceAligner(preset, mode)

@@ -1,12 +1,13 @@
 """From an RGB image to the classifier's face crops: detect, align, crop.
 
 `FaceCropper` is the step `ferzoo.predict.predict` and the video path
-share: a detector (`ferzoo.predict.detect`) finds the faces; with
-alignment (the default) face-api's landmark net turns each one upright
-and frames it like FER2013's crops (`ferzoo.predict.align`); without
-it the detector's box is reframed (the SSD's box is grown and moved to
-FER2013's framing, `detect.SSD_FRAME_*`; Haar's box already is FER2013's
-framing), grown by `margin` and clipped to the image. Crops come out at
+share: a detector (`ferzoo.predict.detect`) finds the faces and each box
+is reframed like FER2013's crops (the SSD's box is grown and moved,
+`detect.SSD_FRAME_*`; Haar's box already is FER2013's framing) and grown
+by `margin`. With alignment (the default but for `detector="none"`)
+face-api's landmark net finds the eyes and that square is turned about
+its centre until they are level (`ferzoo.predict.align`); without it the
+square is cut out as it is, clipped to the image. Crops come out at
 the classifier's input size, gray if it was trained on gray faces.
 """
 
@@ -50,7 +51,15 @@ class FaceCropper:
         grayscale: bool. Gray crops (then 3 channels).
     """
 
-    def __init__(self, detector, align, margin, image_size, grayscale=False):
+    def __init__(
+        self,
+        detector,
+        align,
+        margin,
+        image_size,
+        grayscale=False,
+        align_mode="level",
+    ):
         self.detector = detect.load_detector(detector)
         if align is None:
             align = not isinstance(self.detector, detect.WholeImage)
@@ -62,8 +71,9 @@ class FaceCropper:
         if self.align:
             from ferzoo.predict import align as align_lib
 
-            self.aligner = align_lib.default_aligner()
-            # A margin shrinks the template about the crop's centre.
+            self.aligner = align_lib.default_aligner(mode=align_mode)
+            # In template mode a margin shrinks the template about the
+            # crop's centre.
             self.template = 0.5 + (self.aligner.template - 0.5) / (
                 1 + 2 * self.margin
             )
@@ -84,11 +94,24 @@ class FaceCropper:
                 (rgb, [d.box for d in dets])
                 for rgb, dets in zip(images, detections)
             ]
-            aligned = self.aligner.align_many(pairs, self.template)
+            frames = [
+                [self._frame(d.box, rgb.shape[:2]) for d in dets]
+                for rgb, dets in zip(images, detections)
+            ]
+            aligned = self.aligner.align_many(pairs, frames, self.template)
         return [
             self._crops(rgb, dets, a)
             for rgb, dets, a in zip(images, detections, aligned)
         ]
+
+    def _frame(self, box, shape):
+        """The square an aligned face is cut from before it is turned:
+        the box framed like FER2013's crops, plus the margin."""
+        if isinstance(self.detector, detect.SSDFaceDetector):
+            box = detect.frame_box(box)
+        x, y, w, h = box
+        side = max(w, h) * (1 + 2 * self.margin)
+        return (x + w / 2 - side / 2, y + h / 2 - side / 2, side, side)
 
     def _crops(self, rgb, detections, aligned=None):
         height, width = rgb.shape[:2]
@@ -106,8 +129,8 @@ class FaceCropper:
             return out
         for d in detections:
             box = d.box
-            if isinstance(self.detector, detect.SSDFaceDetector):  # FER frame
-                box = detect.frame_box(box)
+            if isinstance(self.detector, detect.SSDFaceDetector):
+                box = detect.frame_box(box)  # FER2013's framing
             region = clipped_box(_int_box(box), self.margin, width, height)
             if region[2] < 1 or region[3] < 1:
                 continue
