@@ -221,7 +221,7 @@ def evaluate(scenes, detector, predictor):
             correct[align] += int((probs.argmax(-1) == labels[hit]).sum())
     n = len(scenes)
     return {
-        "detector": det.name,
+        "detector": detector,
         "faces": n,
         "recall": float(np.mean(hits)),
         "false_positives_per_scene": false_pos / n,

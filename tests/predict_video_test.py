@@ -143,4 +143,5 @@ class PredictVideoTest(TestCase):
             peaks[seconds] = int(done.stdout.split("PEAK")[-1]) / 1024  # MB
             with open(f"{tmp}/out{seconds}/predictions.jsonl") as f:
                 self.assertEqual(len(f.readlines()), seconds)
+        print("peak RSS (MB):", peaks)
         self.assertLess(peaks[120] - peaks[10], 100, peaks)

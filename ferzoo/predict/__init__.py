@@ -169,7 +169,7 @@ def predict(
             a SavedModel folder. Defaults to `"ferzoo_fer2013"`.
         detector: str. `"ssd"` (face-api's SSD MobileNet v1 face
             detector, shipped as the `ssd_mobilenetv1_face` preset, run
-            upright and turned +-25 degrees, score > 0.3),
+            upright and turned +-25 degrees, score > 0.4),
             `"ssd-upright"` (face-api's single pass, score > 0.5),
             `"haar"` (OpenCV) or `"none"` (each image is one face crop).
             Defaults to `"ssd"`.

@@ -28,7 +28,7 @@ SSD_MERGE_IOU = 0.3
 # ferzoo-predict's default detector: face-api's pass plus two turned ones,
 # and a lower score threshold (scripts/detection_check.py, docs/cli.md).
 DEFAULT_ROTATIONS = (25.0, -25.0)
-DEFAULT_MIN_SCORE = 0.3
+DEFAULT_MIN_SCORE = 0.4
 # FER2013's crops against the SSD's boxes: medians over the 25 matched,
 # near-upright, unoccluded faces of 200 scenes of FER2013 *training*
 # faces (`python scripts/detection_check.py --data DIR --calibrate
@@ -313,7 +313,7 @@ def _ssd(preset, min_score, rotations):
 def load_detector(name):
     """The detector called `name`, or an object with `detect` /
     `detect_batch` passed through: `"ssd"` (upright and +-25 degree
-    passes, score > 0.3), `"ssd-upright"` (face-api's own: one pass,
+    passes, score > 0.4), `"ssd-upright"` (face-api's own: one pass,
     score > 0.5), `"haar"` or `"none"`."""
     if not isinstance(name, str):
         return name
