@@ -7,11 +7,12 @@ Two numbers sets, printed as the constants they become:
   on FER2013 training faces (each whole 48 x 48 image is the face box),
   averaged in units of the crop's side and rotated about their centroid
   so the eyes are level: `ferzoo.predict.align.FER2013_TEMPLATE`.
-- `--ssd`: the SSD face detector's box against the FER2013 crop on the
-  same faces (best-scoring box of each image where one is found): the
-  medians of crop side / box side and of the crop centre's offset from
-  the box centre, in box widths and heights:
-  `ferzoo.predict.detect.SSD_FRAME_*`.
+- `--ssd`: how often face-api's SSD (one upright pass, score > 0.5) finds
+  a face in FER2013's own crops (none of 1,000 training images: the face
+  fills the frame), and, where it does, the medians of crop side / box
+  side and of the crop centre's offset from the box centre. The SSD
+  framing constants `ferzoo.predict.detect.SSD_FRAME_*` come from pasted
+  faces instead: `scripts/detection_check.py --calibrate`.
 
 Training faces only (the test split stays for measuring). Invocation:
     python scripts/calibrate_framing.py --data /tmp/fer2013 \\
@@ -88,10 +89,9 @@ def main(data, split, count, seed, template, ssd):
             ratios.append(width / np.sqrt(w * h))
             dx.append((width / 2 - (x + w / 2)) / w)
             dy.append((height / 2 - (y + h / 2)) / h)
-        click.echo(
-            f"SSD found a face in {found}/{len(images)}; box w/h median "
-            f"{np.median([r for r in ratios]):.3f}"
-        )
+        click.echo(f"SSD found a face in {found}/{len(images)}")
+        if not ratios:
+            return
         click.echo(f"SSD_FRAME_SCALE = {np.median(ratios):.3f}")
         click.echo(f"SSD_FRAME_SHIFT_X = {np.median(dx):.3f}")
         click.echo(f"SSD_FRAME_SHIFT_Y = {np.median(dy):.3f}")
