@@ -42,6 +42,12 @@ OCCLUDED = 0.5
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)
 
 
+def iou(a, b):
+    from ferzoo.predict.detect import xywh_iou
+
+    return xywh_iou(a, b)
+
+
 def background(rng, height, width):
     """Smooth colour fields, a few shapes and sensor-like noise (uint8)."""
     import cv2
@@ -135,15 +141,6 @@ def paste_face(rng, scene, face):
     scene[ys:ye, xs:xe] = scene[ys:ye, xs:xe] * (1 - alpha) + patch * alpha
     cx, cy = x0 + canvas / 2, y0 + canvas / 2
     return (cx - side / 2, cy - side / 2, side, side), angle, occluded
-
-
-def iou(a, b):
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    union = aw * ah + bw * bh - w * h
-    return w * h / union if union > 0 else 0.0
 
 
 def test_faces(data, count, seed, split="test"):

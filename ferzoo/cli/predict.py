@@ -187,7 +187,7 @@ def main(
         results,
         predictor,
         detector=detector,
-        align=align,
+        align=align if align is not None else detector != "none",
         margin=margin,
     )
     report["exit_code"] = exit_code(results)

@@ -244,7 +244,7 @@ class SSDFaceDetector:
     def _merge(self, faces):
         kept = []
         for d in sorted(faces, key=lambda d: -d.score):
-            if all(_xywh_iou(d.box, k.box) <= self.merge_iou for k in kept):
+            if all(xywh_iou(d.box, k.box) <= self.merge_iou for k in kept):
                 kept.append(d)
         return kept
 
@@ -271,7 +271,8 @@ def _rotate_back(detection, inverse):
     return Detection((cx - w / 2, cy - h / 2, w, h), detection.score)
 
 
-def _xywh_iou(a, b):
+def xywh_iou(a, b):
+    """IoU of two `(x, y, w, h)` boxes."""
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))

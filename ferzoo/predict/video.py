@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ferzoo.errors import DataError
+from ferzoo.predict.detect import xywh_iou
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg",
                     ".mpeg", ".wmv")  # fmt: skip
@@ -73,16 +74,6 @@ class VideoFace:
         }
 
 
-def box_iou(a, b):
-    """IoU of two `(x, y, w, h)` boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    union = aw * ah + bw * bh - w * h
-    return w * h / union if union > 0 else 0.0
-
-
 class Tracker:
     """Face ids kept by box overlap between consecutive sampled frames.
 
@@ -99,7 +90,7 @@ class Tracker:
     def update(self, boxes):
         pairs = sorted(
             (
-                (box_iou(box, old), i, j)
+                (xywh_iou(box, old), i, j)
                 for i, box in enumerate(boxes)
                 for j, (_, old) in enumerate(self.previous)
             ),
