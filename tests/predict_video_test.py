@@ -145,3 +145,34 @@ class PredictVideoTest(TestCase):
                 self.assertEqual(len(f.readlines()), seconds)
         print("peak RSS (MB):", peaks)
         self.assertLess(peaks[120] - peaks[10], 100, peaks)
+
+
+class PredictVideoCLITest(TestCase):
+    def test_video_rows_exit_codes_and_usage(self):
+        from click.testing import CliRunner
+
+        from ferzoo.cli import predict
+
+        tmp = self.tmp_dir()
+        write_clip(f"{tmp}/clip.avi", 6, size=(64, 48), step=0)
+        tiny_model().save_to_preset(
+            f"{tmp}/preset", {"dataset": {"name": "x", "class_names": NAMES}}
+        )
+
+        def run(*args):
+            return CliRunner().invoke(predict.main, [str(a) for a in args])
+
+        common = ["--model", f"{tmp}/preset", "--detector", "none"]
+        result = run(f"{tmp}/clip.avi", *common, "--every", "4", "--json")
+        self.assertEqual(result.exit_code, 0, result.output)
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        self.assertEqual([r["frame"] for r in rows], [0, 4])
+        self.assertEqual({r["face_id"] for r in rows}, {1})
+        self.assertIn("2 sampled frame(s)", result.stderr)
+        result = run(f"{tmp}/gone.mp4", *common)
+        self.assertEqual(result.exit_code, predict.EXIT_UNREADABLE)
+        self.assertIn("no such file", result.stderr)
+        result = run(f"{tmp}/clip.avi", f"{tmp}/photo.jpg", *common)
+        self.assertEqual(result.exit_code, 2)
+        self.assertIn("separate runs", result.output)
+        self.assertEqual(run(f"{tmp}/clip.avi", "--cam").exit_code, 2)
