@@ -3,12 +3,15 @@
 Reads the TF.js weight manifests and shards of the npm package
 `@vladmandic/face-api` (MIT; version 1.7.15 by default), folds and maps
 them with `ferzoo.convert.tfjs`, and writes the backbone presets
-`presets/dlib_resnet29/` (dlib's face-recognition ResNet-29) and
+`presets/dlib_resnet29/` (dlib's face-recognition ResNet-29),
 `presets/face_landmark68/` (the 68-point landmark net's feature
-extractor): `config.json`, `metadata.json` (with provenance: package,
-version, file hashes, licence, training data) and `model.weights.h5`
-(float32: folded conv + scale weights are not on the uint8 grid, and
-float16 would add errors above the 1e-4 parity bound). Optionally writes
+extractor), `presets/face_landmark68_net/` (the whole landmark net, for
+face alignment) and `presets/ssd_mobilenetv1_face/` (the SSD MobileNet
+v1 face detector of `ferzoo-predict`): `config.json`, `metadata.json`
+(with provenance: package, version, file hashes, licence, training
+data) and `model.weights.h5` (float32: folded conv + scale weights are
+not on the uint8 grid, and float16 would add errors above the 1e-4
+parity bound). Optionally writes
 face-api's own expression net as a ferzoo `Baseline` preset folder (a
 reference model for the benchmark's peer rows; never a built-in preset).
 Without `--package-dir` the package is fetched with `npm pack` into a
@@ -131,6 +134,79 @@ def convert_feature_extractor(package_dir, model, trainable=False):
     backbone = ferzoo.backbones.FaceLandmark68Backbone(trainable=trainable)
     tfjs.set_layer_weights(backbone, weights)
     return backbone, weights["fc"], hashes
+
+
+SSD_PROVENANCE = {
+    "package": PACKAGE,
+    "package_version": VERSION,
+    "package_license": "MIT",
+    "upstream": "face-api.js ssd_mobilenetv1_model (Vincent Mühler): a "
+    "TensorFlow object-detection API SSD MobileNet v1 face detector",
+    "upstream_license": "MIT (face-api.js)",
+    "training_data": 'WIDER FACE (face-api.js README: "trained on the '
+    'WIDERFACE dataset and the weights are provided by yeephycho", i.e. '
+    "github.com/yeephycho/tensorflow-face-detection)",
+}
+
+
+def convert_ssd(package_dir):
+    """The converted `SSDMobileNetV1FaceDetector`."""
+    from ferzoo.convert import tfjs
+    from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
+
+    manifest, hashes = source_files(package_dir, "ssd_mobilenetv1_model")
+    weights = tfjs.ssd_mobilenetv1_weights(tfjs.read_tfjs_weights(manifest))
+    net = SSDMobileNetV1FaceDetector()
+    tfjs.set_layer_weights(net, weights)
+    return net, hashes
+
+
+def convert_landmark_net(package_dir):
+    """The converted `FaceLandmark68Net` (feature extractor + fc)."""
+    from ferzoo.convert import tfjs
+    from ferzoo.predict.nets import FaceLandmark68Net
+
+    manifest, hashes = source_files(package_dir, "face_landmark_68_model")
+    weights = tfjs.face_feature_extractor_weights(
+        tfjs.read_tfjs_weights(manifest)
+    )
+    net = FaceLandmark68Net()
+    tfjs.set_layer_weights(
+        net.get_layer("features"),
+        {k: v for k, v in weights.items() if k != "fc"},
+    )
+    net.get_layer("fc").set_weights(weights["fc"])
+    return net, hashes
+
+
+def ssd_metadata(version, hashes):
+    return {
+        "description": "face-api's SSD MobileNet v1 face detector (512 px "
+        "input, 5,118 anchors), converted from its TF.js weights; the "
+        "default face detector of ferzoo-predict "
+        "(ferzoo.predict.SSDFaceDetector: score > 0.5, NMS at IoU 0.5).",
+        "paper": "Liu et al., SSD: Single Shot MultiBox Detector, ECCV 2016; "
+        "Howard et al., MobileNets, 2017; Mühler, face-api.js (2018)",
+        "dataset": {"name": "WIDER FACE", "image_size": 512},
+        "recipe": {"image_size": 512, "normalization": "x / 127.5 - 1"},
+        "source": {
+            **SSD_PROVENANCE,
+            "package_version": version,
+            "files_sha256": hashes,
+            "converter": "scripts/convert_faceapi.py",
+        },
+        "weights_dtype": "float32",
+    }
+
+
+def landmark_net_metadata(version, hashes):
+    meta = landmark_metadata(version, hashes)
+    meta["description"] = (
+        "face-api's whole 68-point landmark net (feature extractor, "
+        "average pooling, 256 -> 136 linear layer) at 112 px: 68 (x, y) "
+        "points relative to the crop; ferzoo-predict aligns faces with it."
+    )
+    return meta
 
 
 def write_backbone_preset(backbone, folder, metadata):
@@ -296,7 +372,14 @@ def check(fixture, recognition, landmark, expression):
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(["dlib_resnet29", "face_landmark68"]),
+    type=click.Choice(
+        [
+            "dlib_resnet29",
+            "face_landmark68",
+            "face_landmark68_net",
+            "ssd_mobilenetv1_face",
+        ]
+    ),
     help="Write only these presets.",
 )
 @click.option(
@@ -335,6 +418,18 @@ def main(package_dir, version, output_dir, only, expression_dir, fixture):
                 landmark,
                 out / "face_landmark68",
                 landmark_metadata(version, hashes),
+            )
+        if not only or "face_landmark68_net" in only:
+            net, hashes = convert_landmark_net(package_dir)
+            write_backbone_preset(
+                net,
+                out / "face_landmark68_net",
+                landmark_net_metadata(version, hashes),
+            )
+        if not only or "ssd_mobilenetv1_face" in only:
+            net, hashes = convert_ssd(package_dir)
+            write_backbone_preset(
+                net, out / "ssd_mobilenetv1_face", ssd_metadata(version, hashes)
             )
         if expression_dir:
             expression = write_expression_preset(

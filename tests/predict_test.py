@@ -74,7 +74,9 @@ class PredictTest(TestCase):
         path = os.path.join(self.tmp_dir(), "photo.png")
         photo = make_photo(path)
         model = tiny_model()
-        (result,) = ferzoo.predict(path, model=model, class_names=NAMES)
+        (result,) = ferzoo.predict(
+            path, model=model, class_names=NAMES, detector="haar", align=False
+        )
         self.assertEqual(result.status, "ok")
         self.assertEqual(result.size, (400, 240))
         self.assertEqual(len(result.faces), 2)
@@ -93,7 +95,9 @@ class PredictTest(TestCase):
         for box, face in zip(boxes, result.faces):
             self.assertGreater(iou(box, [4 * v for v in face.box]), 0.9)
         # Gray crops for a gray-trained model: same as converting first.
-        (gray,) = ferzoo.predict(path, model=model, grayscale=True)
+        (gray,) = ferzoo.predict(
+            path, model=model, grayscale=True, detector="haar", align=False
+        )
         box = gray.faces[0].box
         expected = model.predict(
             reference_crop(photo, box, gray=True)[None], verbose=0
@@ -176,6 +180,8 @@ class PredictTest(TestCase):
         results = ferzoo.predict(
             [folder, f"{tmp}/fake.png", f"{tmp}/missing.jpg", f"{tmp}/empty"],
             model=tiny_model(),
+            detector="haar",
+            align=False,
         )
         by_name = {os.path.basename(r.source): r for r in results}
         self.assertEqual(

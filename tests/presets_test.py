@@ -74,8 +74,17 @@ class PresetTest(TestCase):
         for name in methods:
             model = NoisyLabelClassifier.from_preset(name, load_weights=False)
             self.assertGreater(model.count_params(), 0, name)
+        # ferzoo.predict's face detector and landmark net (converted).
+        from ferzoo.predict import nets
+
+        others = set(ferzoo.list_presets()) - set(methods)
+        for cls in (nets.SSDMobileNetV1FaceDetector, nets.FaceLandmark68Net):
+            for name in ferzoo.list_presets(model_cls=cls):
+                net = cls.from_preset(name, load_weights=False)
+                self.assertGreater(net.count_params(), 0, name)
+                others.discard(name)
         # The others are backbone presets (converted weights).
-        for name in set(ferzoo.list_presets()) - set(methods):
+        for name in others:
             backbone = ferzoo.backbones.Backbone.from_preset(name)
             self.assertGreater(backbone.count_params(), 0, name)
 

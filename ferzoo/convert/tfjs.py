@@ -219,6 +219,89 @@ def face_feature_extractor_weights(tensors):
     return {k: [np.asarray(w, np.float32) for w in v] for k, v in out.items()}
 
 
+# Graph constants of face-api's SSD manifest that its code does not read
+# (the exporter's shapes and slices); the preprocessing constants are
+# checked against the normalisation the port uses.
+SSD_UNUSED_TENSORS = (
+    "Prediction/BoxPredictor_0/stack_1/2",
+    "Postprocessor/Slice/begin",
+    "Postprocessor/Slice/size",
+    "Preprocessor/ResizeImage/size",
+    "concat_1/axis",
+    "Prediction/BoxPredictor_0/strided_slice/stack",
+    "Prediction/BoxPredictor_0/strided_slice/stack_1",
+    "Postprocessor/stack/1",
+    "Prediction/BoxPredictor_0/stack/3",
+    *(f"Prediction/BoxPredictor_{k}/stack_1/1" for k in range(6)),
+)
+
+
+def ssd_mobilenetv1_weights(tensors):
+    """face-api's `ssd_mobilenetv1_model` tensors -> ferzoo layer weights.
+
+    Maps the TF object-detection names (`MobilenetV1/Conv2d_{i}_...`,
+    `Prediction/Conv2d_{k}_pointwise/...`,
+    `Prediction/BoxPredictor_{k}/{BoxEncoding,Class}Predictor/...`,
+    `Output/extra_dim`) onto the layers of
+    `ferzoo.predict.nets.SSDMobileNetV1FaceDetector` (face-api's
+    `extractParamsFromWeightMap.ts`). Batch norms keep their four
+    vectors; the anchors become the decoder's weight `(5118, 4)`.
+
+    Returns:
+        dict of ferzoo layer name -> weights list.
+
+    Raises:
+        ValueError: listing missing or unexpected tensor names, or when
+            the preprocessing constants are not face-api's `x / 127.5 - 1`
+            (`Preprocessor/mul/x` = 2/255, `Preprocessor/sub/y` = 1).
+    """
+    out = {}
+    wanted = ["Output/extra_dim", "Preprocessor/mul/x", "Preprocessor/sub/y"]
+
+    def take(layer, *names):
+        wanted.extend(names)
+        out[layer] = [tensors.get(n) for n in names]
+
+    def pointwise(layer, prefix):
+        take(layer, f"{prefix}/weights", f"{prefix}/convolution_bn_offset")
+
+    pointwise("mobilenet_conv0", "MobilenetV1/Conv2d_0_pointwise")
+    for i in range(1, 14):
+        prefix = f"MobilenetV1/Conv2d_{i}_depthwise"
+        take(f"mobilenet_conv{i}_depthwise", f"{prefix}/depthwise_weights")
+        take(
+            f"mobilenet_conv{i}_bn",
+            *(
+                f"{prefix}/BatchNorm/{v}"
+                for v in ("gamma", "beta", "moving_mean", "moving_variance")
+            ),
+        )
+        pointwise(
+            f"mobilenet_conv{i}_pointwise", f"MobilenetV1/Conv2d_{i}_pointwise"
+        )
+    for k in range(8):
+        pointwise(f"prediction_conv{k}", f"Prediction/Conv2d_{k}_pointwise")
+    for k in range(6):
+        for kind, tf_name in (
+            ("box", "BoxEncodingPredictor"),
+            ("class", "ClassPredictor"),
+        ):
+            prefix = f"Prediction/BoxPredictor_{k}/{tf_name}"
+            take(f"box_predictor{k}_{kind}", f"{prefix}/weights",
+                 f"{prefix}/biases")  # fmt: skip
+    present = {n: v for n, v in tensors.items() if n not in SSD_UNUSED_TENSORS}
+    _check_names(present, wanted, "ssd_mobilenetv1_model")
+    scale = float(np.asarray(tensors["Preprocessor/mul/x"]))
+    shift = float(np.asarray(tensors["Preprocessor/sub/y"]))
+    if abs(scale - 2 / 255) > 1e-4 or abs(shift - 1) > 1e-4:
+        raise ValueError(
+            "ssd_mobilenetv1_model: preprocessing is not x * 2/255 - 1. "
+            f"Received: mul={scale}, sub={shift}"
+        )
+    out["decode"] = [tensors["Output/extra_dim"].reshape(-1, 4)]
+    return {k: [np.asarray(w, np.float32) for w in v] for k, v in out.items()}
+
+
 def set_layer_weights(model, weights):
     """`model.get_layer(name).set_weights(value)` for each item but `fc`.
 

@@ -2,10 +2,14 @@
 
 `predict()` reads image files, folders or arrays (EXIF orientation
 honoured; grayscale, palette and RGBA images become RGB), finds faces with
-OpenCV's Haar cascade (or takes each image as one face crop), crops each
-face, resizes it to the model's input and returns per-face boxes,
-probabilities, class names and, on request, class activation maps. A file
-that cannot be read is reported in its result, never raised.
+face-api's SSD MobileNet v1 face detector (`"ssd"`, the default;
+`ferzoo.predict.detect`), OpenCV's Haar cascade (`"haar"`) or takes each
+image as one face crop (`"none"`), aligns each face with face-api's
+68-point landmark net (eyes level, FER2013's framing;
+`ferzoo.predict.align`) unless `align=False`, resizes it to the model's
+input and returns per-face boxes, probabilities, class names and, on
+request, class activation maps. A file that cannot be read is reported in
+its result, never raised. Videos and cameras: `ferzoo.predict.video`.
 
 The module itself is callable, so `ferzoo.predict(...)` is
 `ferzoo.predict.predict(...)`.
@@ -32,13 +36,15 @@ from ferzoo.predict.loading import CamUnsupportedError
 from ferzoo.predict.loading import Predictor
 from ferzoo.predict.loading import load_predictor
 
-DETECTORS = ("haar", "none")
+DETECTORS = ("ssd", "ssd-upright", "haar", "none")
+DEFAULT_DETECTOR = "ssd"
 # FER2013's own crops are the size of the Haar box: on 274 faces the
 # cascade finds in PrivateTest images, crop side / box side has median
 # 1.01 (docs/cli.md), so faces are cropped without extra margin.
 DEFAULT_MARGIN = 0.0
 
 __all__ = [
+    "DEFAULT_DETECTOR",
     "DEFAULT_MARGIN",
     "DEFAULT_MODEL",
     "DETECTORS",
@@ -64,9 +70,14 @@ class Face:
     """One face: its box, class probabilities and optional CAM.
 
     `box` is the detector's `(x, y, width, height)` in pixels of the
-    upright image; `crop_box` adds the margin, clipped to the image. `cam`
-    is the predicted class's activation map at the model's input size,
-    scaled to [0, 1].
+    upright image and `score` its confidence (None for Haar and
+    `"none"`). `crop_box` is the region the classifier saw: the aligned
+    crop's axis-aligned box (it may reach outside the image), or the
+    reframed box plus margin, clipped to the image. `angle` is the
+    rotation alignment undid, in degrees (None without alignment);
+    `transform` maps image pixels to the aligned crop's. `cam` is the
+    predicted class's activation map at the model's input size, scaled
+    to [0, 1].
     """
 
     box: tuple
@@ -74,6 +85,10 @@ class Face:
     probabilities: np.ndarray
     class_names: list
     cam: np.ndarray = None
+    score: float = None
+    angle: float = None
+    transform: np.ndarray = dataclasses.field(default=None, repr=False)
+    crop_side: int = None
 
     @property
     def top_index(self):
@@ -92,6 +107,8 @@ class Face:
         return {
             "box": dict(zip(keys, map(int, self.box))),
             "crop_box": dict(zip(keys, map(int, self.crop_box))),
+            "detection_score": _rounded(self.score),
+            "angle": _rounded(self.angle, 2),
             "top_class": self.top_class,
             "top_probability": self.top_probability,
             "probabilities": {
@@ -99,6 +116,10 @@ class Face:
                 for name, p in zip(self.class_names, self.probabilities)
             },
         }
+
+
+def _rounded(value, digits=4):
+    return None if value is None else round(float(value), digits)
 
 
 @dataclasses.dataclass
@@ -130,7 +151,8 @@ class ImageResult:
 def predict(
     images_or_paths,
     model=DEFAULT_MODEL,
-    detector="haar",
+    detector=DEFAULT_DETECTOR,
+    align=None,
     margin=DEFAULT_MARGIN,
     cam=False,
     batch_size=32,
@@ -147,9 +169,17 @@ def predict(
             training output folder (its `best.keras`), a `.keras` file, a
             SavedModel folder or an ONNX / LiteRT export folder. Defaults
             to `"ferzoo_fer2013"`.
-        detector: str. `"haar"` (OpenCV) or `"none"` (each image is one
-            face crop). Defaults to `"haar"`.
-        margin: float. Extra crop around each box, as a fraction of its
+        detector: str. `"ssd"` (face-api's SSD MobileNet v1 face
+            detector, shipped as the `ssd_mobilenetv1_face` preset, run
+            upright and turned +-25 degrees, score > 0.4),
+            `"ssd-upright"` (face-api's single pass, score > 0.5),
+            `"haar"` (OpenCV) or `"none"` (each image is one face crop).
+            Defaults to `"ssd"`.
+        align: bool or None. Turn each face upright (eyes level) and
+            frame it like FER2013's crops with face-api's landmark net.
+            `None` (the default) aligns found faces and leaves
+            `detector="none"`'s crops as they are.
+        margin: float. Extra crop around each face, as a fraction of its
             width/height on each side. Defaults to `0.0`.
         cam: bool. Also compute each face's class activation map of the
             predicted class (needs a global-pooling + dense head).
@@ -179,7 +209,7 @@ def predict(
     >>> face.box, face.probabilities.shape, face.top_class in face.class_names
     ((0, 0, 64, 64), (7,), True)
     """
-    if detector not in DETECTORS:
+    if isinstance(detector, str) and detector not in DETECTORS:
         raise ValueError(
             f"`detector` must be one of {DETECTORS}. Received: "
             f"detector={detector!r}"
@@ -194,7 +224,21 @@ def predict(
             warnings.warn(note, stacklevel=2)
     if cam:
         predictor.check_cam()
-    results, crops, owners = [], [], []
+    from ferzoo.predict.pipeline import FaceCropper
+
+    cropper = FaceCropper(
+        detector, align, margin, predictor.image_size, predictor.grayscale
+    )
+    results, crops, owners, pending = [], [], [], []
+
+    def flush():
+        found = cropper.faces([rgb for _, rgb in pending])
+        for (result, _), faces in zip(pending, found):
+            for face, crop in faces:
+                crops.append(crop)
+                owners.append((result, face))
+        pending.clear()
+
     for name, source in expand_inputs(images_or_paths):
         result = ImageResult(source=name)
         results.append(result)
@@ -208,18 +252,10 @@ def predict(
             continue
         height, width = rgb.shape[:2]
         result.size = (width, height)
-        if detector == "none":
-            boxes = [(0, 0, width, height)]
-        else:
-            boxes = detect_faces(rgb)
-        for box in boxes:
-            region = crop_box(box, margin, width, height)
-            crops.append(
-                crop_face(
-                    rgb, region, predictor.image_size, predictor.grayscale
-                )
-            )
-            owners.append((result, box, region))
+        pending.append((result, rgb))
+        if len(pending) >= cropper.batch_size():
+            flush()
+    flush()
     crops = np.stack(crops) if crops else np.zeros((0, 1, 1, 3), "uint8")
     probs = predictor.predict(crops, batch_size)
     maps = [None] * len(crops)
@@ -233,9 +269,19 @@ def predict(
                 for i in range(0, len(crops), batch_size)
             ]
         )
-    for (result, box, region), p, m in zip(owners, probs, maps):
+    for (result, found), p, m in zip(owners, probs, maps):
         result.faces.append(
-            Face(tuple(box), tuple(region), p, predictor.class_names, m)
+            Face(
+                tuple(found.box),
+                tuple(found.crop_box),
+                p,
+                predictor.class_names,
+                m,
+                found.score,
+                found.angle,
+                found.transform,
+                found.crop_side,
+            )
         )
     return results
 

@@ -180,8 +180,23 @@ def cam_overlay(rgb, face, alpha=0.5, min_side=192):
     import matplotlib
     from PIL import Image
 
-    x, y, w, h = face.crop_box
-    crop = Image.fromarray(rgb[y : y + h, x : x + w])
+    if getattr(face, "transform", None) is not None:
+        import cv2  # an aligned face: its crop is the warped square
+
+        side = int(face.crop_side)
+        crop = Image.fromarray(
+            cv2.warpAffine(
+                np.ascontiguousarray(rgb),
+                face.transform,
+                (side, side),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_REPLICATE,
+            )
+        )
+        w = h = side
+    else:
+        x, y, w, h = face.crop_box
+        crop = Image.fromarray(rgb[y : y + h, x : x + w])
     zoom = max(1.0, min_side / max(w, h))
     size = (round(w * zoom), round(h * zoom))
     crop = np.asarray(crop.resize(size, Image.BILINEAR), "float32")

@@ -122,7 +122,8 @@ def _unique(stem, used):
 def _write_csv(path, report):
     names = report["model"]["class_names"]
     box = ["x", "y", "width", "height"]
-    fields = ["file", "status", "face", *box, "top_class", "top_probability"]
+    fields = ["file", "status", "face", *box, "detection_score", "angle"]
+    fields += ["top_class", "top_probability"]
     fields += [*names, "cam", "error"]
     tmp = pathlib.Path(str(path) + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -138,6 +139,8 @@ def _write_csv(path, report):
                         **base,
                         "face": i,
                         **face["box"],
+                        "detection_score": face.get("detection_score"),
+                        "angle": face.get("angle"),
                         "top_class": face["top_class"],
                         "top_probability": face["top_probability"],
                         **face["probabilities"],

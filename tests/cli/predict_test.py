@@ -61,6 +61,9 @@ class PredictCLITest(TestCase):
         paths = [f"{tmp}/photo.jpg", f"{tmp}/blank.png", f"{tmp}/broken.jpg"]
         result = run(
             *paths,
+            "--detector",
+            "haar",
+            "--no-align",
             "--model",
             f"{tmp}/preset",
             "--output-dir",
@@ -106,11 +109,12 @@ class PredictCLITest(TestCase):
             self.assertEqual(json.load(f)["summary"], report["summary"])
 
         # The table, and the exit codes of a clean run and of no face.
-        result = run(paths[0], "--model", f"{tmp}/preset")
+        haar = ["--detector", "haar", "--no-align"]
+        result = run(paths[0], *haar, "--model", f"{tmp}/preset")
         self.assertEqual(result.exit_code, 0, result.output)
         top = photo_entry["faces"][0]["top_class"]
         self.assertIn(f"{top} ", result.stdout.splitlines()[1])
-        result = run(paths[0], paths[1], "--model", f"{tmp}/preset")
+        result = run(paths[0], paths[1], *haar, "--model", f"{tmp}/preset")
         self.assertEqual(result.exit_code, predict.EXIT_NO_FACE)
         self.assertIn("no face found", result.stdout)
 
@@ -146,6 +150,8 @@ class PredictCLITest(TestCase):
         tiny_model(ferzoo.models.DualBranch).save_to_preset(f"{tmp}/dual")
         result = run(
             f"{tmp}/photo.png",
+            "--detector",
+            "haar",
             "--model",
             f"{tmp}/dual",
             "--cam",
@@ -155,7 +161,9 @@ class PredictCLITest(TestCase):
         self.assertEqual(result.exit_code, 3)
         self.assertIn("does not support class activation maps", result.output)
         os.remove(f"{tmp}/dual/model.weights.h5")
-        result = run(f"{tmp}/photo.png", "--model", f"{tmp}/dual")
+        result = run(
+            f"{tmp}/photo.png", "--detector", "haar", "--model", f"{tmp}/dual"
+        )
         self.assertEqual(result.exit_code, 0, result.output)
         self.assertIn("no trained weights", result.stderr)
         self.assertIn("no class names", result.stderr)
