@@ -48,7 +48,13 @@ LABELS_FILE = "labels.txt"
 # The metadata key (ONNX metadata_props, LiteRT metadata name, TF.js
 # userDefinedMetadata key) under which ferzoo's JSON metadata is stored.
 METADATA_KEY = "ferzoo"
-_SUBMODULES = ("graph", "litert", "onnx", "runtimes", "tfjs")
+_SUBMODULES = ("face_nets", "graph", "litert", "onnx", "runtimes", "tfjs")
+# Predict's face nets, written beside ONNX / LiteRT exports
+# (`ferzoo.deploy.face_nets`; not imported here: it imports TensorFlow).
+FACE_NET_FILES = {
+    "onnx": {"detector": "detector.onnx", "landmarks": "landmarks.onnx"},
+    "litert": {"detector": "detector.tflite", "landmarks": "landmarks.tflite"},
+}
 
 
 def __getattr__(name):
@@ -59,10 +65,16 @@ def __getattr__(name):
     raise AttributeError(f"module 'ferzoo.deploy' has no attribute {name!r}")
 
 
-def deploy_metadata(fmt, class_names, image_size, grayscale=None):
-    """The metadata every export carries (a JSON-able dict)."""
+def deploy_metadata(
+    fmt, class_names, image_size, grayscale=None, face_nets=False
+):
+    """The metadata every export carries (a JSON-able dict).
+
+    With `face_nets` (ONNX and LiteRT), `face_nets` names the files of
+    predict's detector and landmark nets written beside the model.
+    """
     dtype = "int32" if fmt == "tfjs" else "uint8"
-    return {
+    meta = {
         "ferzoo_version": __version__,
         "format": fmt,
         "class_names": [str(n) for n in class_names],
@@ -80,10 +92,20 @@ def deploy_metadata(fmt, class_names, image_size, grayscale=None):
         },
         "resize": "bilinear with antialiasing to image_size, inside",
     }
+    if face_nets and fmt in FACE_NET_FILES:
+        meta["face_nets"] = dict(FACE_NET_FILES[fmt])
+    return meta
 
 
 def export_format(
-    model, path, fmt, image_size, class_names, grayscale=None, verbose=False
+    model,
+    path,
+    fmt,
+    image_size,
+    class_names,
+    grayscale=None,
+    verbose=False,
+    face_nets=True,
 ):
     """Write `model` in format `fmt` into the folder `path`.
 
@@ -97,18 +119,35 @@ def export_format(
         grayscale: bool or None. Recorded in the metadata: crops for the
             model should be gray (as its training images were).
         verbose: bool. Print the converters' output.
+        face_nets: bool. For ONNX and LiteRT, also write predict's face
+            detector and landmark nets in that format beside the model
+            (`ferzoo.deploy.face_nets`), so that `ferzoo-predict
+            --runtime onnx|litert` runs without TensorFlow. Defaults to
+            True.
 
     Returns:
         The path of the model file written, as a `pathlib.Path`.
     """
     (out,) = export_formats(
-        model, {fmt: path}, image_size, class_names, grayscale, verbose
+        model,
+        {fmt: path},
+        image_size,
+        class_names,
+        grayscale,
+        verbose,
+        face_nets,
     )
     return out
 
 
 def export_formats(
-    model, paths, image_size, class_names, grayscale=None, verbose=False
+    model,
+    paths,
+    image_size,
+    class_names,
+    grayscale=None,
+    verbose=False,
+    face_nets=True,
 ):
     """`export_format` for several formats: `paths` maps format -> folder.
 
@@ -125,7 +164,9 @@ def export_formats(
             )
         path = pathlib.Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        meta = deploy_metadata(fmt, class_names, image_size, grayscale)
+        meta = deploy_metadata(
+            fmt, class_names, image_size, grayscale, face_nets
+        )
         jobs.append((path, fmt, meta))
     if keras.backend.backend() != "tensorflow":
         _export_in_child(model, jobs, verbose)
@@ -141,6 +182,10 @@ def _export_here(model, path, fmt, meta, verbose):
     height, width = meta["image_size"]
     dtype = "int32" if fmt == "tfjs" else "uint8"
     function = graph.deploy_function(model, height, width, dtype)
+    if meta.get("face_nets"):
+        from ferzoo.deploy import face_nets
+
+        face_nets.write_face_nets(path, fmt, verbose)
     if fmt == "onnx":
         from ferzoo.deploy import onnx
 

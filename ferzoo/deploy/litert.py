@@ -22,15 +22,17 @@ from ferzoo.deploy import write_atomic
 from ferzoo.deploy.graph import frozen_graph_def
 
 
-def write_litert(function, folder, meta, verbose=False):
+def write_litert(function, folder, meta, verbose=False, filename=None):
     frozen, _ = frozen_graph_def(function)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     flatbuffer = converter.convert()
     flatbuffer = add_metadata(flatbuffer, METADATA_KEY, json.dumps(meta))
-    labels = "".join(f"{name}\n" for name in meta["class_names"])
-    write_atomic(folder / LABELS_FILE, labels)
-    return write_atomic(folder / MODEL_FILES["litert"], flatbuffer)
+    if "class_names" in meta:
+        labels = "".join(f"{name}\n" for name in meta["class_names"])
+        write_atomic(folder / LABELS_FILE, labels)
+    filename = filename or MODEL_FILES["litert"]
+    return write_atomic(folder / filename, flatbuffer)
 
 
 def add_metadata(flatbuffer, name, text):

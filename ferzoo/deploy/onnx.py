@@ -16,7 +16,7 @@ from ferzoo.deploy import write_atomic
 OPSET = 17
 
 
-def write_onnx(function, folder, meta, verbose=False):
+def write_onnx(function, folder, meta, verbose=False, filename=None):
     try:
         import tf2onnx
     except ImportError as e:
@@ -30,15 +30,16 @@ def write_onnx(function, folder, meta, verbose=False):
         function, input_signature=function.input_signature, opset=OPSET
     )
     proto.producer_name = "ferzoo (tf2onnx)"
-    proto.doc_string = (
+    proto.doc_string = meta.get(
+        "description",
         "ferzoo expression classifier: images (batch, H, W, 3) uint8 RGB "
-        "-> probabilities (batch, classes)"
+        "-> probabilities (batch, classes)",
     )
-    props = {
-        METADATA_KEY: json.dumps(meta),
-        "class_names": json.dumps(meta["class_names"]),
-    }
+    props = {METADATA_KEY: json.dumps(meta)}
+    if "class_names" in meta:
+        props["class_names"] = json.dumps(meta["class_names"])
     for key, value in props.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
-    return write_atomic(folder / MODEL_FILES["onnx"], proto.SerializeToString())
+    filename = filename or MODEL_FILES["onnx"]
+    return write_atomic(folder / filename, proto.SerializeToString())

@@ -10,6 +10,7 @@ Example (an export written by `ferzoo-export --format onnx`):
     model = ferzoo.deploy.runtimes.load_exported("exported/onnx")
     probabilities = model(uint8_images)  # (N, H, W, 3) -> (N, classes)
     model.class_names
+    detector = model.face_net("detector")  # predict's face nets, if any
 """
 
 import json
@@ -35,11 +36,32 @@ class ExportedModel:
             deploy_metadata`): `class_names`, `image_size`, `grayscale`.
     """
 
-    def __init__(self, runtime, path, metadata, run):
+    def __init__(self, runtime, path, metadata, run, threads=None):
         self.runtime = runtime
         self.path = pathlib.Path(path)
         self.metadata = metadata
         self._run = run
+        self._threads = threads or os.cpu_count() or 1
+        self._nets = {}
+
+    def face_net(self, kind):
+        """Predict's face net `kind` (`"detector"` or `"landmarks"`)
+        written beside this export (`ferzoo.deploy.face_nets`), loaded
+        in the same runtime on first use: a callable from a float32
+        batch to the net's raw output (NumPy). None when the export has
+        none (exported with `face_nets=False` or before
+        ferzoo wrote them)."""
+        if kind not in self._nets:
+            name = (self.metadata.get("face_nets") or {}).get(kind)
+            file = self.path.parent / name if name else None
+            if file is None or not file.is_file():
+                self._nets[kind] = None
+            else:
+                load = (
+                    _onnx_runner if self.runtime == "onnx" else _litert_runner
+                )
+                self._nets[kind] = load(file, self._threads)[0]
+        return self._nets[kind]
 
     @property
     def class_names(self):
@@ -112,6 +134,14 @@ def load_exported(path, runtime=None, num_threads=None):
 
 
 def _load_onnx(file, threads):
+    run, props = _onnx_runner(file, threads)
+    metadata = _parse_metadata(props.get(_KEY), file)
+    return ExportedModel("onnx", file, metadata, run, threads)
+
+
+def _onnx_runner(file, threads):
+    """`(run, metadata_props)`: `run` maps the one input to the first
+    output."""
     try:
         import onnxruntime
     except ImportError as e:
@@ -124,17 +154,22 @@ def _load_onnx(file, threads):
     session = onnxruntime.InferenceSession(
         str(file), options, providers=["CPUExecutionProvider"]
     )
-    props = session.get_modelmeta().custom_metadata_map
-    metadata = _parse_metadata(props.get(_KEY), file)
     name = session.get_inputs()[0].name
 
     def run(images):
         return session.run(None, {name: images})[0]
 
-    return ExportedModel("onnx", file, metadata, run)
+    return run, session.get_modelmeta().custom_metadata_map
 
 
 def _load_litert(file, threads):
+    metadata = _parse_metadata(litert_metadata(file).get(_KEY), file)
+    run, _ = _litert_runner(file, threads)
+    return ExportedModel("litert", file, metadata, run, threads)
+
+
+def _litert_runner(file, threads):
+    """`(run, None)`: `run` maps the one input to the one output."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as e:
@@ -142,7 +177,6 @@ def _load_litert(file, threads):
             "--runtime litert needs ai-edge-litert: pip install "
             "'ferzoo[litert]'."
         ) from e
-    metadata = _parse_metadata(litert_metadata(file).get(_KEY), file)
     interpreter = Interpreter(model_path=str(file), num_threads=threads)
     (source,) = interpreter.get_input_details()
     (target,) = interpreter.get_output_details()
@@ -157,7 +191,7 @@ def _load_litert(file, threads):
         interpreter.invoke()
         return interpreter.get_tensor(target["index"]).copy()
 
-    return ExportedModel("litert", file, metadata, run)
+    return run, None
 
 
 def litert_metadata(file):

@@ -227,7 +227,12 @@ def predict(
     from ferzoo.predict.pipeline import FaceCropper
 
     cropper = FaceCropper(
-        detector, align, margin, predictor.image_size, predictor.grayscale
+        detector,
+        align,
+        margin,
+        predictor.image_size,
+        predictor.grayscale,
+        face_nets=getattr(predictor, "face_nets", None),
     )
     results, crops, owners, pending = [], [], [], []
 

@@ -137,6 +137,10 @@ class FaceAligner:
         template: array `(5, 2)`. Where the five points go in a crop of
             side 1. Defaults to `FER2013_TEMPLATE`.
         batch_size: int. Faces per landmark forward pass.
+        net: callable or None. The landmark net run on another runtime:
+            float32 crops `(batch, 112, 112, 3)` -> `(batch, 68, 2)` (an
+            ONNX / LiteRT export's `face_net("landmarks")`). Defaults to
+            the Keras net of `preset`.
     """
 
     def __init__(
@@ -145,15 +149,18 @@ class FaceAligner:
         mode="level",
         template=FER2013_TEMPLATE,
         batch_size=32,
+        net=None,
     ):
-        from ferzoo.predict.nets import FaceLandmark68Net
-
         if mode not in ("level", "template"):
             raise ValueError(
                 f"`mode` must be 'level' or 'template'. Received: mode={mode!r}"
             )
         self.mode = mode
-        self.net = FaceLandmark68Net.from_preset(preset)
+        if net is None:
+            from ferzoo.predict.nets import FaceLandmark68Net
+
+            net = FaceLandmark68Net.from_preset(preset)
+        self.net = net
         self.template = np.asarray(template, np.float64)
         self.batch_size = int(batch_size)
 
@@ -172,11 +179,10 @@ class FaceAligner:
         if not crops:
             return [np.zeros((0, 68, 2)) for _ in pairs]
         crops = np.stack(crops)
+        run = getattr(self.net, "predict_on_batch", self.net)
         points = np.concatenate(
             [
-                np.asarray(
-                    self.net.predict_on_batch(crops[i : i + self.batch_size])
-                )
+                np.asarray(run(crops[i : i + self.batch_size]))
                 for i in range(0, len(crops), self.batch_size)
             ]
         ).astype(np.float64)
@@ -257,5 +263,13 @@ class FaceAligner:
 
 
 @functools.lru_cache(maxsize=4)
-def default_aligner(preset=LANDMARK_PRESET, mode="level"):
+def _keras_aligner(preset, mode):
     return FaceAligner(preset, mode)
+
+
+def default_aligner(preset=LANDMARK_PRESET, mode="level", net=None):
+    """The aligner in `mode`: with the Keras net of `preset` (cached), or
+    with `net` run on another runtime (`FaceAligner`'s `net`)."""
+    if net is not None:
+        return FaceAligner(preset, mode, net=net)
+    return _keras_aligner(preset, mode)

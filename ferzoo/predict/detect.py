@@ -172,6 +172,11 @@ class SSDFaceDetector:
         merge_iou: float. Boxes of different passes overlapping more than
             this are one face. Defaults to 0.3.
         batch_size: int. Images per forward pass. Defaults to 8.
+        net: callable or None. The net run on another runtime: a batch
+            of `ssd_input` arrays -> `(batch, anchors, 5)`, each anchor's
+            box `(ymin, xmin, ymax, xmax)` then score (an ONNX / LiteRT
+            export's `face_net("detector")`). Defaults to the Keras net
+            of `preset`.
     """
 
     name = "ssd"
@@ -183,14 +188,17 @@ class SSDFaceDetector:
         rotations=(),
         merge_iou=SSD_MERGE_IOU,
         batch_size=8,
+        net=None,
     ):
-        from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
-
         if not 0 < min_score < 1:
             raise ValueError(
                 f"`min_score` must be in (0, 1). Received: {min_score}"
             )
-        self.net = SSDMobileNetV1FaceDetector.from_preset(preset)
+        if net is None:
+            from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
+
+            net = SSDMobileNetV1FaceDetector.from_preset(preset)
+        self.net = net
         self.min_score = float(min_score)
         self.rotations = tuple(float(r) for r in rotations)
         self.merge_iou = float(merge_iou)
@@ -198,9 +206,13 @@ class SSDFaceDetector:
 
     def raw(self, inputs):
         """`(boxes, scores)` of a batch of `ssd_input` arrays, NumPy."""
-        # The compiled predict function (not eager op-by-op calls).
-        out = self.net.predict_on_batch(np.asarray(inputs, "float32"))
-        return np.asarray(out["boxes"]), np.asarray(out["scores"])
+        inputs = np.ascontiguousarray(inputs, "float32")
+        if hasattr(self.net, "predict_on_batch"):
+            # Keras: the compiled predict function (not eager op by op).
+            out = self.net.predict_on_batch(inputs)
+            return np.asarray(out["boxes"]), np.asarray(out["scores"])
+        out = np.asarray(self.net(inputs))
+        return out[..., :4], out[..., 4]
 
     def detect_batch(self, images):
         """A list of `Detection` lists, one per RGB image, left to right."""
@@ -311,17 +323,21 @@ def _ssd(preset, min_score, rotations):
     return SSDFaceDetector(preset, min_score, rotations)
 
 
-def load_detector(name):
+def load_detector(name, net=None):
     """The detector called `name`, or an object with `detect` /
     `detect_batch` passed through: `"ssd"` (upright and +-25 degree
     passes, score > 0.4), `"ssd-upright"` (face-api's own: one pass,
-    score > 0.5), `"haar"` or `"none"`."""
+    score > 0.5), `"haar"` or `"none"`. `net`: the SSD's net on another
+    runtime (`SSDFaceDetector`'s `net`), or None for Keras'."""
     if not isinstance(name, str):
         return name
-    if name == "ssd":
-        return _ssd(SSD_PRESET, DEFAULT_MIN_SCORE, DEFAULT_ROTATIONS)
-    if name == "ssd-upright":
-        return _ssd(SSD_PRESET, SSD_MIN_SCORE, ())
+    if name in ("ssd", "ssd-upright"):
+        score, turns = DEFAULT_MIN_SCORE, DEFAULT_ROTATIONS
+        if name == "ssd-upright":
+            score, turns = SSD_MIN_SCORE, ()
+        if net is not None:
+            return SSDFaceDetector(min_score=score, rotations=turns, net=net)
+        return _ssd(SSD_PRESET, score, turns)
     if name == "haar":
         return HaarFaceDetector()
     if name == "none":

@@ -40,6 +40,9 @@ class Predictor:
         serve: callable or None. The SavedModel's `serve` function, or
             the exported model run on its runtime.
         named: bool. False when `class_names` are placeholders.
+        face_nets: object or None. An export whose `face_net(kind)` runs
+            predict's detector and landmark nets on its runtime
+            (`ferzoo.predict.pipeline.FaceCropper`); None: Keras'.
     """
 
     def __init__(
@@ -53,8 +56,10 @@ class Predictor:
         trained=True,
         serve=None,
         named=True,
+        face_nets=None,
     ):
         self.model = model
+        self.face_nets = face_nets
         self.class_names = list(class_names)
         self.image_size = tuple(int(s) for s in image_size)
         self.grayscale = bool(grayscale)
@@ -272,6 +277,7 @@ def _from_export(path, runtime, class_names, grayscale):
         exported.runtime,
         serve=exported,
         named=named,
+        face_nets=exported,
     )
 
 

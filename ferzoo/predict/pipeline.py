@@ -12,6 +12,7 @@ the classifier's input size, gray if it was trained on gray faces.
 """
 
 import dataclasses
+import warnings
 
 import numpy as np
 
@@ -49,6 +50,12 @@ class FaceCropper:
             crop's side.
         image_size: tuple `(height, width)` of the classifier's input.
         grayscale: bool. Gray crops (then 3 channels).
+        face_nets: object or None. Where the SSD's and the landmark net
+            come from when not Keras: `face_net(kind)` (`"detector"`,
+            `"landmarks"`) returns the net run on another runtime, or
+            None (then Keras'); an ONNX / LiteRT export
+            (`ferzoo.deploy.runtimes.ExportedModel`). The pre- and
+            post-processing are the same on every runtime.
     """
 
     def __init__(
@@ -59,8 +66,26 @@ class FaceCropper:
         image_size,
         grayscale=False,
         align_mode="level",
+        face_nets=None,
     ):
-        self.detector = detect.load_detector(detector)
+        def net(kind):
+            if face_nets is None:
+                return None
+            found = face_nets.face_net(kind)
+            if found is None:
+                warnings.warn(
+                    f"{getattr(face_nets, 'path', 'the export')}: no "
+                    f"{kind} net beside the exported model, so it runs in "
+                    "Keras (importing TensorFlow, seconds more to the first "
+                    "face). Export again with ferzoo-export to write it.",
+                    stacklevel=3,
+                )
+            return found
+
+        ssd = detector in ("ssd", "ssd-upright")
+        self.detector = detect.load_detector(
+            detector, net("detector") if ssd else None
+        )
         if align is None:
             align = not isinstance(self.detector, detect.WholeImage)
         self.align = bool(align)
@@ -71,7 +96,9 @@ class FaceCropper:
         if self.align:
             from ferzoo.predict import align as align_lib
 
-            self.aligner = align_lib.default_aligner(mode=align_mode)
+            self.aligner = align_lib.default_aligner(
+                mode=align_mode, net=net("landmarks")
+            )
             # In template mode a margin shrinks the template about the
             # crop's centre.
             self.template = 0.5 + (self.aligner.template - 0.5) / (

@@ -200,7 +200,12 @@ def predict_video(
         raise ValueError(f"`every` must be >= 1. Received: every={every}")
     name = f"camera:{source}" if isinstance(source, int) else str(source)
     cropper = FaceCropper(
-        detector, align, margin, predictor.image_size, predictor.grayscale
+        detector,
+        align,
+        margin,
+        predictor.image_size,
+        predictor.grayscale,
+        face_nets=getattr(predictor, "face_nets", None),
     )
     tracker = Tracker(track_iou)
     for index, seconds, rgb in frames(source, every, max_frames):

@@ -96,11 +96,80 @@ def setup(tmp_path_factory):
         ]
         if ready
     ]
-    paths = deploy.export_formats(
-        model, {f: root / f for f in formats}, (SIZE, SIZE), NAMES, True
-    )
-    exports = dict(zip(formats, paths))
+    # Predict's face nets beside the LiteRT export only (the CLI test
+    # below writes them beside an ONNX one): converting them takes seconds.
+    exports = {}
+    for with_nets in (False, True):
+        chosen = [f for f in formats if (f == "litert") == with_nets]
+        paths = deploy.export_formats(
+            model,
+            {f: root / f for f in chosen},
+            (SIZE, SIZE),
+            NAMES,
+            True,
+            face_nets=with_nets,
+        )
+        exports.update(zip(chosen, paths))
     return {"batches": batches, "expected": expected, "export": exports.get}
+
+
+def photo():
+    import matplotlib.cbook
+
+    return matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+
+
+def light_predict(path, runtime, grayscale, extra=""):
+    """`ferzoo.predict` of the photo on an export's runtime (default
+    detector and alignment) in a fresh process, which must import none of
+    TensorFlow, Keras and JAX; `extra` is more code run before the check,
+    setting entries of the dict `out`."""
+    code = (
+        "import json, sys, ferzoo\n"
+        f"r = ferzoo.predict({str(photo())!r}, model={str(path)!r},"
+        f" runtime={runtime!r}, grayscale={grayscale!r})\n"
+        "out = {'faces': r[0].to_json()['faces']}\n"
+        f"{extra}"
+        "out['heavy'] = [m for m in ('tensorflow', 'keras', 'jax') "
+        "if m in sys.modules]\n"
+        "print(json.dumps(out))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["heavy"] == []
+    return out
+
+
+def check_same_faces(light, model, grayscale):
+    """The light pipeline's faces against the Keras pipeline's on the
+    photo: same boxes (within a pixel), detector scores, eye-line angles
+    and probabilities."""
+    (expected,) = ferzoo.predict(photo(), model=model, grayscale=grayscale)
+    expected = expected.to_json()["faces"]
+    assert len(expected) == 1  # Grace Hopper
+    assert len(light) == len(expected)
+    for got, want in zip(light, expected):
+        for key in ("box", "crop_box"):
+            np.testing.assert_allclose(
+                list(got[key].values()), list(want[key].values()), atol=1
+            )
+        np.testing.assert_allclose(
+            got["detection_score"], want["detection_score"], atol=2e-3
+        )
+        np.testing.assert_allclose(got["angle"], want["angle"], atol=0.1)
+        np.testing.assert_allclose(
+            list(got["probabilities"].values()),
+            list(want["probabilities"].values()),
+            atol=2e-3,
+        )
 
 
 def check_metadata(meta, fmt):
@@ -159,6 +228,27 @@ def test_litert_matches_serve_in_the_litert_interpreter(setup):
         interpreter.invoke()
         out = interpreter.get_tensor(target["index"])
         np.testing.assert_allclose(out, expected, atol=ATOL)
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    not has("ai_edge_litert"),
+    reason="needs the deploy-test extra (ai-edge-litert)",
+)
+def test_litert_runs_the_default_detector_and_alignment_without_tf(setup):
+    # Predict's face nets come with the export, so the whole pipeline
+    # (SSD detector, landmark alignment, classifier) runs on LiteRT and
+    # finds what the Keras nets find.
+    path = setup["export"]("litert")
+    meta = json.loads(runtimes.litert_metadata(path)["ferzoo"])
+    assert meta["face_nets"] == {
+        "detector": "detector.tflite",
+        "landmarks": "landmarks.tflite",
+    }
+    for name in meta["face_nets"].values():
+        assert (path.parent / name).stat().st_size > 1e6
+    light = light_predict(path.parent, "litert", True)
+    check_same_faces(light["faces"], peaked_model(), True)
 
 
 @pytest.mark.large
@@ -253,32 +343,34 @@ def test_cli_export_and_predict_on_onnxruntime_without_tensorflow(tmp_path):
     keras_faces = ferzoo.predict(
         list(faces), model=model, detector="none", grayscale=False
     )
-    # A fresh process: the light path must not import TensorFlow or Keras.
-    code = (
-        "import json, sys, numpy as np, ferzoo\n"
+    props = onnx_metadata(out / "model.onnx")
+    assert props["face_nets"] == {
+        "detector": "detector.onnx",
+        "landmarks": "landmarks.onnx",
+    }
+    # A fresh process: the light path must not import TensorFlow or Keras,
+    # on crops as they are and with the default detector and alignment
+    # (the face nets written beside the model).
+    extra = (
+        "import numpy as np\n"
         f"faces = np.load({str(tmp_path / 'faces.npy')!r})\n"
-        f"r = ferzoo.predict(list(faces), model={str(out)!r},"
+        f"c = ferzoo.predict(list(faces), model={str(out)!r},"
         " detector='none', runtime='onnx')\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'jax') "
-        "if m in sys.modules]\n"
-        "print(json.dumps({'heavy': heavy, 'names': r[0].faces[0]"
-        ".class_names, 'p': [x.faces[0].probabilities.tolist() "
-        "for x in r]}))\n"
+        "out['names'] = c[0].faces[0].class_names\n"
+        "out['p'] = [x.faces[0].probabilities.tolist() for x in c]\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    light = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert light["heavy"] == []
+    light = light_predict(out, "onnx", False, extra)
     assert light["names"] == NAMES
     expected = [r.faces[0].probabilities for r in keras_faces]
     np.testing.assert_allclose(light["p"], expected, atol=ATOL)
+    check_same_faces(light["faces"], model, False)
+
+
+def onnx_metadata(path):
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    return json.loads(props["ferzoo"])
 
 
 def test_resize_matches_tensorflow_antialiased_resize():
