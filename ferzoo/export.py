@@ -42,6 +42,7 @@ def export(
     grayscale=None,
     verbose=False,
     overwrite=False,
+    face_nets=True,
 ):
     """Write `model` at `path` in `format`.
 
@@ -62,6 +63,11 @@ def export(
         overwrite: bool. Write over an earlier ferzoo export at `path`
             (recognised by its marker file); a non-empty folder ferzoo did
             not write is always refused (`OutputFolderError`).
+        face_nets: bool. ONNX and LiteRT: also write predict's face
+            detector and landmark nets beside the model
+            (`detector.onnx`, `landmarks.onnx` / `.tflite`), so that
+            `ferzoo-predict --runtime onnx|litert` needs no TensorFlow.
+            Defaults to True.
 
     Returns:
         The path written (the SavedModel folder, or the model file).
@@ -98,7 +104,14 @@ def export(
     size = _input_size(model, image_shape)
     names = _class_names(model, class_names)
     return deploy.export_format(
-        model, path, format, size, names, grayscale, verbose=verbose
+        model,
+        path,
+        format,
+        size,
+        names,
+        grayscale,
+        verbose=verbose,
+        face_nets=face_nets,
     )
 
 

@@ -407,7 +407,13 @@ class NoisyLabelClassifier(keras.Model):
             return export_saved_model(
                 self, filepath, verbose=bool(verbose), **kwargs
             )
-        light = {"image_shape", "class_names", "grayscale", "overwrite"}
+        light = {
+            "image_shape",
+            "class_names",
+            "grayscale",
+            "overwrite",
+            "face_nets",
+        }
         if (
             format in ("onnx", "litert", "tfjs")
             and input_signature is None

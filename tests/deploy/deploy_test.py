@@ -265,7 +265,10 @@ def test_keras_export_api_writes_ferzoo_formats(tmp_path):
     model = ferzoo.models.SCN(
         backbone=tiny_backbone(SIZE), num_classes=3, num_samples=4
     )
-    path = model.export(tmp_path / "lite", format="litert", class_names=NAMES)
+    path = model.export(
+        tmp_path / "lite", format="litert", class_names=NAMES, face_nets=False
+    )
+    assert "face_nets" not in runtimes.load_exported(path).metadata
     exported = runtimes.load_exported(path.parent)
     assert exported.class_names == NAMES
     x = images(3)[0]
