@@ -63,7 +63,10 @@ def main(
     (resized inside to the model's input size), returns class
     probabilities and carries the class names: the SavedModel's
     `class_names()`, ONNX metadata_props, the .tflite metadata and
-    labels.txt, TF.js userDefinedMetadata. ONNX needs tf2onnx
+    labels.txt, TF.js userDefinedMetadata. ONNX and LiteRT exports also
+    hold ferzoo-predict's face detector and landmark nets
+    (detector.onnx, landmarks.onnx / .tflite), so that ferzoo-predict
+    --runtime onnx|litert needs no TensorFlow. ONNX needs tf2onnx
     (pip install 'ferzoo[export]'). A preset without trained weights is
     refused unless --allow-untrained.
 
