@@ -226,14 +226,7 @@ def predict(
         predictor.check_cam()
     from ferzoo.predict.pipeline import FaceCropper
 
-    cropper = FaceCropper(
-        detector,
-        align,
-        margin,
-        predictor.image_size,
-        predictor.grayscale,
-        face_nets=getattr(predictor, "face_nets", None),
-    )
+    cropper = FaceCropper.for_predictor(predictor, detector, align, margin)
     results, crops, owners, pending = [], [], [], []
 
     def flush():

@@ -105,6 +105,19 @@ class FaceCropper:
                 1 + 2 * self.margin
             )
 
+    @classmethod
+    def for_predictor(cls, predictor, detector, align, margin):
+        """The cropper for a `Predictor`: its input size and colour, and
+        its face nets (an ONNX / LiteRT export's) if it has any."""
+        return cls(
+            detector,
+            align,
+            margin,
+            predictor.image_size,
+            predictor.grayscale,
+            face_nets=getattr(predictor, "face_nets", None),
+        )
+
     def batch_size(self):
         return getattr(self.detector, "batch_size", 1)
 

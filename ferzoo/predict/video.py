@@ -199,14 +199,7 @@ def predict_video(
     if every < 1:
         raise ValueError(f"`every` must be >= 1. Received: every={every}")
     name = f"camera:{source}" if isinstance(source, int) else str(source)
-    cropper = FaceCropper(
-        detector,
-        align,
-        margin,
-        predictor.image_size,
-        predictor.grayscale,
-        face_nets=getattr(predictor, "face_nets", None),
-    )
+    cropper = FaceCropper.for_predictor(predictor, detector, align, margin)
     tracker = Tracker(track_iou)
     for index, seconds, rgb in frames(source, every, max_frames):
         found = cropper.faces([rgb])[0]
