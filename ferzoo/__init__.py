@@ -25,6 +25,7 @@ _SUBMODULES = (
     "losses",
     "metrics",
     "models",
+    "optimizers",
     "predict",  # callable: ferzoo.predict(...) runs ferzoo.predict.predict
     "presets",
     "training",
