@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -72,8 +73,7 @@ DWMCA_TOTAL = """            self.cls_weight * cls
             + self.center_weight * center"""
 AFTER_WARMUP = "ops.greater_equal(self.epoch + 1, self.warmup_epochs)"
 FUSED = """        fused = ops.stop_gradient(
-            w[:, None] * clean_part + (1.0 - w[:, None]) * noisy_part
-        )"""
+            w_target[:, None] * clean_part"""
 APCL_CORRECTED = "anchor_dist, sg(c_g), attention_dist, sg(c_a)"
 APCL_FINAL = "final = confidence_fusion(primary, sg(c_p), corrected, sg(c_t))"
 
@@ -106,8 +106,8 @@ MUTANTS = [
     Mutant(
         "scn_unweighted_logits",
         SCN,
-        "weighted_logits = alpha[:, None] * y_pred[\"logits\"]",
-        "weighted_logits = y_pred[\"logits\"]",
+        'weighted_logits = alpha[:, None] * y_pred["logits"]',
+        'weighted_logits = y_pred["logits"]',
         T_SCN,
         "CE on the logits, not alpha * logits",
     ),
@@ -365,8 +365,8 @@ MUTANTS = [
     Mutant(
         "anchor_same_class_pairs",
         APCL,
-        "other = ops.cast(cls[:, None] != cls[None, :], \"float32\")",
-        "other = ops.cast(cls[:, None] >= 0, \"float32\")",
+        'other = ops.cast(cls[:, None] != cls[None, :], "float32")',
+        'other = ops.cast(cls[:, None] >= 0, "float32")',
         T_DWMCA,
         "L_a also repels anchors of the same class",
     ),
@@ -630,6 +630,9 @@ def main(argv=None):
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--baseline", action="store_true")
     parser.add_argument("--timeout", type=int, default=1200)
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="mutants run at once"
+    )
     args = parser.parse_args(argv)
     by_name = {m.name: m for m in MUTANTS}
     if len(by_name) != len(MUTANTS):
@@ -642,7 +645,6 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"unknown mutants: {unknown} (see --list)")
     chosen = [by_name[n] for n in args.names] or MUTANTS
-    results = []
     if args.baseline:
         tests = sorted({t for m in chosen for t in m.tests})
         with tempfile.TemporaryDirectory(prefix="ferzoo-mutant-") as tmp:
@@ -652,7 +654,8 @@ def main(argv=None):
         print(f"baseline: rc={code} {summary}", flush=True)
         if code != 0:
             return 1
-    for mutant in chosen:
+
+    def run_one(mutant):
         start = time.time()
         with tempfile.TemporaryDirectory(prefix="ferzoo-mutant-") as tmp:
             root = pathlib.Path(tmp)
@@ -668,11 +671,14 @@ def main(argv=None):
                 if code not in (0, 1, None):
                     status = f"error (rc {code})"
         seconds = time.time() - start
-        results.append((mutant, status, detail))
         print(
             f"{mutant.name:32s} {status:10s} {seconds:5.0f}s  {detail}",
             flush=True,
         )
+        return mutant, status, detail
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        results = list(pool.map(run_one, chosen))
     print(f"\n| mutant | change | result ({args.backend}) |")
     print("|---|---|---|")
     for mutant, status, _ in results:

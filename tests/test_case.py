@@ -67,7 +67,47 @@ def gradients(fn, *values):
     import jax
 
     argnums = tuple(range(len(values)))
-    return [np.asarray(g) for g in jax.grad(fn, argnums)(*values)]
+    # Variable writes inside `fn` (per-sample tables) stay in the scope.
+    with keras.StatelessScope():
+        grads = jax.grad(fn, argnums)(*values)
+    return [np.asarray(g) for g in grads]
+
+
+def loss_gradients(model, x, y):
+    """`(loss, {variable path: gradient})` of one training-mode step.
+
+    The forward pass and `compute_loss` as the backend's train step runs
+    them (a `tf.GradientTape`, or `stateless_call` under `jax.grad`), for
+    every trainable variable. Tables written by the loss are written for
+    real on TensorFlow and discarded on JAX.
+    """
+    variables = model.trainable_variables
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x, y, y_pred, training=True)
+        grads = tape.gradient(loss, variables)
+    else:
+        import jax
+
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def fn(values):
+            y_pred, state = model.stateless_call(
+                values, frozen, x, training=True
+            )
+            mapping = list(zip(variables, values))
+            mapping += list(zip(model.non_trainable_variables, state))
+            with keras.StatelessScope(state_mapping=mapping):
+                return model.compute_loss(x, y, y_pred, training=True)
+
+        loss, grads = jax.value_and_grad(fn)([v.value for v in variables])
+    return float(loss), {
+        v.path: np.zeros(v.shape) if g is None else np.asarray(g)
+        for v, g in zip(variables, grads)
+    }
 
 
 class TestCase(parameterized.TestCase):
