@@ -285,7 +285,9 @@ def record_ada_df(repo, rng):
         )
         setattr(net, f"branch_{k}_classifier", nn.Linear(CHANNELS, CLASSES))
         setattr(
-            net, f"alpha_{k}", nn.Sequential(nn.Linear(CHANNELS, 1), nn.Sigmoid())
+            net,
+            f"alpha_{k}",
+            nn.Sequential(nn.Linear(CHANNELS, 1), nn.Sigmoid()),
         )
         seeded(getattr(net, f"branch_{k}_classifier"), rng, 1.0)
         seeded(getattr(net, f"alpha_{k}"), rng, 0.5)
@@ -368,9 +370,7 @@ def record_ada_df(repo, rng):
     outputs_new = torch.cat(
         [torch.ones(1, CLASSES), torch.tensor(mined_logits).float()]
     )
-    targets_new = torch.cat(
-        [torch.ones(1).long(), torch.tensor(mined_labels)]
-    )
+    targets_new = torch.cat([torch.ones(1).long(), torch.tensor(mined_labels)])
     out["mining/logits"] = outputs_new.numpy()
     out["mining/labels"] = targets_new.numpy().astype("int32")
     for threshold in (0.6, 0.7):
