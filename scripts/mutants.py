@@ -4,10 +4,11 @@ Each mutant changes one equation of ferzoo in a temporary copy of the
 repository (`ferzoo/` and `tests/`), by an exact string replacement that
 must match exactly once in the named file, then runs the non-large tests
 of the files that should catch it there (`PYTHONPATH` pointing at the
-copy, `-x`: the first failure is enough). A mutant is *killed* when pytest
-fails, *survived* when it passes. Equivalent mutants (a change no test can
-observe, e.g. a stop-gradient on a value only written to a table) are not
-listed: `docs/design.md` says why, where it matters.
+copy, `-x`: the first failure is enough; the quick tests first, the
+several-epoch fits only if the quick ones all pass). A mutant is *killed*
+when pytest fails, *survived* when it passes. Equivalent mutants (a
+change no test can observe, e.g. a stop-gradient on a value that is only
+written to a table) are not listed.
 
 Usage:
     python scripts/mutants.py                  # every mutant, jax
@@ -592,7 +593,23 @@ def copy_tree(root):
         shutil.copy(REPO / name, root / name)
 
 
+# Tests that fit a model for several epochs: run only when the quick
+# tests of the same files let a mutant through.
+SLOW = (
+    "method_basics or short_fit or noisy_fit or flipped_samples or "
+    "relabelling_starts or fit_sizes"
+)
+
+
 def run_tests(root, tests, backend, timeout):
+    """Quick tests first; the whole non-large files if they all pass."""
+    code, summary = run_pytest(root, tests, backend, timeout, f"not ({SLOW})")
+    if code == 0:
+        code, summary = run_pytest(root, tests, backend, timeout, SLOW)
+    return code, summary
+
+
+def run_pytest(root, tests, backend, timeout, select):
     tests = [t for t in tests if (root / t).exists()]
     env = {
         **os.environ,
@@ -601,7 +618,7 @@ def run_tests(root, tests, backend, timeout):
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     cmd = [sys.executable, "-m", "pytest", *tests, "-x", "-q", "-n", "0"]
-    cmd += ["-p", "no:cacheprovider", "-p", "no:randomly"]
+    cmd += ["-p", "no:cacheprovider", "-p", "no:randomly", "-k", select]
     try:
         proc = subprocess.run(
             cmd,
@@ -613,6 +630,8 @@ def run_tests(root, tests, backend, timeout):
         )
     except subprocess.TimeoutExpired:
         return None, "timeout"
+    if proc.returncode == 5:  # nothing selected
+        return 0, "no tests selected"
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     failed = [line for line in lines if line.startswith("FAILED")]
     summary = (failed or lines[-1:] or [""])[0]
