@@ -118,7 +118,8 @@ class DualBranchTest(MethodTestCase):
         model = DualBranch(**self.kwargs, warmup_epochs=2)
         x, y = self.data
         rng = np.random.default_rng(6)
-        model.clean_table.table.assign(rng.uniform(size=16).astype("f4"))
+        w = rng.uniform(size=16).astype("float32")
+        model.clean_table.table.assign(w)
         class_dist = rng.dirichlet(np.ones(7), 7)
         model.class_distribution.assign(class_dist.astype("float32"))
         y_pred = model(x, training=False)
@@ -132,6 +133,14 @@ class DualBranchTest(MethodTestCase):
         self.assertAllClose(trackers["loss_ce"], ce, atol=1e-5, rtol=1e-5)
         self.assertAllClose(trackers["loss_kld"], kld, atol=1e-5, rtol=1e-5)
         self.assertAllClose(model.clean_scores(), np.ones(16))
+        # The 2nd epoch (0-based 1) reads the clean table.
+        model.epoch.assign(1)
+        for tracker in model.loss_trackers:
+            tracker.reset_state()
+        model.compute_loss(x, y, y_pred, training=True)
+        ce = np.mean(w * -np.log(p_aux[np.arange(16), y]))
+        self.assertAllClose(model.loss_trackers[0].result(), ce, 1e-5)
+        self.assertAllClose(model.clean_scores(), w)
 
     def test_mixture_is_first_fitted_before_the_warmup_epoch(self):
         # warmup_epochs=3: the 3rd epoch (0-based 2) is the first to use

@@ -46,6 +46,7 @@ class SCNTest(MethodTestCase):
 
     def loss_of(self, model, out, labels, ids, training=True):
         """`compute_loss` on crafted outputs; `(loss, {term: value})`."""
+        out = {k: np.asarray(v, "float32") for k, v in out.items()}
         out = {k: ops.convert_to_tensor(v) for k, v in out.items()}
         x = {"images": None, "sample_ids": ops.convert_to_tensor(ids)}
         for tracker in model.loss_trackers:
