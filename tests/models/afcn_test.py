@@ -101,6 +101,10 @@ class AFCNTest(MethodTestCase):
     def test_relabeling_rules(self):
         model = AFCN(**self.kwargs, warmup_epochs=2, relabel_margin=0.2)
         out = crafted_outputs(16, seed=3)
+        # Certainties in [0.1, 0.5]: alpha * logits flattens p enough that
+        # the rule on softmax(logits) would move other samples.
+        alpha = 0.1 + 2.0 * (out["importance"] - 0.4)
+        out["importance"] = alpha.astype("float32")
         labels = np.arange(16) % 7
         ids = np.arange(16)
         # Inside the warm-up (the 1st epoch of warmup_epochs=2), or
@@ -118,6 +122,9 @@ class AFCNTest(MethodTestCase):
         want = low & (p.max(1) - p[ids, labels] > 0.2)
         self.assertTrue(want.any() and not want.all())
         self.assertTrue((low & ~want).any())
+        q = numpy_softmax(out["logits"])
+        unweighted = low & (q.max(1) - q[ids, labels] > 0.2)
+        self.assertTrue((unweighted != want).any())
         table = model.relabels()
         np.testing.assert_array_equal(table, np.where(want, p.argmax(1), -1))
         # The stored labels persist: the next loss (a batch of other
@@ -132,7 +139,7 @@ class AFCNTest(MethodTestCase):
             terms["wce"], numpy_ce(weighted, new).mean(), atol=1e-5
         )
         self.assertGreater(
-            abs(terms["wce"] - numpy_ce(weighted, labels).mean()), 1e-3
+            abs(terms["wce"] - numpy_ce(weighted, labels).mean()), 1e-4
         )
         # Evaluation batches keep their own labels.
         _, terms = self.loss_of(model, other, labels, ids, training=False)
