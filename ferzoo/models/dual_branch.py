@@ -81,7 +81,8 @@ class DualBranch(NoisyLabelClassifier):
         distributions -> `threshold` (t). Eq. 9 fused target. Eq. 10
         L1 = w * CE; Eq. 11 L = mu1 L1 + mu2 KLD; Eq. 12-13 ->
         `ramp_epochs` (beta), `schedule`; e is the 1-based epoch.
-        Eq. 9 direction -> `fused_target`.
+        Eq. 9 direction -> `fused_target`; Ada-DF's weight floor ->
+        `min_weight`.
 
     Example:
     >>> backbone = ferzoo.backbones.SmallCNNBackbone(
