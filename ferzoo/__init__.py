@@ -26,6 +26,7 @@ _SUBMODULES = (
     "losses",
     "metrics",
     "models",
+    "optimizers",
     "predict",  # callable: ferzoo.predict(...) runs ferzoo.predict.predict
     "presets",
     "training",

@@ -67,7 +67,47 @@ def gradients(fn, *values):
     import jax
 
     argnums = tuple(range(len(values)))
-    return [np.asarray(g) for g in jax.grad(fn, argnums)(*values)]
+    # Variable writes inside `fn` (per-sample tables) stay in the scope.
+    with keras.StatelessScope():
+        grads = jax.grad(fn, argnums)(*values)
+    return [np.asarray(g) for g in grads]
+
+
+def loss_gradients(model, x, y):
+    """`(loss, {variable path: gradient})` of one training-mode step.
+
+    The forward pass and `compute_loss` as the backend's train step runs
+    them (a `tf.GradientTape`, or `stateless_call` under `jax.grad`), for
+    every trainable variable. Tables written by the loss are written for
+    real on TensorFlow and discarded on JAX.
+    """
+    variables = model.trainable_variables
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(x, y, y_pred, training=True)
+        grads = tape.gradient(loss, variables)
+    else:
+        import jax
+
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def fn(values):
+            y_pred, state = model.stateless_call(
+                values, frozen, x, training=True
+            )
+            mapping = list(zip(variables, values))
+            mapping += list(zip(model.non_trainable_variables, state))
+            with keras.StatelessScope(state_mapping=mapping):
+                return model.compute_loss(x, y, y_pred, training=True)
+
+        loss, grads = jax.value_and_grad(fn)([v.value for v in variables])
+    return float(loss), {
+        v.path: np.zeros(v.shape) if g is None else np.asarray(g)
+        for v, g in zip(variables, grads)
+    }
 
 
 class TestCase(parameterized.TestCase):
@@ -170,15 +210,23 @@ class MethodTestCase(TestCase):
         before = table_values(model)
         self.assertNotEmpty(before, "methods keep per-sample tables")
         # The 1st epoch is inside the warm-up: relabel tables must not move.
+        # A method without warm-up state (Baseline, DacFER) scores every
+        # sample from the 1st epoch on.
         h1 = model.fit(x, y, batch_size=8, epochs=1, verbose=0)
         during = table_values(model)
-        for name in getattr(model, "warmup_tables", ()):
+        warmup_tables = getattr(model, "warmup_tables", ())
+        for name in warmup_tables:
             np.testing.assert_array_equal(before[name], during[name], name)
+        if not warmup_tables:
+            self.assertTrue(
+                np.isfinite(during["score_table"]).all(),
+                "a method without warm-up scores every sample at once",
+            )
         h2 = model.fit(x, y, batch_size=8, epochs=3, initial_epoch=1, verbose=0)
         self.assertEqual(int(ops.convert_to_numpy(model.epoch)), 2)
         # After the warm-up they move.
         after_warmup = table_values(model)
-        for name in getattr(model, "warmup_tables", ()):
+        for name in warmup_tables:
             self.assertTrue(
                 (before[name] != after_warmup[name]).any(),
                 f"{name} did not move after the warm-up",

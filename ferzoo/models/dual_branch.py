@@ -68,6 +68,11 @@ class DualBranch(NoisyLabelClassifier):
             Defaults to `None`.
         anchor_momentum: float. Momentum of AEA's moving batch mean, used
             at inference. Defaults to `0.99`.
+        min_weight: float. Floor of the clean weight in the fused target:
+            Eq. 9 uses `min_weight + (1 - min_weight) * w`, as Ada-DF
+            rescales its weights into `[min_weight, 1]` (its
+            `--min_weight 0.2`); `0` uses the BMM posterior as it is.
+            The CE of Eq. 10 keeps the posterior w. Defaults to `0.2`.
 
     Paper mapping:
         Eq. 1-2 AEA -> `AverageExpressionAnchoring` (alpha per channel).
@@ -76,7 +81,8 @@ class DualBranch(NoisyLabelClassifier):
         distributions -> `threshold` (t). Eq. 9 fused target. Eq. 10
         L1 = w * CE; Eq. 11 L = mu1 L1 + mu2 KLD; Eq. 12-13 ->
         `ramp_epochs` (beta), `schedule`; e is the 1-based epoch.
-        Eq. 9 direction -> `fused_target`.
+        Eq. 9 direction -> `fused_target`; Ada-DF's weight floor ->
+        `min_weight`.
 
     Example:
     >>> backbone = ferzoo.backbones.SmallCNNBackbone(
@@ -108,6 +114,7 @@ class DualBranch(NoisyLabelClassifier):
         fused_target="ada_df",
         branch_filters=None,
         anchor_momentum=0.99,
+        min_weight=0.2,
         **kwargs,
     ):
         for arg, value, valid, what in (
@@ -125,6 +132,7 @@ class DualBranch(NoisyLabelClassifier):
                 fused_target in FUSED_TARGETS,
                 f"in {FUSED_TARGETS}",
             ),
+            ("min_weight", min_weight, 0 <= min_weight <= 1, "in [0, 1]"),
             (
                 "branch_filters",
                 branch_filters,
@@ -143,6 +151,7 @@ class DualBranch(NoisyLabelClassifier):
         self.fused_target = fused_target
         self.branch_filters = branch_filters
         self.anchor_momentum = float(anchor_momentum)
+        self.min_weight = float(min_weight)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
         # === Layers ===
@@ -253,13 +262,15 @@ class DualBranch(NoisyLabelClassifier):
             w = ops.where(self.after_warmup(), self.clean_table.gather(ids), w)
         # Eq. 7-9: fused target of the target branch, as Ada-DF: the class
         # distribution of the label where clean, the own prediction where
-        # noisy.
+        # noisy; w rescaled into [min_weight, 1] as Ada-DF's weights.
+        w_target = self.min_weight + (1.0 - self.min_weight) * w
         class_dist = ops.take(self.class_distribution, labels, axis=0)
         clean_part, noisy_part = class_dist, label_dist
         if self.fused_target == "reversed":
             clean_part, noisy_part = label_dist, class_dist
         fused = ops.stop_gradient(
-            w[:, None] * clean_part + (1.0 - w[:, None]) * noisy_part
+            w_target[:, None] * clean_part
+            + (1.0 - w_target[:, None]) * noisy_part
         )
         # Eq. 10: auxiliary CE weighted by w.
         ce = weighted_mean(
@@ -314,6 +325,7 @@ class DualBranch(NoisyLabelClassifier):
                 "fused_target": self.fused_target,
                 "branch_filters": self.branch_filters,
                 "anchor_momentum": self.anchor_momentum,
+                "min_weight": self.min_weight,
             }
         )
         return config

@@ -7,6 +7,7 @@ from ferzoo.callbacks import EpochCounter
 from ferzoo.callbacks import ExponentialEpochDecay
 from ferzoo.layers.sample_table import SampleTable
 from ferzoo.models import preset_loading
+from ferzoo.optimizers import AdamL2
 
 DEFAULT_RECIPE = {
     "optimizer": "adam",
@@ -521,7 +522,9 @@ def make_optimizer(recipe):
     lr = float(recipe.get("learning_rate", 1e-3))
     weight_decay = recipe.get("weight_decay") or None
     if name == "adam":
-        optimizer = keras.optimizers.Adam(lr, weight_decay=weight_decay)
+        # PyTorch's Adam: the weight decay is an L2 term of the gradient
+        # (`ferzoo.optimizers.AdamL2`), not Keras' decoupled decay.
+        optimizer = AdamL2(lr, l2=weight_decay or 0.0)
     elif name == "adamw":
         optimizer = keras.optimizers.AdamW(lr, weight_decay=weight_decay)
     elif name == "sgd":

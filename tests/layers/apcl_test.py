@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 from keras import ops
 
@@ -37,6 +38,66 @@ def np_separation(anchors, margin):
     return total / count
 
 
+def np_attention_distribution(layer, embedding, tokens):
+    """t_a from the layer's weights: query token + self-attention, NumPy.
+
+    The query is `query_projection(e)`, prepended to the tokens; Keras'
+    multi-head attention (per-head dense projections, scaled dot product,
+    softmax over the sequence, output dense) gives the query position's
+    output, which `output_projection` maps to class logits.
+    """
+
+    def weights(dense):
+        return dense.kernel.numpy().astype("float64"), dense.bias.numpy()
+
+    wq, bq = weights(layer.query_projection)
+    query = embedding @ wq + bq
+    seq = np.concatenate([query[:, None], tokens], axis=1)
+    mha = layer.attention
+    q = np.einsum("bsd,dhk->bshk", seq, mha._query_dense.kernel.numpy())
+    q = q + mha._query_dense.bias.numpy()
+    k = np.einsum("bsd,dhk->bshk", seq, mha._key_dense.kernel.numpy())
+    k = k + mha._key_dense.bias.numpy()
+    v = np.einsum("bsd,dhk->bshk", seq, mha._value_dense.kernel.numpy())
+    v = v + mha._value_dense.bias.numpy()
+    scores = np.einsum("bqhk,bshk->bhqs", q, k) / np.sqrt(q.shape[-1])
+    probs = np_softmax(scores)
+    heads = np.einsum("bhqs,bshk->bqhk", probs, v)
+    out = np.einsum("bqhk,hkd->bqd", heads, mha._output_dense.kernel.numpy())
+    out = out + mha._output_dense.bias.numpy()
+    wo, bo = weights(layer.output_projection)
+    return np_softmax(out[:, 0] @ wo + bo)
+
+
+def layer_gradients(layer, embedding, tokens, logits, v):
+    """Gradients of `sum(final * v)` for the anchors and primary logits."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        logits = tf.Variable(logits)
+        with tf.GradientTape() as tape:
+            out = layer(embedding, tokens, logits)
+            value = ops.sum(out["final"] * v)
+        grads = tape.gradient(value, [layer.anchors, logits])
+        return [np.asarray(g) for g in grads]
+    import jax
+
+    trainable = layer.trainable_variables
+    index = [i for i, w in enumerate(trainable) if w is layer.anchors][0]
+    frozen = [w.value for w in layer.non_trainable_variables]
+
+    def fn(anchors, logits):
+        values = [w.value for w in trainable]
+        values[index] = anchors
+        out, _ = layer.stateless_call(
+            values, frozen, embedding, tokens, logits
+        )
+        return ops.sum(out["final"] * v)
+
+    grads = jax.grad(fn, (0, 1))(layer.anchors.value, logits)
+    return [np.asarray(g) for g in grads]
+
+
 class APCLTest(TestCase):
     def test_confidence_matches_numpy(self):
         rng = np.random.default_rng(0)
@@ -69,7 +130,9 @@ class APCLTest(TestCase):
         )
         p = np_softmax(logits)
         self.assertAllClose(out["primary"], p, atol=1e-6)
-        t_a = out["attention"]
+        t_a = np_attention_distribution(layer, e, tokens)
+        self.assertAllClose(out["attention"], t_a, atol=1e-5)
+        self.assertGreater(np.abs(t_a - 0.25).max(), 1e-3)
         t = np_fuse(
             out["anchor"], np_confidence(out["anchor"]), t_a, np_confidence(t_a)
         )
@@ -78,6 +141,46 @@ class APCLTest(TestCase):
         self.assertAllClose(out["final"], final, atol=1e-5)
         self.assertAllClose(out["final"].sum(-1), np.ones(6), atol=1e-5)
         self.assertAllClose(out["confidence"], np_confidence(final), 1e-5)
+
+    def test_confidences_are_constants_in_the_gradient(self):
+        # The fusions treat their confidence weights as constants: the
+        # gradients of sum(final * v) are those of the weighted averages,
+        # derived here by hand (primary: softmax Jacobian; anchors: the
+        # softmax over -d / delta and d's derivative).
+        rng = np.random.default_rng(4)
+        layer = APCL(
+            num_classes=3, anchors_per_class=2, temperature=0.7, num_heads=2
+        )
+        e = rng.normal(size=(5, 4)).astype("float32")
+        tokens = rng.normal(size=(5, 6, 8)).astype("float32")
+        logits = rng.normal(size=(5, 3)).astype("float32")
+        v = rng.normal(size=(5, 3)).astype("float32")
+        out = {
+            k: ops.convert_to_numpy(w).astype("float64")
+            for k, w in layer(e, tokens, logits).items()
+        }
+        d_anchors, d_logits = layer_gradients(layer, e, tokens, logits, v)
+        p, t = out["primary"], out["corrected"]
+        c_p, c_t = np_confidence(p), np_confidence(t)
+        c_g = np_confidence(out["anchor"])
+        c_a = np_confidence(out["attention"])
+        w_p, w_t = c_p / (c_p + c_t), c_t / (c_p + c_t)
+        # d/d logits = w_p * J_softmax(p)^T v.
+        want = w_p[:, None] * p * (v - (p * v).sum(1, keepdims=True))
+        self.assertAllClose(d_logits, want, atol=1e-5, rtol=1e-4)
+        # d/d anchors through t_g only.
+        anchors = ops.convert_to_numpy(layer.anchors).astype("float64")
+        flat = anchors.reshape(6, 4)
+        r = (w_t * c_g / (c_g + c_a))[:, None] * v  # dL/dt_g, (5, 3)
+        r_m = np.repeat(r, 2, axis=1)  # per anchor, (5, 6)
+        diff = flat[None] - e[:, None].astype("float64")  # (5, 6, 4)
+        d = np.linalg.norm(diff, axis=-1)
+        s = np_softmax(-d / 0.7)
+        d_l = s * (r_m - (s * r_m).sum(1, keepdims=True))
+        want = np.einsum("bm,bmk->mk", d_l, -diff / (0.7 * d[..., None]))
+        self.assertAllClose(
+            d_anchors.reshape(6, 4), want, atol=1e-5, rtol=1e-4
+        )
 
     def test_anchor_separation_matches_numpy_and_is_bounded(self):
         rng = np.random.default_rng(2)

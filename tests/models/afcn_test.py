@@ -12,6 +12,8 @@ from tests.models.dacfer_test import raw_outputs
 from tests.models.dacfer_test import symmetrize_kernels
 from tests.models.scn_test import numpy_rank_loss
 from tests.test_case import MethodTestCase
+from tests.test_case import gradients
+from tests.test_case import loss_gradients
 from tests.test_case import tiny_backbone
 from tests.test_case import tiny_batch
 
@@ -99,14 +101,20 @@ class AFCNTest(MethodTestCase):
     def test_relabeling_rules(self):
         model = AFCN(**self.kwargs, warmup_epochs=2, relabel_margin=0.2)
         out = crafted_outputs(16, seed=3)
+        # Certainties in [0.1, 0.5]: alpha * logits flattens p enough that
+        # the rule on softmax(logits) would move other samples.
+        alpha = 0.1 + 2.0 * (out["importance"] - 0.4)
+        out["importance"] = alpha.astype("float32")
         labels = np.arange(16) % 7
         ids = np.arange(16)
-        # Inside the warm-up, or outside training: the table never moves.
+        # Inside the warm-up (the 1st epoch of warmup_epochs=2), or
+        # outside training: the table never moves.
         self.loss_of(model, out, labels, ids)
-        model.epoch.assign(2)
+        model.epoch.assign(1)
         self.loss_of(model, out, labels, ids, training=False)
         np.testing.assert_array_equal(model.relabels(), -1)
-        # After the warm-up: low-certainty group with p_max - p_y > 0.2.
+        # From the 2nd epoch (0-based 1): low-certainty group with
+        # p_max - p_y > 0.2.
         self.loss_of(model, out, labels, ids)
         alpha = out["importance"]
         p = numpy_softmax(alpha[:, None] * out["logits"])
@@ -114,6 +122,9 @@ class AFCNTest(MethodTestCase):
         want = low & (p.max(1) - p[ids, labels] > 0.2)
         self.assertTrue(want.any() and not want.all())
         self.assertTrue((low & ~want).any())
+        q = numpy_softmax(out["logits"])
+        unweighted = low & (q.max(1) - q[ids, labels] > 0.2)
+        self.assertTrue((unweighted != want).any())
         table = model.relabels()
         np.testing.assert_array_equal(table, np.where(want, p.argmax(1), -1))
         # The stored labels persist: the next loss (a batch of other
@@ -128,12 +139,55 @@ class AFCNTest(MethodTestCase):
             terms["wce"], numpy_ce(weighted, new).mean(), atol=1e-5
         )
         self.assertGreater(
-            abs(terms["wce"] - numpy_ce(weighted, labels).mean()), 1e-3
+            abs(terms["wce"] - numpy_ce(weighted, labels).mean()), 1e-4
         )
         # Evaluation batches keep their own labels.
         _, terms = self.loss_of(model, other, labels, ids, training=False)
         self.assertAllClose(
             terms["wce"], numpy_ce(weighted, labels).mean(), atol=1e-5
+        )
+
+    def test_gradients_match_numpy(self):
+        # The entropy part of the certainty is a constant (stop-gradient):
+        # d/dz of L_wce is alpha (softmax(alpha z) - onehot) / N, the rank
+        # and consistency terms do not depend on the logits.
+        model = AFCN(**self.kwargs, entropy_weight=0.5, warmup_epochs=100)
+        out = crafted_outputs(seed=2)
+        labels = np.arange(10) % 7
+        logits = out["logits"].astype("float64")
+        p = numpy_softmax(logits)
+        entropy = -(p * np.log(p)).sum(1)
+        alpha = 0.5 * out["importance"] + 0.5 * (1 - entropy / math.log(7))
+
+        def total(logits):
+            y_pred = {**out, "logits": logits}
+            x = {"images": None, "sample_ids": np.arange(10)}
+            return model.compute_loss(x, labels, y_pred, training=True)
+
+        (d_logits,) = gradients(total, logits)
+        z = alpha[:, None] * logits
+        want = alpha[:, None] * (numpy_softmax(z) - np.eye(7)[labels]) / 10
+        self.assertAllClose(d_logits, want, atol=1e-6, rtol=1e-4)
+
+    def test_consistency_does_not_train_the_classifier(self):
+        # The classifier's kernel learns from the weighted CE alone:
+        # d/dW = P^T (alpha (softmax(alpha z) - onehot)) / B, with P the
+        # pooled features of x, although L_cons is weighted 3.
+        model = AFCN(**self.kwargs, warmup_epochs=100)
+        glorot_kernel(model)
+        x, y = self.data
+        _, grads = loss_gradients(model, x, y)
+        features = model.backbone(x["images"], training=True)
+        pooled = ops.convert_to_numpy(features).astype("float64").mean((1, 2))
+        logits = pooled @ model.classifier.kernel.numpy()
+        logits += model.classifier.bias.numpy()
+        alpha = ops.convert_to_numpy(model.importance(pooled.astype("f4")))
+        alpha = alpha[:, 0].astype("float64")
+        z = alpha[:, None] * logits
+        residual = alpha[:, None] * (numpy_softmax(z) - np.eye(7)[y]) / 16
+        got = grads[model.classifier.kernel.path]
+        np.testing.assert_allclose(
+            got, pooled.T @ residual, atol=1e-5, rtol=1e-3
         )
 
     def test_certainty_gets_no_push_at_initialisation(self):

@@ -7,6 +7,7 @@ from ferzoo.data import make_synthetic_faces
 from ferzoo.data import symmetric_noise
 from ferzoo.models import DacFER
 from tests.test_case import MethodTestCase
+from tests.test_case import loss_gradients
 from tests.test_case import tiny_backbone
 from tests.test_case import tiny_batch
 
@@ -92,6 +93,29 @@ class DacFERTest(MethodTestCase):
         self.assertAllClose(loss, ce + 0.7 * errors.mean(), atol=1e-5)
         # The clean score is minus the per-sample consistency error.
         self.assertAllClose(model.clean_scores(), -errors, atol=1e-6)
+
+    def test_consistency_does_not_train_the_classifier(self):
+        # As EAC (maps from `fc.weight.data`): the classifier's kernel
+        # learns from the CE alone, d/dW = P^T (softmax - onehot) / B with
+        # P the pooled attended features of x, although the consistency
+        # term is far from 0 and weighted 5 (EAC's lambda).
+        model = DacFER(**self.kwargs, consistency_weight=5.0)
+        x, y = self.data
+        _, grads = loss_gradients(model, x, y)
+        features = model.channel_attention(
+            model.backbone(x["images"], training=True)
+        )
+        pooled = ops.convert_to_numpy(features).astype("float64").mean((1, 2))
+        kernel = model.classifier.kernel.numpy()
+        logits = pooled @ kernel + model.classifier.bias.numpy()
+        z = logits - logits.max(1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+        want = pooled.T @ (p - np.eye(7)[y]) / 16
+        got = grads[model.classifier.kernel.path]
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-3)
+        # The features do get the consistency gradient.
+        conv = [v for v in model.backbone.trainable_variables][0]
+        self.assertGreater(np.abs(grads[conv.path]).max(), 1e-4)
 
     def test_consistency_zero_for_flip_symmetric_model(self):
         model = DacFER(**self.kwargs)

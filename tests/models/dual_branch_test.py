@@ -10,6 +10,7 @@ from ferzoo.layers import AverageExpressionAnchoring
 from ferzoo.mixture import mine_class_distributions
 from ferzoo.models import DualBranch
 from tests.test_case import MethodTestCase
+from tests.test_case import gradients
 from tests.test_case import tiny_backbone
 from tests.test_case import tiny_batch
 
@@ -47,19 +48,24 @@ class DualBranchTest(MethodTestCase):
         model = self.run_method_test(
             DualBranch, self.kwargs, self.data, (16, 7)
         )
-        # The scores are clean probabilities (the posterior against known
-        # mixture parameters is checked in test_end_epoch_...).
+        # The last epoch's fit gave the scores: the sample the auxiliary
+        # branch agrees with most is cleaner than the one it agrees with
+        # least (a mixture whose components were swapped fails this).
         scores = model.clean_scores()
-        self.assertTrue(((scores >= 0) & (scores <= 1)).all(), scores)
+        similarity = model.similarity_table.numpy()
+        self.assertAllClose(scores, model.clean_table.numpy())
+        high, low = np.argmax(similarity), np.argmin(similarity)
+        self.assertGreater(scores[high], scores[low] + 0.1, scores)
 
-    @parameterized.parameters("ada_df", "reversed")
-    def test_loss_terms_match_numpy(self, fused_target):
+    @parameterized.parameters((None, None), ("ada_df", 0.0), ("reversed", 0.2))
+    def test_loss_terms_match_numpy(self, fused_target, min_weight):
+        # `None`: the defaults, which must be Ada-DF's direction and floor.
+        kwargs = {"fused_target": fused_target, "min_weight": min_weight}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
         model = DualBranch(
-            **self.kwargs,
-            warmup_epochs=0,
-            dropout=0.0,
-            fused_target=fused_target,
+            **self.kwargs, warmup_epochs=0, dropout=0.0, **kwargs
         )
+        floor = 0.2 if min_weight is None else min_weight
         x, y = self.data
         rng = np.random.default_rng(3)
         w = rng.uniform(size=16).astype("float32")
@@ -69,14 +75,17 @@ class DualBranchTest(MethodTestCase):
         model.epoch.assign(4)  # e = 5 > beta = 3
         y_pred = model(x, training=False)
         loss = model.compute_loss(x, y, y_pred, training=True)
-        p_aux = numpy_softmax(ops.convert_to_numpy(y_pred["aux_logits"]))
-        p_tgt = numpy_softmax(ops.convert_to_numpy(y_pred["logits"]))
+        aux = ops.convert_to_numpy(y_pred["aux_logits"]).astype("float64")
+        tgt = ops.convert_to_numpy(y_pred["logits"]).astype("float64")
+        p_aux, p_tgt = numpy_softmax(aux), numpy_softmax(tgt)
         rows = np.arange(16)
         sim = p_aux[rows, y] / np.linalg.norm(p_aux, axis=1)
-        # Ada-DF's direction: clean -> class distribution of the label.
-        fused = w[:, None] * class_dist[y] + (1 - w[:, None]) * p_aux
+        # Ada-DF's direction: clean -> class distribution of the label,
+        # with w rescaled into [floor, 1] as Ada-DF's weights.
+        v = (floor + (1 - floor) * w)[:, None]
+        fused = v * class_dist[y] + (1 - v) * p_aux
         if fused_target == "reversed":
-            fused = w[:, None] * p_aux + (1 - w[:, None]) * class_dist[y]
+            fused = v * p_aux + (1 - v) * class_dist[y]
         ce = np.mean(w * -np.log(p_aux[rows, y]))
         kld = np.mean(np.sum(fused * (np.log(fused) - np.log(p_tgt)), 1))
         mu1 = np.exp(-((1 - 3 / 5) ** 2))
@@ -84,11 +93,73 @@ class DualBranchTest(MethodTestCase):
         self.assertAllClose(trackers["loss_ce"], ce, atol=1e-5, rtol=1e-5)
         self.assertAllClose(trackers["loss_kld"], kld, atol=1e-5, rtol=1e-5)
         self.assertAllClose(loss, mu1 * ce + kld, atol=1e-5, rtol=1e-5)
+
+        # Gradients: the fused target is a constant (stop-gradient), so
+        # the auxiliary logits learn from mu1 * w * CE alone and the
+        # target logits from the KLD: d/dz = (q - f) / N.
+        def total(aux_logits, logits):
+            out = {"aux_logits": aux_logits, "logits": logits}
+            return model.compute_loss(x, y, out, training=True)
+
+        d_aux, d_tgt = gradients(total, aux, tgt)
+        onehot = np.eye(7)[y]
+        want_aux = mu1 * w[:, None] * (p_aux - onehot) / 16
+        self.assertAllClose(d_aux, want_aux, atol=1e-6, rtol=1e-4)
+        self.assertAllClose(d_tgt, (p_tgt - fused) / 16, atol=1e-6, rtol=1e-4)
         # The epoch's tables hold this batch's similarities and predictions.
         self.assertAllClose(model.similarity_table.numpy(), sim, atol=1e-6)
         self.assertAllClose(model.distribution_table.numpy(), p_aux, 1e-6)
         np.testing.assert_array_equal(model.given_label_table.numpy(), y)
         self.assertAllClose(model.clean_scores(), w)
+
+    def test_warmup_uses_no_clean_weights(self):
+        # Inside the warm-up (the 1st of warmup_epochs=2) w is 1 whatever
+        # the clean table holds: plain CE, target = the class distribution.
+        model = DualBranch(**self.kwargs, warmup_epochs=2)
+        x, y = self.data
+        rng = np.random.default_rng(6)
+        w = rng.uniform(size=16).astype("float32")
+        model.clean_table.table.assign(w)
+        class_dist = rng.dirichlet(np.ones(7), 7)
+        model.class_distribution.assign(class_dist.astype("float32"))
+        y_pred = model(x, training=False)
+        model.compute_loss(x, y, y_pred, training=True)
+        p_aux = numpy_softmax(ops.convert_to_numpy(y_pred["aux_logits"]))
+        p_tgt = numpy_softmax(ops.convert_to_numpy(y_pred["logits"]))
+        fused = class_dist[y]
+        ce = np.mean(-np.log(p_aux[np.arange(16), y]))
+        kld = np.mean(np.sum(fused * (np.log(fused) - np.log(p_tgt)), 1))
+        trackers = {m.name: m.result() for m in model.loss_trackers}
+        self.assertAllClose(trackers["loss_ce"], ce, atol=1e-5, rtol=1e-5)
+        self.assertAllClose(trackers["loss_kld"], kld, atol=1e-5, rtol=1e-5)
+        self.assertAllClose(model.clean_scores(), np.ones(16))
+        # The 2nd epoch (0-based 1) reads the clean table.
+        model.epoch.assign(1)
+        for tracker in model.loss_trackers:
+            tracker.reset_state()
+        model.compute_loss(x, y, y_pred, training=True)
+        ce = np.mean(w * -np.log(p_aux[np.arange(16), y]))
+        self.assertAllClose(model.loss_trackers[0].result(), ce, 1e-5)
+        self.assertAllClose(model.clean_scores(), w)
+
+    def test_mixture_is_first_fitted_before_the_warmup_epoch(self):
+        # warmup_epochs=3: the 3rd epoch (0-based 2) is the first to use
+        # w, so the fit runs at the end of 0-based epoch 1, not of 0.
+        n = 400
+        model = DualBranch(**{**self.kwargs, "num_samples": n}, warmup_epochs=3)
+        rng = np.random.default_rng(7)
+        sim = np.where(rng.uniform(size=n) < 0.3, 0.2, 0.9)
+        sim = (sim + rng.uniform(-0.05, 0.05, n)).astype("float32")
+        model.similarity_table.table.assign(sim)
+        model.given_label_table.table.assign(rng.integers(0, 7, n))
+        dists = rng.dirichlet(np.ones(7), n).astype("float32")
+        model.distribution_table.table.assign(dists)
+        model.end_epoch(0)
+        np.testing.assert_array_equal(model.clean_table.numpy(), 1.0)
+        model.end_epoch(1)
+        clean = model.clean_table.numpy()
+        self.assertLess(clean[sim < 0.5].max(), 0.5)
+        self.assertGreater(clean[sim > 0.5].min(), 0.5)
 
     def test_schedules(self):
         model = DualBranch(**self.kwargs)

@@ -67,13 +67,31 @@ class DWMCATest(MethodTestCase):
         self.assertAllClose(changed[0], final[0], atol=1e-6)
         self.assertGreater(np.abs(changed[1] - final[1]).max(), 1e-4)
 
+    def crafted(self, seed, n=16):
+        """A `y_pred` with known fused distributions and distances."""
+        rng = np.random.default_rng(seed)
+        return {
+            "final": rng.dirichlet(np.ones(7), n).astype("float32"),
+            "squared_distances": rng.uniform(0, 9, (n, 7, 2)).astype("f4"),
+        }
+
     def test_loss_terms_match_numpy(self):
-        model = DWMCA(**self.kwargs, center_weight=0.1, anchor_weight=2.0)
+        # On crafted outputs (the forward pass is checked against NumPy in
+        # tests/layers/apcl_test.py); the anchors are the model's, spread
+        # by hand so that some pairs are inside the margin and some not.
+        model = DWMCA(
+            **self.kwargs,
+            center_weight=0.1,
+            anchor_weight=2.0,
+            anchor_margin=2.5,
+        )
         x, y = self.data
-        y_pred = model(x, training=False)
+        rng = np.random.default_rng(8)
+        model.apcl.anchors.assign(rng.normal(0, 0.4, (7, 2, 16)))
+        y_pred = self.crafted(1)
         loss = model.compute_loss(x, y, y_pred, training=False)
-        final = ops.convert_to_numpy(y_pred["final"])
-        sq = ops.convert_to_numpy(y_pred["squared_distances"])
+        final = y_pred["final"].astype("float64")
+        sq = y_pred["squared_distances"]
         anchors = ops.convert_to_numpy(model.apcl.anchors)
         cls = -np.log(final[np.arange(16), y]).mean()
         anchor = np_separation(anchors, model.anchor_margin)
@@ -86,8 +104,44 @@ class DWMCATest(MethodTestCase):
             loss, cls + 2.0 * anchor + 0.1 * center, rtol=1e-5, atol=1e-5
         )
         self.assertTrue(0.0 < anchor < 1.0)
+        distances = np.linalg.norm(
+            anchors.reshape(14, 1, 16) - anchors.reshape(1, 14, 16), axis=-1
+        )
+        self.assertTrue((distances > 2.5).any() and (distances < 2.5).any())
         # Scores are the fused probability of the label, written in fit.
         self.assertTrue(np.isnan(model.clean_scores()).all())
+
+    def test_label_table_reports_and_resets(self):
+        # warmup_epochs=2: nothing is written in the 1st epoch; from the
+        # 2nd the table holds the argmax where it differs from the label
+        # and is reset to -1 where a later prediction agrees.
+        model = DWMCA(**self.kwargs, warmup_epochs=2)
+        x, y = self.data
+        first = self.crafted(2)
+        model.compute_loss(x, y, first, training=True)
+        np.testing.assert_array_equal(model.relabels(), -1)
+        model.epoch.assign(1)
+        model.compute_loss(x, y, first, training=True)
+        argmax = first["final"].argmax(1)
+        table = model.relabels()
+        np.testing.assert_array_equal(table, np.where(argmax != y, argmax, -1))
+        self.assertTrue((table >= 0).sum() >= 8)
+        # The loss uses the given labels, not the report.
+        cls = -np.log(first["final"][np.arange(16), y]).mean()
+        self.assertAllClose(model.loss_trackers[0].result(), cls, 1e-5)
+        # A later batch that agrees on the first half resets those rows;
+        # the second half keeps its report (other samples' ids).
+        agree = self.crafted(3, n=8)
+        agree["final"] = 0.1 * agree["final"] + 0.9 * np.eye(7)[y[:8]]
+        agree["final"] = agree["final"].astype("float32")
+        half = {
+            "images": x["images"][:8],
+            "sample_ids": x["sample_ids"][:8],
+        }
+        model.compute_loss(half, y[:8], agree, training=True)
+        self.assertTrue((table[:8] >= 0).any())
+        np.testing.assert_array_equal(model.relabels()[:8], -1)
+        np.testing.assert_array_equal(model.relabels()[8:], table[8:])
 
     def test_noisy_fit_flags_flipped_samples_and_separates_anchors(self):
         x, noise = template_data(280)

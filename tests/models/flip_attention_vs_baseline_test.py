@@ -10,9 +10,11 @@ and "The stall"): trained from scratch, both lag the Baseline (here,
 JAX: Baseline 0.475, DacFER 0.348, AFCN 0.185; TensorFlow: 0.542,
 0.346, 0.208; with AFCN's zero-initialised classifier, JAX: Baseline
 0.451, DacFER 0.357, AFCN 0.163; TensorFlow: 0.560, 0.346, 0.158).
-The comparison is reported as an xfail with both accuracies while they
-lag (and passes the day they do not); the checks that the fit learns and
-that the kernel keeps its norm (or, zero-initialised, grows) are hard.
+The accuracy comparison is not asserted (an xfail that passes the day
+the methods catch up cannot fail); what is asserted is what must hold
+whatever the accuracies: the Baseline and DacFER learn (above chance by a
+margin) and the classifier kernel keeps its norm (or, zero-initialised,
+grows).
 """
 
 import keras
@@ -26,10 +28,6 @@ from tests.test_case import TestCase
 from tests.test_case import tiny_backbone
 
 NUM_TRAIN, NUM_TEST, SIZE, EPOCHS = 448, 448, 32, 8
-LAG = (
-    "documented: from scratch on synthetic faces DacFER and AFCN lag the "
-    "Baseline (docs/methods/dacfer.md, docs/methods/afcn.md)"
-)
 
 
 def faces(num_samples, seed):
@@ -84,17 +82,11 @@ class FlipAttentionVsBaselineTest(TestCase):
             self.assertGreater(after, 0.1, (before, after))
         return accuracy, baseline
 
-    def compare(self, accuracy, baseline):
-        if accuracy < baseline - 0.02:
-            pytest.xfail(f"{LAG}: {accuracy:.3f} against {baseline:.3f}")
-
     def test_dacfer_against_baseline(self):
         accuracy, baseline = self.check(
             ferzoo.models.DacFER, attention_reduction=4
         )
         self.assertGreater(accuracy, 0.25)  # it learns, if slower
-        self.compare(accuracy, baseline)
 
-    def test_afcn_against_baseline(self):
-        accuracy, baseline = self.check(ferzoo.models.AFCN)
-        self.compare(accuracy, baseline)
+    def test_afcn_kernel_grows(self):
+        self.check(ferzoo.models.AFCN)

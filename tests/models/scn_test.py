@@ -6,6 +6,7 @@ from ferzoo import losses
 from ferzoo.data import load_split
 from ferzoo.models import SCN
 from tests.test_case import MethodTestCase
+from tests.test_case import gradients
 from tests.test_case import tiny_backbone
 from tests.test_case import tiny_batch
 
@@ -42,6 +43,118 @@ class SCNTest(MethodTestCase):
         # A zero margin makes a relabel after the warm-up near certain.
         kwargs = {**self.kwargs, "relabel_margin": 0.0}
         self.run_method_test(SCN, kwargs, self.data, (16, 7))
+
+    def loss_of(self, model, out, labels, ids, training=True):
+        """`compute_loss` on crafted outputs; `(loss, {term: value})`."""
+        out = {k: np.asarray(v, "float32") for k, v in out.items()}
+        out = {k: ops.convert_to_tensor(v) for k, v in out.items()}
+        x = {"images": None, "sample_ids": ops.convert_to_tensor(ids)}
+        for tracker in model.loss_trackers:
+            tracker.reset_state()
+        loss = model.compute_loss(x, labels, out, training=training)
+        terms = {m.name[5:]: float(m.result()) for m in model.loss_trackers}
+        return float(loss), terms
+
+    def test_loss_and_gradients_match_numpy(self):
+        # L = gamma RR + (1 - gamma) WCE with gamma = 0.3, the gradients
+        # of both heads' outputs in closed form.
+        model = SCN(**self.kwargs, rank_weight=0.3, warmup_epochs=100)
+        rng = np.random.default_rng(5)
+        logits = rng.normal(0, 2, (10, 7))
+        alpha = rng.uniform(0.4, 0.6, 10)
+        labels = np.arange(10) % 7
+        out = {"logits": logits, "importance": alpha}
+        loss, terms = self.loss_of(model, out, labels, np.arange(10))
+        z = alpha[:, None] * logits
+        wce = numpy_ce(z, labels).mean()
+        rank = numpy_rank_loss(alpha, 0.7, 0.15)
+        self.assertGreater(rank, 0.01)
+        self.assertAllClose(terms["wce"], wce, atol=1e-5)
+        self.assertAllClose(terms["rank"], rank, atol=1e-6)
+        self.assertAllClose(loss, 0.3 * rank + 0.7 * wce, atol=1e-5)
+
+        def total(logits, alpha):
+            y_pred = {"logits": logits, "importance": alpha}
+            x = {"images": None, "sample_ids": np.arange(10)}
+            return model.compute_loss(x, labels, y_pred, training=True)
+
+        d_logits, d_alpha = gradients(total, logits, alpha)
+        residual = (numpy_softmax(z) - np.eye(7)[labels]) / 10
+        want_logits = 0.7 * alpha[:, None] * residual
+        high = np.argsort(-alpha)[:7]
+        d_rank = np.full(10, 1 / 3)
+        d_rank[high] = -1 / 7
+        want_alpha = 0.7 * (logits * residual).sum(1) + 0.3 * d_rank
+        self.assertAllClose(d_logits, want_logits, atol=1e-6, rtol=1e-4)
+        self.assertAllClose(d_alpha, want_alpha, atol=1e-6, rtol=1e-4)
+
+    def test_relabel_dynamics_across_epochs(self):
+        # Crafted outputs for 4 samples, all in the low group (beta = 0):
+        # relabelled, relabelled again, relabelled back, and counted.
+        model = SCN(
+            **{**self.kwargs, "num_samples": 6},
+            warmup_epochs=1,
+            high_fraction=0.0,
+        )
+        labels = np.array([0, 1, 2, 3])
+        ids = np.array([0, 2, 4, 5])
+
+        def step(classes):
+            # Outputs that put almost all the mass on `classes` (-1: on
+            # the current label, so nothing moves).
+            current = model.current_labels(ids, labels)
+            target = np.where(classes >= 0, classes, current)
+            logits = 10.0 * np.eye(7)[target]
+            out = {"logits": logits, "importance": np.ones(4)}
+            self.loss_of(model, out, labels, ids)
+            return model.relabels()
+
+        table = step(np.array([5, -1, -1, -1]))
+        np.testing.assert_array_equal(table, [5, -1, -1, -1, -1, -1])
+        # A later epoch: a second sample moves, the first one stays moved.
+        model.epoch.assign(1)
+        table = step(np.array([-1, 6, -1, -1]))
+        np.testing.assert_array_equal(table, [5, -1, 6, -1, -1, -1])
+        self.assertEqual(int((table >= 0).sum()), 2)
+        # Relabelled again (5 -> 4), measured against its current label.
+        table = step(np.array([4, -1, -1, 0]))
+        np.testing.assert_array_equal(table, [4, -1, 6, -1, -1, 0])
+        # Relabelled back to its given label 1: the model now trains on 1.
+        table = step(np.array([-1, 1, -1, -1]))
+        np.testing.assert_array_equal(table, [4, -1, 1, -1, -1, 0])
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(model.current_labels(ids, labels)),
+            [4, 1, 2, 0],
+        )
+        # An evaluation batch neither reads nor writes the table.
+        out = {
+            "logits": 10.0 * np.eye(7)[[3, 3, 3, 3]],
+            "importance": [1.0] * 4,
+        }
+        _, terms = self.loss_of(model, out, labels, ids, training=False)
+        self.assertAllClose(
+            terms["wce"], numpy_ce(10.0 * np.eye(7)[[3] * 4], labels).mean()
+        )
+        np.testing.assert_array_equal(model.relabels(), table)
+
+    def test_low_group_with_ties(self):
+        # M = int(0.7 * 10) = 7; the 7th and 8th weights tie at 0.5. The
+        # low group is every weight strictly below the M-th largest, so
+        # the tied pair counts as high (the official code's topk splits
+        # a tie arbitrarily); the rank loss uses the sorted values.
+        alpha = np.array(
+            [0.9, 0.5, 0.8, 0.2, 0.7, 0.5, 0.6, 0.3, 0.65, 0.1], "float32"
+        )
+        loss, low = losses.rank_regularization(alpha, 0.7, 0.5)
+        np.testing.assert_array_equal(
+            ops.convert_to_numpy(low), alpha < 0.5 - 1e-6
+        )
+        self.assertAllClose(
+            float(loss), numpy_rank_loss(alpha, 0.7, 0.5), atol=1e-6
+        )
+        # All equal: nobody is below the M-th weight.
+        _, low = losses.rank_regularization(np.full(8, 0.4), 0.7, 0.15)
+        np.testing.assert_array_equal(ops.convert_to_numpy(low), False)
 
     def test_rank_regularization_matches_numpy(self):
         rng = np.random.default_rng(1)
