@@ -151,6 +151,7 @@ RUN_FIELDS = (
     "overrides",
     "classes",
     "val_fraction",
+    "freeze_until",
 )
 
 # What a training run writes; a fresh start (`resume=False`) removes these.
@@ -257,6 +258,8 @@ def train(
     val_fraction=0.1,
     distribute="none",
     stream=None,
+    freeze_until=None,
+    trunk_cache=None,
 ):
     """Train a preset on a data set and write a results folder.
 
@@ -296,6 +299,14 @@ def train(
             tf.data instead of decoding the split into memory; None
             streams splits above
             `ferzoo.data.streaming.STREAM_THRESHOLD` files.
+        freeze_until: str or None. Freeze the pretrained backbone up to
+            and including this block (e.g. `"conv256_1"` of dlib's
+            ResNet) and train the rest on the frozen trunk's maps of
+            each image and its flip, computed once and cached on disk
+            (`ferzoo.data.trunk_cache`). The recipe's augmentation may then use
+            `flip`, `crop_padding` and `erasing` only (applied to maps).
+        trunk_cache: str or None. Folder of the cached maps. Defaults to
+            `~/.cache/ferzoo/trunks` (`$FERZOO_CACHE/trunks`).
 
     Returns:
         The results dict also written to `results.json`.
@@ -331,6 +342,7 @@ def train(
         overrides=overrides,
         classes=list(classes) if classes else None,
         val_fraction=float(val_fraction),
+        freeze_until=freeze_until,
     )
     state_path = out / STATE_FILE
     state = None
@@ -392,6 +404,7 @@ def train(
             preset,
             num_classes=info.num_classes,
             num_samples=info.num_samples,
+            **({"freeze_until": freeze_until} if freeze_until else {}),
             **(overrides or {}),
         )
         # The class names travel with the model (.keras and preset).
@@ -404,6 +417,22 @@ def train(
             path=out / "last.keras",
         )
 
+    if freeze_until is not None:
+        from ferzoo.data.trunk_cache import cached_datasets
+
+        train_ds, val_ds, test_ds, _ = cached_datasets(
+            model,
+            data,
+            {"train": info, "val": val_info, "test": test_info},
+            recipe,
+            seed,
+            (initial_epoch, max(total_epochs, initial_epoch + 1)),
+            cache_dir=trunk_cache,
+            verbose=bool(verbose),
+            limit_per_class=limit_per_class,
+            on_error=on_error,
+            classes=classes,
+        )
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     if state is None:
