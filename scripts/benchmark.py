@@ -201,6 +201,13 @@ from ferzoo_bench.speed import speed_worker as speed_worker_fn  # noqa: E402
     help="Measure a reference model on the test split: NAME or NAME=PATH "
     f"(repeatable; names: {', '.join(PEERS)}).",
 )
+@click.option(
+    "--trunk-speed",
+    is_flag=True,
+    help="Time the profile's Baseline cached against full fine-tuning "
+    "(a profile with freeze_until), into benchmarks/trunk-speed.json.",
+)
+@click.option("--trunk-speed-steps", default=40, show_default=True)
 @click.option("--speed-worker", type=int, default=None, hidden=True)
 def main(
     profile,
@@ -223,6 +230,8 @@ def main(
     speed_rounds,
     speed_latency,
     peer_specs,
+    trunk_speed,
+    trunk_speed_steps,
     speed_worker,
 ):
     """Benchmark the methods under label noise, or speed against PyTorch.
@@ -259,6 +268,12 @@ def main(
             rounds=speed_rounds,
         )
         write_report(out_dir, cache_dir, report_profiles(out_dir))
+        return
+    if trunk_speed:
+        run_trunk_speed(
+            profile, prepare_data(data, data_cache), cache_dir, out_dir,
+            trunk_speed_steps,
+        )  # fmt: skip
         return
     if peer_specs:
         run_peers(peer_specs, prepare_data(data, data_cache), out_dir)
@@ -334,6 +349,38 @@ def run_grid(
                 failed.append(f"{cell.name}: {e}")
     for line in failed:
         click.echo(f"[benchmark] FAILED {line}", err=True)
+
+
+def run_trunk_speed(profile, data, cache_dir, out_dir, steps):
+    """Cached against full fine-tuning of the profile's Baseline."""
+    from ferzoo_bench import trunk_speed
+    from ferzoo_bench.profiles import profile_preset
+
+    spec = PROFILES[profile]
+    if not spec.get("freeze_until"):
+        raise click.BadParameter(
+            f"profile {profile!r} trains no cached trunk (no freeze_until)",
+            param_hint="--trunk-speed",
+        )
+    name, folder = preset_folders(spec["preset_suffix"], cache_dir)["Baseline"]
+    target = pathlib.Path(cache_dir) / "presets" / profile / name
+    folder, _, recipe = profile_preset(name, folder, spec, target)
+    out = pathlib.Path(out_dir) / "benchmarks" / "trunk-speed.json"
+    result = trunk_speed.run(
+        folder,
+        spec["freeze_until"],
+        data,
+        pathlib.Path(cache_dir) / "trunks",
+        out,
+        int(recipe.get("batch_size") or 64),
+        3,
+        steps,
+    )
+    rate = {m: r["images_per_second"] for m, r in result["modes"].items()}
+    click.echo(
+        f"[benchmark] cached {rate['cached']:.0f} img/s, full "
+        f"{rate['full']:.0f} img/s: {result['ratio']:.1f}x; written to {out}"
+    )
 
 
 def run_peers(specs, data, out_dir):

@@ -24,6 +24,8 @@ CANONICAL = {
     "gpu": "python scripts/benchmark.py --profile gpu --cell METHOD:NOISE "
     "--time-budget 540  # once per cell, repeated until done",
     "tiny": "python scripts/benchmark.py --profile tiny --data synthetic:70",
+    "cpu-full": "python scripts/benchmark.py --profile cpu-full "
+    "--data-cache /tmp/ferzoo-data  # resumable",
 }
 
 # Pair noise: each class flips to one fixed, plausible confusion. Keyed
@@ -65,6 +67,9 @@ DEFAULTS = {
     # Recipe entries that replace the preset's (learning_rate, lr_decay,
     # augment, ...); empty keeps the presets' recipes.
     "recipe": {},
+    # Block up to which the backbone is frozen and its maps cached
+    # (`ferzoo.trunk`); None fine-tunes the whole backbone.
+    "freeze_until": None,
 }
 
 PROFILES = {
@@ -139,6 +144,45 @@ PROFILES = {
         seed_rates=[0.0, 0.3],
         memorisation_every=5,
         targets="pretrained",
+    ),
+    "cpu-full": dict(
+        DEFAULTS,
+        description=(
+            "2-core CPU, the full FER2013 training split (28,709 faces; "
+            "PublicTest as val, PrivateTest as test), pretrained face "
+            "backbone, fast fine-tuning on a cached trunk: the "
+            "`<method>_dlib_resnet29_fer2013` presets at 208 px (a 6x6 "
+            "final map, as the 7x7 of the papers' 224-px ResNets, "
+            "where the presets' 112 px give 3x3), with dlib's ResNet "
+            "frozen up to `conv256_1` and its maps of each face and its "
+            "flip cached once in float16; `conv256_2` (1.2M parameters), "
+            "the method's heads and its losses train on them. One recipe "
+            "for every method (each method keeps its own loss weights, "
+            "margins and thresholds from its preset; warm-up epochs "
+            "scaled by the epoch factor): RECIPE_TEXT. Noise: 0, 30 and "
+            "40% symmetric and 30% pair noise; seeds 0, 1 and 2 (model "
+            "and noise seed) for every method at 30% symmetric."
+        ),
+        regime="full, cached trunk",
+        preset_suffix="dlib_resnet29_fer2013",
+        backbone={"image_shape": [208, 208, 3]},
+        freeze_until="conv256_1",
+        epochs=20,
+        batch_size=64,
+        noise_rates=[0.0, 0.3, 0.4],
+        pair_rates=[0.3],
+        seeds=[0, 1, 2],
+        seed_rates=[0.3],
+        seed_top=5,
+        first_rates=[0.3],
+        memorisation_every=5,
+        targets="full",
+        recipe={
+            "image_size": 208,
+            "learning_rate": 1e-3,
+            "lr_decay": 0.95,
+            "augment": {"flip": True},
+        },
     ),
     "tiny": dict(
         DEFAULTS,
