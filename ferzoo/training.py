@@ -420,7 +420,7 @@ def train(
     if freeze_until is not None:
         from ferzoo.data.trunk_cache import cached_datasets
 
-        train_ds, val_ds, test_ds, _ = cached_datasets(
+        train_ds, val_ds, test_ds, trunk_report = cached_datasets(
             model,
             data,
             {"train": info, "val": val_info, "test": test_info},
@@ -496,6 +496,8 @@ def train(
             "distribute": dist.describe(),
         }
     )
+    if freeze_until is not None:
+        results["trunk_cache"] = trunk_report
     model.save_to_preset(
         out,
         {

@@ -122,7 +122,11 @@ def map_batches(
     "sample_ids"}, labels)`.
 
     `views` is `(N, 2, h, w, c)` (the image's map and its flipped
-    image's map), e.g. a `TrunkCache` array. Training batches cover
+    image's map), e.g. a `TrunkCache` array, or a dict of such arrays:
+    `"features"` and extra frozen tensors of a method (DWMCA's), each
+    batched as `extra_<name>` (the flipped image's for a flipped
+    sample; shifts and erasing apply to `features` only). Training
+    batches cover
     epochs `epochs = (first, last)` back to back, each shuffled and
     augmented from `(seed, epoch)` alone (as `ferzoo.data.make_dataset`),
     so a resumed run sees the epoch it would have seen. A flipped sample
@@ -130,6 +134,10 @@ def map_batches(
     """
     import tensorflow as tf
 
+    extras = {}
+    if isinstance(views, dict):
+        extras = {k: v for k, v in views.items() if k != "features"}
+        views = views["features"]
     labels = np.asarray(labels, "int32")
     n = len(labels)
     shape = tuple(views.shape[2:])
@@ -162,6 +170,11 @@ def map_batches(
                     "features_flipped": b,
                     "sample_ids": ids.astype("int32"),
                 }
+                for name, array in extras.items():
+                    both = np.empty((len(ids), *array.shape[1:]), array.dtype)
+                    both[rows] = array[ids[rows]]
+                    view = flipped.astype("int64")
+                    x[f"extra_{name}"] = both[np.arange(len(ids)), view]
                 yield x, labels[ids]
 
     spec = tf.TensorSpec((None, *shape), tf.as_dtype(views.dtype))
@@ -170,6 +183,12 @@ def map_batches(
             "features": spec,
             "features_flipped": spec,
             "sample_ids": tf.TensorSpec((None,), tf.int32),
+            **{
+                f"extra_{k}": tf.TensorSpec(
+                    (None, *v.shape[2:]), tf.as_dtype(v.dtype)
+                )
+                for k, v in extras.items()
+            },
         },
         tf.TensorSpec((None,), tf.int32),
     )
@@ -180,10 +199,10 @@ def map_batches(
 
 
 # --- The cache on disk ---------------------------------------------------
-def weights_hash(split):
-    """SHA-1 of the trunk's weight values (names excluded)."""
+def weights_hash(weights):
+    """SHA-1 of weight values (names excluded)."""
     digest = hashlib.sha1()
-    for weight in split.trunk.weights:
+    for weight in weights:
         value = np.ascontiguousarray(np.asarray(weight.numpy()))
         digest.update(str(value.shape).encode())
         digest.update(value.tobytes())
@@ -212,35 +231,55 @@ def data_fingerprint(info):
 class TrunkCache:
     """The trunk's float16 maps of one split, on disk, keyed.
 
-    The key hashes the trunk's weights, the image size, the split's data
-    fingerprint and the block (and the map shape); a change to any of
-    them is another key, so another folder. A folder holds `trunk.json`
-    (the key's parts; ferzoo's marker) and `maps.npy`, `(N, 2, h, w, c)`
-    float16, view 0 the image's map and view 1 its flipped image's. Both
+    The key hashes the frozen weights (`model.trunk_weights()`), the
+    image size, the split's data fingerprint and the block (and the
+    shapes stored); a change to any of them is another key, so another
+    folder. A folder holds `trunk.json` (the key's parts; ferzoo's
+    marker), `maps.npy`, `(N, 2, h, w, c)` float16, view 0 the image's
+    map and view 1 its flipped image's, and one `extra-<name>.npy` per
+    extra tensor of the method (`model.trunk_outputs`, DWMCA's). Files
     are written to temporary names and renamed into place; an existing
     folder without the marker (not written by ferzoo) is never touched.
     """
 
-    def __init__(self, root, split, info, image_size):
-        self.split = split
+    def __init__(self, root, model, info, image_size):
+        self.model = model
+        split = model.trunk_split
         self.parts = {
             "version": CACHE_VERSION,
             "block": split.block,
             "map_shape": list(split.map_shape),
             "image_size": int(image_size),
-            "weights_sha1": weights_hash(split),
+            "weights_sha1": weights_hash(model.trunk_weights()),
             "data": data_fingerprint(info),
             "num_samples": int(info.num_samples),
         }
+        shape = model.backbone.input_shape[1:]
+        probe = model.trunk_outputs(np.zeros((1, *shape), "float32"))
+        self.extras = {
+            k: tuple(int(d) for d in v.shape[1:])
+            for k, v in probe.items()
+            if k != "features"
+        }
+        if self.extras:  # only then: a plain trunk's key stays as it was
+            self.parts["extras"] = {k: list(v) for k, v in self.extras.items()}
         key = hashlib.sha1(
             json.dumps(self.parts, sort_keys=True).encode()
         ).hexdigest()[:16]
         self.folder = pathlib.Path(root).expanduser() / key
         self.path = self.folder / "maps.npy"
 
+    def _paths(self):
+        names = {"features": self.path}
+        for name in self.extras:
+            names[name] = self.folder / f"extra-{name}.npy"
+        return names
+
     def exists(self):
         marker = self.folder / MARKER
-        if not (marker.is_file() and self.path.is_file()):
+        if not marker.is_file():
+            return False
+        if not all(p.is_file() for p in self._paths().values()):
             return False
         try:
             return json.loads(marker.read_text()).get("parts") == self.parts
@@ -248,7 +287,12 @@ class TrunkCache:
             return False
 
     def load(self):
-        return np.load(self.path, mmap_mode="r")
+        """The maps (memory-mapped); a dict with the extras if any."""
+        arrays = {
+            name: np.load(path, mmap_mode="r")
+            for name, path in self._paths().items()
+        }
+        return arrays if self.extras else arrays["features"]
 
     def build(self, dataset, verbose=True, batch_size=64):
         """Run the trunk over `dataset`'s images (in order) and store them.
@@ -272,21 +316,33 @@ class TrunkCache:
         if not marker.is_file():
             _atomic_text(marker, json.dumps({"parts": None}))
         n = self.parts["num_samples"]
-        tmp = self.folder / f".maps-{os.getpid()}.npy.tmp"
-        out = np.lib.format.open_memmap(
-            tmp, "w+", np.float16, (n, 2, *self.split.map_shape)
-        )
-        trunk = self.split.trunk
+        shapes = {"features": self.model.trunk_split.map_shape, **self.extras}
+        tmps = {
+            name: path.with_name(f".{path.stem}-{os.getpid()}.npy.tmp")
+            for name, path in self._paths().items()
+        }
+        outs = {
+            name: np.lib.format.open_memmap(
+                tmps[name], "w+", np.float16, (n, 2, *shapes[name])
+            )
+            for name in tmps
+        }
+        trunk = self.model.trunk_split.trunk
         start, done = time.perf_counter(), 0
         try:
             for x, _ in dataset:
                 images = np.asarray(x["images"])
                 ids = np.asarray(x["sample_ids"])
                 both = np.concatenate([images, images[:, :, ::-1]], 0)
-                maps = np.asarray(trunk.predict_on_batch(both))
+                if self.extras:
+                    values = self.model.trunk_outputs(both)
+                else:  # compiled, for the one array
+                    values = {"features": trunk.predict_on_batch(both)}
                 k = len(images)
-                out[ids, 0] = maps[:k].astype(np.float16)
-                out[ids, 1] = maps[k:].astype(np.float16)
+                for name, out in outs.items():
+                    value = np.asarray(values[name])
+                    out[ids, 0] = value[:k].astype(np.float16)
+                    out[ids, 1] = value[k:].astype(np.float16)
                 done += k
                 if verbose and (done // k) % 50 == 0:
                     rate = done / (time.perf_counter() - start)
@@ -300,17 +356,21 @@ class TrunkCache:
                     f"the split gave {done} images for {n} samples",
                     path=self.folder,
                 )
-            out.flush()
-            del out
-            os.replace(tmp, self.path)
+            for name, out in outs.items():
+                out.flush()
+            outs.clear()
+            for name, path in self._paths().items():
+                os.replace(tmps[name], path)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            outs.clear()
+            for tmp in tmps.values():
+                tmp.unlink(missing_ok=True)
             raise
         seconds = time.perf_counter() - start
         stats = {
             "seconds": seconds,
             "images_per_second": n / seconds if seconds else None,
-            "bytes": self.path.stat().st_size,
+            "bytes": sum(p.stat().st_size for p in self._paths().values()),
         }
         _atomic_text(marker, json.dumps({"parts": self.parts, **stats}))
         return stats
@@ -363,7 +423,7 @@ def split_maps(
         **load_kwargs,
     )
     cache = TrunkCache(
-        cache_dir or default_cache_dir(), split_obj, info, image_size
+        cache_dir or default_cache_dir(), model, info, image_size
     )
     if not cache.exists():
         if verbose:
@@ -378,6 +438,15 @@ def split_maps(
     elif verbose:
         print(f"[ferzoo] trunk cache of the {split} split: {cache.folder}")
     return cache.load(), info, dict(cache.stats(), folder=str(cache.folder))
+
+
+def take_rows(maps, rows):
+    """`maps[rows]` (an array or a dict of arrays); all rows: as is."""
+    if isinstance(maps, dict):
+        return {k: take_rows(v, rows) for k, v in maps.items()}
+    if np.array_equal(rows, np.arange(len(maps))):
+        return maps
+    return maps[np.sort(rows)][np.argsort(np.argsort(rows))]
 
 
 def rows_of(info, full_info):
@@ -431,9 +500,7 @@ def cached_datasets(
                 rows = rows_of(info, full)
             except ValueError:
                 continue
-            if np.array_equal(rows, np.arange(len(full.sources))):
-                return maps
-            return maps[np.sort(rows)][np.argsort(np.argsort(rows))]
+            return take_rows(maps, rows)
         raise ValueError(f"no cached split holds the {info.split} samples")
 
     h = model.trunk_split.map_shape[0]

@@ -238,6 +238,19 @@ class NoisyLabelClassifier(keras.Model):
             return split.tail(images, training=training)
         return self.backbone(images, training=training)
 
+    def trunk_outputs(self, images):
+        """What a cached trunk stores for a batch of images (a dict).
+
+        `"features"`: the frozen trunk's map. A method that reads more
+        frozen tensors adds them (DWMCA: its earlier scales and its
+        landmark maps); each arrives in cached batches as `extra_<name>`.
+        """
+        return {"features": self.trunk_split.trunk(images, training=False)}
+
+    def trunk_weights(self):
+        """The frozen weights the cached maps depend on (the cache key)."""
+        return list(self.trunk_split.trunk.weights)
+
     def extract(self, images, training=False):
         """Backbone feature map and its pooled vector."""
         features = self.backbone_map(images, training=training)

@@ -160,10 +160,6 @@ def cached_split(model, split_kwargs, trunk_cache):
         verbose=False,
         limit_per_class=kwargs.get("limit_per_class"),
     )
-    rows = cache_lib.rows_of(info, full)
-    if not np.array_equal(rows, np.arange(len(rows))) or len(rows) != len(
-        full.sources
-    ):
-        maps = np.asarray(maps)[rows]
+    maps = cache_lib.take_rows(maps, cache_lib.rows_of(info, full))
     batches = cache_lib.map_batches(maps, info.labels, kwargs["batch_size"])
     return batches, info
