@@ -11,6 +11,8 @@ where it would see the trunk's output, through the same `fit` and the
 same `compute_loss` (`sample_ids` and per-sample tables unchanged).
 """
 
+from ferzoo.errors import PresetError
+
 
 # --- Splitting a backbone -----------------------------------------------
 def block_names(backbone):
@@ -37,7 +39,7 @@ def block_names(backbone):
 def _cut_layer(backbone, block):
     names = block_names(backbone)
     if block not in names:
-        raise ValueError(
+        raise PresetError(
             f"`freeze_until` must name a block of {type(backbone).__name__}"
             f" ({', '.join(names)}). Received: freeze_until={block!r}"
         )
@@ -64,13 +66,13 @@ class TrunkSplit:
         try:
             self.tail = keras.Model(cut, backbone.output, name=f"tail_{block}")
         except ValueError as e:
-            raise ValueError(
+            raise PresetError(
                 f"{type(backbone).__name__} cannot be cut after {block!r}: "
                 f"its output depends on more than that block's output ({e})"
             ) from None
         self.map_shape = tuple(int(d) for d in cut.shape[1:])
         if None in self.map_shape or self.map_shape[-1] == 3:
-            raise ValueError(
+            raise PresetError(
                 f"`freeze_until={block!r}` needs a fixed-size map with other "
                 f"than 3 channels; the block gives {cut.shape[1:]} (give the "
                 "backbone a fixed `image_shape`)."

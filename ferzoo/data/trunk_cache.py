@@ -47,7 +47,9 @@ def feature_augment(augment):
         k for k, v in augment.items() if v and k not in FEATURE_AUGMENT_KEYS
     )
     if other:
-        raise ValueError(
+        from ferzoo.errors import PresetError
+
+        raise PresetError(
             f"augmentation {other} works on pixels and cannot be applied to "
             "cached trunk maps; with `freeze_until` the recipe may use "
             f"{', '.join(FEATURE_AUGMENT_KEYS)} only (drop the others from "
