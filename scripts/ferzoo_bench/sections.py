@@ -71,6 +71,10 @@ def profile_section(
             "```",
             "",
         ]
+        if spec.get("freeze_until"):
+            lines += trunk_speed.section(
+                pathlib.Path(assets) / "trunk-speed.json"
+            )
         if spec["targets"] == "pretrained":
             lines += targets_pretrained.pretrained(profile, [], methods)
         elif spec["targets"] == "full":
