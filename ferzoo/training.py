@@ -296,6 +296,7 @@ RUN_FIELDS = (
     "overrides",
     "classes",
     "val_fraction",
+    "freeze_until",
 )
 
 # What a training run writes; a fresh start (`resume=False`) removes these.
@@ -449,6 +450,8 @@ def train(
     val_fraction=0.1,
     distribute="none",
     stream=None,
+    freeze_until=None,
+    trunk_cache=None,
 ):
     """Train a preset on a data set and write a results folder.
 
@@ -488,6 +491,14 @@ def train(
             tf.data instead of decoding the split into memory; None
             streams splits above
             `ferzoo.data.streaming.STREAM_THRESHOLD` files.
+        freeze_until: str or None. Freeze the pretrained backbone up to
+            and including this block (e.g. `"conv256_1"` of dlib's
+            ResNet) and train the rest on the frozen trunk's maps of
+            each image and its flip, computed once and cached on disk
+            (`ferzoo.data.trunk_cache`). The recipe's augmentation may then use
+            `flip`, `crop_padding` and `erasing` only (applied to maps).
+        trunk_cache: str or None. Folder of the cached maps. Defaults to
+            `~/.cache/ferzoo/trunks` (`$FERZOO_CACHE/trunks`).
 
     Returns:
         The results dict also written to `results.json`.
@@ -544,6 +555,8 @@ def _train(
     val_fraction,
     distribute,
     stream,
+    freeze_until,
+    trunk_cache,
 ):
     keras.utils.set_random_seed(seed)
     metadata = preset_utils.load_metadata(preset)
@@ -569,6 +582,7 @@ def _train(
         overrides=overrides,
         classes=list(classes) if classes else None,
         val_fraction=float(val_fraction),
+        freeze_until=freeze_until,
     )
     state_path = out / STATE_FILE
     state = None
@@ -591,6 +605,8 @@ def _train(
     common = dict(
         image_size=size, batch_size=batch, on_error=on_error, classes=classes
     )
+    if freeze_until is not None and stream is None:
+        stream = True  # only the labels are read: images come from maps
     common["stream"] = stream
     if dist.even_batches and batch % dist.num_replicas:
         raise ValueError(
@@ -637,6 +653,7 @@ def _train(
             preset,
             num_classes=info.num_classes,
             num_samples=info.num_samples,
+            **({"freeze_until": freeze_until} if freeze_until else {}),
             **(overrides or {}),
         )
         # The class names travel with the model (.keras and preset).
@@ -649,6 +666,22 @@ def _train(
             path=out / "last.keras",
         )
 
+    if freeze_until is not None:
+        from ferzoo.data.trunk_cache import cached_datasets
+
+        train_ds, val_ds, test_ds, trunk_report = cached_datasets(
+            model,
+            data,
+            {"train": info, "val": val_info, "test": test_info},
+            recipe,
+            seed,
+            (initial_epoch, max(total_epochs, initial_epoch + 1)),
+            cache_dir=trunk_cache,
+            verbose=bool(verbose),
+            limit_per_class=limit_per_class,
+            on_error=on_error,
+            classes=classes,
+        )
     out.mkdir(parents=True, exist_ok=True)
     if state is None:
         _remove_run_files(out)  # a ferzoo run folder's (outputs.claim)
@@ -704,6 +737,8 @@ def _train(
             "distribute": dist.describe(),
         }
     )
+    if freeze_until is not None:
+        results["trunk_cache"] = trunk_report
     model.save_to_preset(
         out,
         {

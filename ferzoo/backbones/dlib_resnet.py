@@ -65,6 +65,13 @@ class DlibResNetBackbone(Backbone):
             (`conv256_down_out`, output stride 32). `False` ends at
             `conv256_2` (stride 16, a `(3, 3, 256)` map at 112 px) and
             accepts inputs down to 55 px. Defaults to `True`.
+        output_norm: bool. Append a batch normalisation of the last map's
+            channels (`output_norm`, not in dlib's network, so never
+            loaded from a preset). dlib's deep maps carry a large common
+            offset (pooled `conv256_2` features of FER2013 faces: mean
+            0.88, across-face std 0.08 per channel), which a head
+            trained on a frozen trunk barely learns from; normalised, it
+            does (`cpu-full` benchmark profile). Defaults to `False`.
         weights_preset: str or None. A backbone preset (built-in name or
             folder) whose `model.weights.h5` is loaded once the graph is
             built, like `weights="imagenet"` in `keras.applications`; the
@@ -99,6 +106,7 @@ class DlibResNetBackbone(Backbone):
         image_shape=(150, 150, 3),
         include_last_block=True,
         weights_preset=None,
+        output_norm=False,
         dtype=None,
         **kwargs,
     ):
@@ -130,18 +138,26 @@ class DlibResNetBackbone(Backbone):
             blocks = blocks[:-1]
         for name, filters, down in blocks:
             x = _block(x, filters, down, name, dtype)
+        output_norm = bool(output_norm)
+        if output_norm:
+            x = keras.layers.BatchNormalization(
+                dtype=dtype, name="output_norm"
+            )(x)
         super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
 
         # === Config ===
         self.image_shape = image_shape
         self.include_last_block = include_last_block
         self.weights_preset = weights_preset
+        self.output_norm = output_norm
         if weights_preset is not None:
             source = self
-            if not include_last_block:
+            if not include_last_block or output_norm:
                 source = DlibResNetBackbone(image_shape=(None, None, 3))
             load_weights_preset(source, weights_preset)
             for layer in self.layers:
+                if layer.name == "output_norm":
+                    continue
                 if source is not self and layer.weights:
                     weights = source.get_layer(layer.name).get_weights()
                     layer.set_weights(weights)
@@ -166,6 +182,8 @@ class DlibResNetBackbone(Backbone):
                 "image_shape": list(self.image_shape),
                 "include_last_block": self.include_last_block,
                 "weights_preset": self.weights_preset,
+                # Only when set: presets' configs stay as they were.
+                **({"output_norm": True} if self.output_norm else {}),
             }
         )
         return config

@@ -44,6 +44,21 @@ from ferzoo.cli import options
     help="Decode images from their files inside tf.data instead of "
     "into memory (default: only above 50,000 files).",
 )
+@click.option(
+    "--freeze-until",
+    metavar="BLOCK",
+    default=None,
+    help="Freeze the pretrained backbone up to and including BLOCK (e.g. "
+    "conv256_1 of dlib's ResNet) and train the rest on the frozen "
+    "trunk's maps, computed once per image and flip and cached on disk "
+    "(see docs/cli.md, 'Fast fine-tuning').",
+)
+@click.option(
+    "--trunk-cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of the cached trunk maps (default: ~/.cache/ferzoo/trunks).",
+)
 @options.on_error_option
 @options.backend_option
 @options.json_option
@@ -70,6 +85,8 @@ def main(
     classes,
     distribute,
     stream,
+    freeze_until,
+    trunk_cache,
     skip_bad_samples,
     backend,
     as_json,
@@ -94,6 +111,8 @@ def main(
           --data fer2013:/data/fer2013 --epochs 40
       ferzoo-train --preset scn_resnet18 --data rafdb:/data/RAF-DB/basic \\
           --noise-rate 0.3 --val-fraction 0.1 --output-dir runs/scn_raf
+      ferzoo-train --preset baseline_dlib_resnet29_fer2013 \\
+          --data fer2013:/data/fer2013 --freeze-until conv256_1
     """
     options.set_backend(backend)
     import ferzoo
@@ -135,6 +154,8 @@ def main(
         resume=not no_resume,
         distribute=distribute,
         stream=stream,
+        freeze_until=freeze_until,
+        trunk_cache=trunk_cache,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
 

@@ -248,10 +248,13 @@ class MultiScaleTokens(keras.layers.Layer):
 
     def call(self, inputs):
         maps = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        grid = tuple(maps[-1].shape[1:3])
         tokens = []
         for x, projection, pool in zip(maps, self.projections, self.pools):
             x = projection(x)
-            if pool is not None:
+            # A map already on the last map's grid was pooled before the
+            # projection (a cached trunk's: the same, both being linear).
+            if pool is not None and tuple(x.shape[1:3]) != grid:
                 x = pool(x)
             tokens.append(ops.reshape(x, (ops.shape(x)[0], -1, self.token_dim)))
         return ops.concatenate(tokens, axis=1)

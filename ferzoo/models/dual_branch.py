@@ -223,8 +223,7 @@ class DualBranch(NoisyLabelClassifier):
 
     def call(self, inputs, training=False):
         images, _ = self.unpack_inputs(inputs)
-        images = ops.cast(images, self.backbone.compute_dtype)
-        features = self.backbone(images, training=training)
+        features = self.backbone_map(images, training=training)
         aux = self.aux_classifier(self.branch("aux", features, training))
         target = self.classifier(self.branch("target", features, training))
         return {

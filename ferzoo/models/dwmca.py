@@ -200,18 +200,86 @@ class DWMCA(NoisyLabelClassifier):
         # === State ===
         self.add_label_table()
 
-    def call(self, inputs, training=False):
-        images, _ = self.unpack_inputs(inputs)
-        images = ops.cast(images, self.backbone.compute_dtype)
+    def _scale_layers(self):
+        """Layer names of the image scales, and those in the frozen trunk."""
         if self.image_features is None:
-            maps = [self.backbone(images, training=training)]
+            names = [self.backbone.layers[-1].name]
         else:
-            maps = list(self.image_features(images, training=training))
-        image_tokens = self.image_tokens(maps)
+            names = [
+                t._keras_history[0].name for t in self.image_features.outputs
+            ]
+        trunk = {layer.name for layer in self.trunk_split.trunk.layers}
+        return names, [n in trunk for n in names]
+
+    def trunk_outputs(self, images):
+        """The trunk's map, the scales it holds (pooled to the last map's
+        grid, as `image_tokens` pools them) and the landmark map."""
+        if not self.freeze_landmark_backbone:
+            raise ValueError(
+                "DWMCA caches its landmark maps with a frozen trunk, so its "
+                "landmark backbone must be frozen too "
+                "(`freeze_landmark_backbone=True`)."
+            )
+        import keras
+
+        names, frozen = self._scale_layers()
+        trunk = self.trunk_split.trunk
+        held = [n for n, f in zip(names, frozen) if f]
+        model = keras.Model(
+            trunk.input,
+            [trunk.output, *[self.backbone.get_layer(n).output for n in held]],
+        )
+        images = ops.cast(images, self.backbone.compute_dtype)
+        features, *maps = model(images, training=False)
+        out = {"features": features}
+        for i, (name, is_frozen) in enumerate(zip(names, frozen)):
+            if is_frozen:
+                pool = self.image_tokens.pools[i]
+                x = maps.pop(0)
+                out[f"scale{i}"] = x if pool is None else pool(x)
+        out["landmarks"] = self._landmarks(images, training=False)
+        return out
+
+    def trunk_weights(self):
+        return super().trunk_weights() + list(self.landmark_backbone.weights)
+
+    def _landmarks(self, images, training):
         size = tuple(self.landmark_backbone.input_shape[1:3])
         if None not in size and size != tuple(images.shape[1:3]):
             images = ops.image.resize(images, size)
-        landmarks = self.landmark_backbone(images, training=training)
+        return self.landmark_backbone(images, training=training)
+
+    def call(self, inputs, training=False):
+        images, _ = self.unpack_inputs(inputs)
+        images = ops.cast(images, self.backbone.compute_dtype)
+        split = self.trunk_split
+        if split is not None and split.is_map(images):
+            # Cached trunk: the earlier scales and the landmark maps come
+            # with the batch (`trunk_outputs`), the rest from the tail.
+            names, frozen = self._scale_layers()
+            tail = split.tail(images, training=training)
+            maps = [
+                inputs[f"extra_scale{i}"] if f else tail
+                for i, f in enumerate(frozen)
+            ]
+            if sum(not f for f in frozen) != 1 or frozen[-1]:
+                raise ValueError(
+                    "a cached DWMCA needs every image scale but the last in "
+                    f"the frozen trunk (scales {names}); freeze up to a "
+                    "later block"
+                )
+            maps = [ops.cast(m, self.backbone.compute_dtype) for m in maps]
+            image_tokens = self.image_tokens(maps)
+            landmarks = ops.cast(
+                inputs["extra_landmarks"], self.backbone.compute_dtype
+            )
+        else:
+            if self.image_features is None:
+                maps = [self.backbone(images, training=training)]
+            else:
+                maps = list(self.image_features(images, training=training))
+            image_tokens = self.image_tokens(maps)
+            landmarks = self._landmarks(images, training)
         landmark_tokens = self.landmark_tokens(landmarks)
         image_tokens, landmark_tokens = self.cross_attention(
             image_tokens, landmark_tokens, training=training

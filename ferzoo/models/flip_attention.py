@@ -1,7 +1,5 @@
 """The flip-attention branch shared by DacFER and AFCN."""
 
-from keras import ops
-
 from ferzoo.layers.cam import flip_horizontal
 
 
@@ -29,16 +27,23 @@ def flip_attention_forward(model, inputs, training, head, attend=None):
         when the flip branch runs.
     """
     images, ids = model.unpack_inputs(inputs)
-    images = ops.cast(images, model.backbone.compute_dtype)
+    # Cached trunk maps carry their flipped image's map (`ferzoo.trunk`):
+    # a map cannot be mirrored in place of its image.
+    cached_flip = None
+    if isinstance(inputs, dict) and "features" in inputs:
+        cached_flip = inputs.get("features_flipped")
 
     def features_of(views):
-        features = model.backbone(views, training=training)
+        features = model.backbone_map(views, training=training)
         return features if attend is None else attend(features)
 
     features = features_of(images)
     out = dict(head(model.pool(features)))
     if bool(training) or ids is not None:
-        flipped = features_of(flip_horizontal(images))
+        if cached_flip is None:
+            flipped = features_of(flip_horizontal(images))
+        else:
+            flipped = features_of(cached_flip)
         out["cam"], out["cam_flipped"] = model.cam(
             features, flipped, model.classifier.kernel
         )

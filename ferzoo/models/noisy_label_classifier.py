@@ -47,6 +47,11 @@ class NoisyLabelClassifier(keras.Model):
             the first epoch. Defaults to `0`.
         dropout: float. Dropout rate before the classifier. Defaults to
             `0.0`.
+        freeze_until: str or None. Freeze the backbone from its input up
+            to and including this block (`ferzoo.trunk.block_names`,
+            e.g. dlib's `"conv256_1"`); the model then also accepts the
+            frozen trunk's cached maps where it takes images (see
+            `ferzoo.trunk`). Defaults to `None` (nothing frozen).
     """
 
     # Names of the loss terms logged as `loss_<term>`.
@@ -72,6 +77,7 @@ class NoisyLabelClassifier(keras.Model):
         num_samples=None,
         warmup_epochs=0,
         dropout=0.0,
+        freeze_until=None,
         **kwargs,
     ):
         if not isinstance(backbone, Backbone):
@@ -111,6 +117,12 @@ class NoisyLabelClassifier(keras.Model):
 
         # === Layers ===
         self.backbone = backbone
+        self.freeze_until = freeze_until
+        self.trunk_split = None
+        if freeze_until is not None:
+            from ferzoo.trunk import freeze
+
+            self.trunk_split = freeze(self, freeze_until)
         self.pool = keras.layers.GlobalAveragePooling2D(
             dtype=backbone.dtype_policy, name="pool"
         )
@@ -198,8 +210,14 @@ class NoisyLabelClassifier(keras.Model):
 
     # --- Forward -----------------------------------------------------
     def unpack_inputs(self, inputs):
-        """`(images, sample_ids or None)` from a dict or bare images."""
+        """`(images, sample_ids or None)` from a dict or bare images.
+
+        A dict of cached trunk maps (`features`, see `ferzoo.trunk`)
+        gives its maps in place of the images.
+        """
         if isinstance(inputs, dict):
+            if "features" in inputs and self.trunk_split is not None:
+                return inputs["features"], inputs.get("sample_ids")
             if "images" not in inputs:
                 raise ValueError(
                     "Inputs must be images or a dict with an `images` key. "
@@ -208,10 +226,35 @@ class NoisyLabelClassifier(keras.Model):
             return inputs["images"], inputs.get("sample_ids")
         return inputs, None
 
+    def backbone_map(self, images, training=False):
+        """The backbone's output map of images, or of cached trunk maps.
+
+        With `freeze_until`, a batch shaped like the trunk's map (a
+        `features` batch of `ferzoo.trunk.map_batches`) runs through the
+        tail only; images run through the whole backbone.
+        """
+        images = ops.cast(images, self.backbone.compute_dtype)
+        split = self.trunk_split
+        if split is not None and split.is_map(images):
+            return split.tail(images, training=training)
+        return self.backbone(images, training=training)
+
+    def trunk_outputs(self, images):
+        """What a cached trunk stores for a batch of images (a dict).
+
+        `"features"`: the frozen trunk's map. A method that reads more
+        frozen tensors adds them (DWMCA: its earlier scales and its
+        landmark maps); each arrives in cached batches as `extra_<name>`.
+        """
+        return {"features": self.trunk_split.trunk(images, training=False)}
+
+    def trunk_weights(self):
+        """The frozen weights the cached maps depend on (the cache key)."""
+        return list(self.trunk_split.trunk.weights)
+
     def extract(self, images, training=False):
         """Backbone feature map and its pooled vector."""
-        images = ops.cast(images, self.backbone.compute_dtype)
-        features = self.backbone(images, training=training)
+        features = self.backbone_map(images, training=training)
         return features, self.pool(features)
 
     def classify(self, pooled, training=False):
@@ -458,6 +501,12 @@ class NoisyLabelClassifier(keras.Model):
             "num_samples": self.num_samples,
             "warmup_epochs": self.warmup_epochs,
             "dropout": self.dropout,
+            # Only when set: presets and their config.json stay as they were.
+            **(
+                {"freeze_until": self.freeze_until}
+                if self.freeze_until is not None
+                else {}
+            ),
         }
 
     @classmethod

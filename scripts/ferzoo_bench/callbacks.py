@@ -100,12 +100,14 @@ def fit_record(epoch, predicted, given, clean):
     }
 
 
-def memorisation(path, split_kwargs, every, total_epochs):
+def memorisation(path, split_kwargs, every, total_epochs, trunk_cache=None):
     """Training-set fit every `every` epochs and at the last one.
 
     `split_kwargs` are `ferzoo.data.load_split` arguments of the cell's
     training split (same subset and noise) without shuffling or random
-    augmentation. Records go to `path`, kept across resumes.
+    augmentation. With `trunk_cache` (a model with a frozen trunk) the
+    images are the trunk's cached maps of that split. Records go to
+    `path`, kept across resumes.
     """
     import keras
 
@@ -121,6 +123,8 @@ def memorisation(path, split_kwargs, every, total_epochs):
             done = epoch + 1
             if done % every and done != total_epochs:
                 return
+            if self.data is None and trunk_cache is not None:
+                self.data = cached_split(self.model, split_kwargs, trunk_cache)
             if self.data is None:
                 from ferzoo.data import load_split
 
@@ -137,3 +141,25 @@ def memorisation(path, split_kwargs, every, total_epochs):
             os.replace(tmp, path)
 
     return Memorisation()
+
+
+def cached_split(model, split_kwargs, trunk_cache):
+    """`(batches, info)` of the training split from its cached trunk maps."""
+    from ferzoo.data import load_split
+    from ferzoo.data import trunk_cache as cache_lib
+
+    kwargs = dict(split_kwargs, stream=True)  # info only: nothing decoded
+    _, info = load_split(**kwargs)
+    maps, full, _ = cache_lib.split_maps(
+        model,
+        kwargs["data"],
+        "train",
+        kwargs["image_size"],
+        trunk_cache,
+        kwargs["batch_size"],
+        verbose=False,
+        limit_per_class=kwargs.get("limit_per_class"),
+    )
+    maps = cache_lib.take_rows(maps, cache_lib.rows_of(info, full))
+    batches = cache_lib.map_batches(maps, info.labels, kwargs["batch_size"])
+    return batches, info

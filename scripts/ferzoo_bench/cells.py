@@ -175,6 +175,8 @@ def signature(
         "seed": cell.seed,
         "backend": backend,
     }
+    if profile.get("freeze_until"):
+        sig["freeze_until"] = profile["freeze_until"]
     if cell.noise_type != "symmetric":
         sig["noise_type"] = cell.noise_type
         sig["noise_mapping"] = PAIR_MAPPINGS[profile["pair_mapping"]]
@@ -259,6 +261,8 @@ def run_cell(
         )
         noise = {"noise_rate": 0.0, "noise_file": str(noise_file)}
     timer = callbacks.epoch_timer(run_dir / "epoch_times.json")
+    freeze_until = profile.get("freeze_until")
+    trunk_cache = pathlib.Path(cache_dir) / "trunks" if freeze_until else None
     fit = callbacks.memorisation(
         run_dir / "memorisation.json",
         dict(
@@ -274,6 +278,7 @@ def run_cell(
         ),
         profile["memorisation_every"],
         int(recipe["epochs"]),
+        trunk_cache=trunk_cache,
     )
     extra = [timer, fit]
     if budget:
@@ -289,6 +294,8 @@ def run_cell(
         limit_per_class=profile["limit_per_class"],
         verbose=2,
         callbacks=extra,
+        freeze_until=freeze_until,
+        trunk_cache=None if trunk_cache is None else str(trunk_cache),
         **noise,
     )
     wall = time.perf_counter() - start
@@ -307,6 +314,9 @@ def run_cell(
         memorisation=fit.records,
         wall_seconds_last_command=wall,
     )
+    if freeze_until:
+        cell_json["freeze_until"] = freeze_until
+        cell_json["trunk_cache"] = results.get("trunk_cache")
     if cell.noise_type == "pair":
         cell_json["pair_mapping"] = PAIR_MAPPINGS[profile["pair_mapping"]]
     cell_path.parent.mkdir(parents=True, exist_ok=True)

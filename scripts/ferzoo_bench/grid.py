@@ -24,6 +24,9 @@ def plan(spec, methods, noise_rates=(), only_methods=()):
     """Seed-0 cells of a grid: symmetric (highest first), then pair."""
     keys = [m.lower() for m in only_methods] or list(methods)
     rates = sorted(list(noise_rates) or spec["noise_rates"], reverse=True)
+    # A profile may run some rates first (`cpu-full`: its 30% column).
+    first = [r for r in spec.get("first_rates", []) if r in rates]
+    rates = first + [r for r in rates if r not in first]
     todo = [Cell(m, r) for r in rates for m in keys]
     if not noise_rates:
         todo += [Cell(m, r, "pair") for r in spec["pair_rates"] for m in keys]

@@ -5,7 +5,9 @@ import os
 import pathlib
 
 from ferzoo_bench import targets
+from ferzoo_bench import targets_full
 from ferzoo_bench import targets_pretrained
+from ferzoo_bench import trunk_speed
 from ferzoo_bench.cells import Cell
 from ferzoo_bench.cells import epoch_time
 from ferzoo_bench.fmt import column_label
@@ -69,8 +71,14 @@ def profile_section(
             "```",
             "",
         ]
+        if spec.get("freeze_until"):
+            lines += trunk_speed.section(
+                pathlib.Path(assets) / "trunk-speed.json"
+            )
         if spec["targets"] == "pretrained":
             lines += targets_pretrained.pretrained(profile, [], methods)
+        elif spec["targets"] == "full":
+            lines += targets_full.full(profile, [], methods, spec)
         return lines, {"profile": profile, "cells": []}
     by, columns, primary = grid(cells, spec)
     rates = [r for t, r in columns if t == "symmetric"]
@@ -119,6 +127,8 @@ def profile_section(
     lines += accuracy_tables(spec, by, columns, keys, methods, presets, partial)
     lines += detection_table(by, columns, keys, methods)
     lines += time_table(by, columns, keys, methods, labels, cells)
+    if spec.get("freeze_until"):
+        lines += trunk_speed.section(pathlib.Path(assets) / "trunk-speed.json")
     lines += memorisation_table(by, columns, keys, methods)
     lines += targets.seeds_table(cells, methods)
     plots = make_plots(profile, primary, keys, methods, columns, assets)
@@ -128,6 +138,8 @@ def profile_section(
         lines += [f"![{title}]({rel})", ""]
     if spec["targets"] == "pretrained":
         lines += targets_pretrained.pretrained(profile, cells, methods)
+    elif spec["targets"] == "full":
+        lines += targets_full.full(profile, cells, methods, spec)
     else:
         sym = {(m, r): c for (m, (t, r)), c in by.items() if t == "symmetric"}
         lines += targets.scratch(profile, sym, keys, methods, rates)

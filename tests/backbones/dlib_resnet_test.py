@@ -135,3 +135,30 @@ class DlibResNetBackboneTest(TestCase):
             ):
                 np.testing.assert_array_equal(a, b)
         self.assertEqual(tuple(cut.output.shape), (None, 1, 1, 256))
+
+    @pytest.mark.large
+    def test_output_norm_standardises_and_keeps_the_weights(self):
+        plain = DlibResNetBackbone(
+            image_shape=(64, 64, 3),
+            include_last_block=False,
+            weights_preset="dlib_resnet29",
+        )
+        normed = DlibResNetBackbone.from_config(
+            dict(plain.get_config(), output_norm=True)
+        )
+        self.assertEqual(normed.get_config()["output_norm"], True)
+        self.assertNotIn("output_norm", plain.get_config())
+        for layer in plain.layers:
+            for a, b in zip(
+                layer.get_weights(), normed.get_layer(layer.name).get_weights()
+            ):
+                np.testing.assert_array_equal(a, b)
+        # Training mode: each channel standardised over the batch.
+        rng = np.random.default_rng(0)
+        images = rng.uniform(0, 255, (8, 64, 64, 3)).astype("float32")
+        out = np.asarray(normed(images, training=True))
+        raw = np.asarray(plain(images))
+        expected = (raw - raw.mean((0, 1, 2))) / np.sqrt(
+            raw.var((0, 1, 2)) + 1e-3
+        )
+        np.testing.assert_allclose(out, expected, atol=1e-3)

@@ -38,6 +38,26 @@ class CLITest(TestCase):
             self.assertEqual(result.exit_code, 0, result.output)
             self.assertIn("Examples:", result.output)
 
+    @pytest.mark.large  # two trainings: ~10 s (TF) to ~25 s (JAX)
+    def test_freeze_until_trains_on_cached_maps(self):
+        out, cache = self.tmp_dir(), self.tmp_dir()
+        args = [*TINY, "--epochs", "1", "--trunk-cache", cache]
+        result = self.invoke(
+            train, [*args, "--freeze-until", "stage2_pool", "--output-dir", out]
+        )
+        self.assertEqual(result.exit_code, 0, result.output)
+        # train, val and test maps, each keyed in its own folder.
+        self.assertEqual(len(list(pathlib.Path(cache).glob("*/maps.npy"))), 3)
+        results = json.loads((pathlib.Path(out) / "results.json").read_text())
+        self.assertEqual(set(results["trunk_cache"]), {"train", "val", "test"})
+        fresh = os.path.join(out, "fresh")
+        result = CliRunner().invoke(
+            train.main,
+            [*args, "--freeze-until", "conv9", "--output-dir", fresh],
+        )
+        self.assertEqual(result.exit_code, 3, result.output)
+        self.assertIn("stage2_pool", result.output)
+
     def test_usage_and_data_errors_exit_codes(self):
         out = self.tmp_dir()
         result = CliRunner().invoke(
