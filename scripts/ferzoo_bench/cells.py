@@ -221,6 +221,7 @@ def run_cell(
     """Train one cell (resuming) and write its JSON; None if unfinished."""
     import keras
 
+    from ferzoo import outputs
     from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
     from ferzoo.training import train
 
@@ -248,6 +249,10 @@ def run_cell(
         pathlib.Path(cache_dir) / "runs" / profile_name / f"{name}-{digest}"
     )
     run_dir.mkdir(parents=True, exist_ok=True)
+    # The harness made this folder and writes its own files beside the run
+    # (pair-noise.txt, epoch_times.json, memorisation.json): mark it as a
+    # ferzoo training folder, so `train` claims it (and resumes in it).
+    outputs.prepare(run_dir, "train")
     # What `train` will use (the signature keeps the preset's own recipe).
     recipe = {**NoisyLabelClassifier.default_recipe, **recipe}
     noise = {"noise_rate": cell.noise, "noise_seed": cell.seed}
