@@ -31,6 +31,7 @@ from ferzoo.errors import PresetError
 from ferzoo.errors import RunMismatchError
 from ferzoo.errors import UsageError
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
+from ferzoo.seeding import epoch_seed  # noqa: F401  (re-exported)
 
 RESULTS_FILE = "results.json"
 STATE_FILE = "state.json"
@@ -401,13 +402,6 @@ def _read_state(path):
     if "checkpoint" not in state and not (path.parent / "last.keras").is_file():
         return None
     return state
-
-
-def epoch_seed(seed, epoch):
-    """The seed of epoch `epoch` of a run seeded `seed` (a function of both)."""
-    return int(
-        np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0]
-    )
 
 
 class EpochSeeds(keras.callbacks.Callback):

@@ -21,6 +21,8 @@ import pathlib
 
 import numpy as np
 
+from ferzoo.seeding import epoch_seed
+
 CACHE_VERSION = 1
 MARKER = "trunk.json"
 # Recipe keys that have a feature-map version (the rest are refused).
@@ -98,7 +100,6 @@ def epoch_plan(n, batch_size, seed, epoch, shuffle=True, flip=False):
     The same plan drives cached maps and, in tests, images through the
     live frozen trunk, so the two see the same order and flips.
     """
-    from ferzoo.training import epoch_seed
 
     rng = np.random.default_rng(epoch_seed(seed, epoch))
     order = rng.permutation(n) if shuffle else np.arange(n)
