@@ -72,6 +72,9 @@ class DlibResNetBackbone(Backbone):
             0.88, across-face std 0.08 per channel), which a head
             trained on a frozen trunk barely learns from; normalised, it
             does (`cpu-full` benchmark profile). Defaults to `False`.
+        output_norm_momentum: float. The momentum of `output_norm`'s
+            moving statistics. Defaults to `0.99` (Keras'); `0.9` is
+            PyTorch's default, and follows a fast-changing tail.
         weights_preset: str or None. A backbone preset (built-in name or
             folder) whose `model.weights.h5` is loaded once the graph is
             built, like `weights="imagenet"` in `keras.applications`; the
@@ -107,6 +110,7 @@ class DlibResNetBackbone(Backbone):
         include_last_block=True,
         weights_preset=None,
         output_norm=False,
+        output_norm_momentum=0.99,
         dtype=None,
         **kwargs,
     ):
@@ -141,7 +145,9 @@ class DlibResNetBackbone(Backbone):
         output_norm = bool(output_norm)
         if output_norm:
             x = keras.layers.BatchNormalization(
-                dtype=dtype, name="output_norm"
+                momentum=float(output_norm_momentum),
+                dtype=dtype,
+                name="output_norm",
             )(x)
         super().__init__(inputs=inputs, outputs=x, dtype=dtype, **kwargs)
 
@@ -150,6 +156,7 @@ class DlibResNetBackbone(Backbone):
         self.include_last_block = include_last_block
         self.weights_preset = weights_preset
         self.output_norm = output_norm
+        self.output_norm_momentum = float(output_norm_momentum)
         if weights_preset is not None:
             source = self
             if not include_last_block or output_norm:
@@ -184,6 +191,11 @@ class DlibResNetBackbone(Backbone):
                 "weights_preset": self.weights_preset,
                 # Only when set: presets' configs stay as they were.
                 **({"output_norm": True} if self.output_norm else {}),
+                **(
+                    {"output_norm_momentum": self.output_norm_momentum}
+                    if self.output_norm_momentum != 0.99
+                    else {}
+                ),
             }
         )
         return config

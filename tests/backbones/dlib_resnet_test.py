@@ -1,6 +1,7 @@
 import base64
 import json
 
+import keras
 import numpy as np
 import pytest
 from absl.testing import parameterized
@@ -162,3 +163,27 @@ class DlibResNetBackboneTest(TestCase):
             raw.var((0, 1, 2)) + 1e-3
         )
         np.testing.assert_allclose(out, expected, atol=1e-3)
+
+    def test_output_norm_momentum_moves_the_statistics_by_its_rate(self):
+        backbone = DlibResNetBackbone(
+            image_shape=(56, 56, 3),
+            include_last_block=False,
+            output_norm=True,
+            output_norm_momentum=0.9,
+        )
+        config = backbone.get_config()
+        self.assertEqual(config["output_norm_momentum"], 0.9)
+        self.assertNotIn(
+            "output_norm_momentum",
+            DlibResNetBackbone(output_norm=True).get_config(),
+        )
+        restored = DlibResNetBackbone.from_config(config)
+        norm = restored.get_layer("output_norm")
+        pre = keras.Model(restored.input, norm.input)
+        images = np.random.default_rng(1).uniform(0, 255, (4, 56, 56, 3))
+        raw = np.asarray(pre(images.astype("float32")))
+        restored(images.astype("float32"), training=True)
+        # One step: moving mean = 0.9 * 0 + 0.1 * the batch mean.
+        np.testing.assert_allclose(
+            np.asarray(norm.moving_mean), 0.1 * raw.mean((0, 1, 2)), rtol=1e-4
+        )
