@@ -203,6 +203,28 @@ class TrainingSplits:
     selection: dict
 
 
+# The arguments of `load_split` and `load_training_splits` that make their
+# `DataSpec`, under the same names.
+_SPEC_ARGS = (
+    "data",
+    "image_size",
+    "on_error",
+    "limit_per_class",
+    "subset_seed",
+    "classes",
+    "stream",
+    "noise_rate",
+    "noise_type",
+    "noise_seed",
+    "noise_file",
+)
+
+
+def _spec(arguments):
+    """The `DataSpec` of a keyword wrapper's arguments (its `locals()`)."""
+    return DataSpec.from_kwargs(**{k: arguments[k] for k in _SPEC_ARGS})
+
+
 def load_split(
     data,
     split="train",
@@ -267,19 +289,7 @@ def load_split(
     >>> info.num_samples, info.counts[0], int(info.noise_mask.sum())
     (70, 10, 14)
     """
-    spec = DataSpec.from_kwargs(
-        data,
-        image_size,
-        on_error,
-        limit_per_class,
-        subset_seed,
-        classes,
-        stream,
-        noise_rate,
-        noise_type,
-        noise_seed,
-        noise_file,
-    )
+    spec = _spec(locals())  # before any other local
     split_data = read_data(spec, split)
     training = split == "train" if training is None else training
     ds = split_data.dataset(
@@ -345,19 +355,7 @@ def load_training_splits(
     'official val split, 17 samples'
     """
     _check_val_fraction(val_fraction)
-    spec = DataSpec.from_kwargs(
-        data,
-        image_size,
-        on_error,
-        limit_per_class,
-        subset_seed,
-        classes,
-        stream,
-        noise_rate,
-        noise_type,
-        noise_seed,
-        noise_file,
-    )
+    spec = _spec(locals())  # before any other local
     return training_splits(
         read_training_data(spec, val_fraction, val_seed),
         batch_size,

@@ -212,9 +212,7 @@ def read_affectnet(
         split: str. `"train"`, `"val"` or `"test"`. Defaults to `"train"`.
         image_size: int or (height, width). Defaults to `112`.
         num_classes: int. 7 or 8 (with contempt). Defaults to `7`.
-        on_error: str. `"raise"` or `"skip"`. Defaults to `"raise"`.
-        limit_per_class: int or None. Seeded per-class cap.
-        seed: int. Seed of the subset. Defaults to `0`.
+        on_error, limit_per_class, seed: as in `read_ferplus`.
 
     Returns:
         A `Records` with classes `AFFECTNET_CLASS_NAMES[:num_classes]`.

@@ -102,7 +102,7 @@ def make_dataset(
 def batch_pipeline(
     images,
     labels,
-    batch_size,
+    batch_size=64,
     training=False,
     augment=None,
     seed=0,

@@ -133,29 +133,15 @@ class DataSpec:
     def from_kwargs(
         cls,
         data,
-        image_size=48,
-        on_error="raise",
-        limit_per_class=None,
-        subset_seed=0,
-        classes=None,
-        stream=None,
         noise_rate=0.0,
         noise_type="symmetric",
         noise_seed=0,
         noise_file=None,
+        **fields,
     ):
-        """The spec of `load_split`'s keyword arguments (`noise_*` flat)."""
+        """The spec of `load_split`'s keywords: flat `noise_*`, the fields."""
         noise = NoiseSpec(noise_rate, noise_type, noise_seed, noise_file)
-        return cls(
-            data,
-            image_size,
-            on_error,
-            limit_per_class,
-            subset_seed,
-            classes,
-            stream,
-            noise,
-        )
+        return cls(data, noise=noise, **fields)
 
     def to_dict(self):
         """A JSON-ready dict (`noise` nested); `from_dict` reverses it."""

@@ -69,22 +69,12 @@ def read_records(spec, split):
     return _read_split(spec, split)
 
 
-def stream_dataset(
-    paths,
-    labels,
-    image_size,
-    batch_size=64,
-    training=False,
-    augment=None,
-    seed=0,
-    on_error="raise",
-    epochs=None,
-    drop_remainder=False,
-):
+def stream_dataset(paths, labels, image_size, on_error="raise", **pipeline):
     """The pipeline of `make_dataset`, decoding the files `paths` on the fly.
 
     `paths` are the files of the samples (`LazyRecords.paths`, or a subset
-    of them); `epochs` and `drop_remainder` are as in `make_dataset`. With
+    of them); `pipeline` holds `make_dataset`'s keywords (`batch_size`,
+    `training`, `augment`, `seed`, `epochs`, `drop_remainder`). With
     `on_error="skip"` a sample whose file cannot be decoded is dropped
     when read (its table row keeps its value); with `"raise"` the error
     names the file.
@@ -112,15 +102,7 @@ def stream_dataset(
         image.set_shape(size + (3,))
         return image
 
+    skip = on_error == "skip"
     return batch_pipeline(
-        paths,
-        labels,
-        batch_size,
-        training=training,
-        augment=augment,
-        seed=seed,
-        drop_remainder=drop_remainder,
-        epochs=epochs,
-        read=read,
-        skip_errors=on_error == "skip",
+        paths, labels, read=read, skip_errors=skip, **pipeline
     )

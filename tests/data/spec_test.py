@@ -53,7 +53,7 @@ def test_spec_refuses_bad_noise_and_unknown_fields():
 
 
 def test_read_data_flips_a_fraction_of_each_class_of_train_only():
-    spec = DataSpec.from_kwargs("synthetic:70", 16, noise_rate=0.3)
+    spec = DataSpec.from_kwargs("synthetic:70", image_size=16, noise_rate=0.3)
     train = read_data(spec)
     clean = train.info.clean_labels
     assert np.bincount(clean).tolist() == [10] * 7
@@ -69,7 +69,7 @@ def test_read_data_flips_a_fraction_of_each_class_of_train_only():
 
 def test_read_training_data_carves_val_from_the_noisy_labels(tmp_path):
     spec = DataSpec.from_kwargs(
-        rafdb(tmp_path)[0], 8, noise_rate=0.5, noise_seed=4
+        rafdb(tmp_path)[0], image_size=8, noise_rate=0.5, noise_seed=4
     )
     full = read_data(spec)
     data = read_training_data(spec, val_fraction=0.25, val_seed=1)
