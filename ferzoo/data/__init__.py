@@ -22,6 +22,7 @@ from ferzoo.data.noise import pair_noise
 from ferzoo.data.noise import read_noise_file
 from ferzoo.data.noise import symmetric_noise
 from ferzoo.data.noise import write_noise_file
+from ferzoo.data.pipeline import Batching
 from ferzoo.data.pipeline import make_dataset
 from ferzoo.data.readers import FER2013_CLASS_NAMES
 from ferzoo.data.readers import read_fer2013_csv
@@ -41,6 +42,7 @@ from ferzoo.data.synthetic import make_synthetic_faces
 __all__ = [
     "AFFECTNET_CLASS_NAMES",
     "Augmenter",
+    "Batching",
     "DATA_KINDS",
     "DataSpec",
     "DatasetInfo",

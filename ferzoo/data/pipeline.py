@@ -7,10 +7,37 @@ with it; models normalise pixels themselves. `ferzoo.data.streaming` runs
 the same pipeline over file paths decoded inside tf.data.
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
 from ferzoo.data.augment import Augmenter
+
+
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """How a split is batched: `make_dataset`'s keywords, as one value."""
+
+    batch_size: int = 64
+    training: bool = False
+    augment: object = None
+    seed: int = 0
+    shuffle: object = None
+    drop_remainder: bool = False
+    epochs: object = None
+
+    def __post_init__(self):
+        if int(self.batch_size) < 1:
+            raise ValueError(
+                "`batch_size` must be >= 1. "
+                f"Received: batch_size={self.batch_size}"
+            )
+
+    @property
+    def shuffled(self):
+        """`shuffle`, which defaults to `training`."""
+        return self.training if self.shuffle is None else self.shuffle
 
 
 def _to_rgb(images):
@@ -75,10 +102,9 @@ def make_dataset(
     >>> tuple(x["images"].shape), x["sample_ids"].numpy().tolist()
     ((4, 48, 48, 3), [0, 1, 2, 3])
     """
-    if int(batch_size) < 1:
-        raise ValueError(
-            f"`batch_size` must be >= 1. Received: batch_size={batch_size}"
-        )
+    batching = Batching(
+        batch_size, training, augment, seed, shuffle, drop_remainder, epochs
+    )
     images = _to_rgb(images)
     labels = np.asarray(labels, "int32")
     if labels.shape != (images.shape[0],):
@@ -86,60 +112,30 @@ def make_dataset(
             "`labels` must have shape (N,) matching `images`. Received: "
             f"labels.shape={labels.shape}, images.shape={images.shape}"
         )
-    return batch_pipeline(
-        images,
-        labels,
-        batch_size,
-        training,
-        augment,
-        seed,
-        shuffle,
-        drop_remainder,
-        epochs,
-    )
+    return batch_pipeline(images, labels, batching)
 
 
-def batch_pipeline(
-    images,
-    labels,
-    batch_size=64,
-    training=False,
-    augment=None,
-    seed=0,
-    shuffle=None,
-    drop_remainder=False,
-    epochs=None,
-    read=None,
-    skip_errors=False,
-):
+def batch_pipeline(images, labels, batching, read=None, skip_errors=False):
     """The pipeline of `make_dataset`, shared with `ferzoo.data.streaming`.
 
     `images` holds the pixels, or with `read` one key per sample (a file
     path) that `read(key)` turns into its pixels inside tf.data, after the
     shuffle and before batching, so streamed and in-memory batches are the
-    same. `skip_errors` drops samples whose `read` fails.
+    same. `batching` is a `Batching`; `skip_errors` drops samples whose
+    `read` fails.
     """
-    augmenter = Augmenter(augment)
-    shuffle = training if shuffle is None else shuffle
-    if training and epochs is not None:
+    b = batching
+    augmenter = Augmenter(b.augment)
+    if b.training and b.epochs is not None:
         return _epoch_range_dataset(
-            images,
-            labels,
-            batch_size,
-            augmenter,
-            seed,
-            shuffle,
-            drop_remainder,
-            epochs,
-            read,
-            skip_errors,
+            images, labels, b, augmenter, read, skip_errors
         )
     ids = np.arange(len(labels), dtype="int32")
     ds = tf.data.Dataset.from_tensor_slices(
         ({"images": images, "sample_ids": ids}, labels)
     )
-    if shuffle:
-        ds = ds.shuffle(max(len(labels), 1), seed=seed)
+    if b.shuffled:
+        ds = ds.shuffle(max(len(labels), 1), seed=b.seed)
     if read is not None:
         ds = ds.map(
             lambda x, y: (dict(x, images=read(x["images"])), y),
@@ -147,9 +143,9 @@ def batch_pipeline(
         )
         if skip_errors:
             ds = ds.ignore_errors()
-    ds = ds.batch(int(batch_size), drop_remainder=drop_remainder)
-    if training and augmenter.active:
-        seeds = tf.data.Dataset.random(seed, rerandomize_each_iteration=True)
+    ds = ds.batch(int(b.batch_size), drop_remainder=b.drop_remainder)
+    if b.training and augmenter.active:
+        seeds = tf.data.Dataset.random(b.seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(ds, seeds.batch(2))
 
         def train_map(batch, seed_pair):
@@ -166,34 +162,26 @@ def batch_pipeline(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _epoch_range_dataset(
-    images,
-    labels,
-    batch_size,
-    augmenter,
-    seed,
-    shuffle,
-    drop_remainder,
-    epochs,
-    read=None,
-    skip_errors=False,
-):
+def _epoch_range_dataset(images, labels, b, augmenter, read, skip_errors):
     """Epochs `first..last-1` back to back, each seeded by `(seed, epoch)`.
+
+    `b` is the `Batching` (with `epochs`, `training`).
 
     Every epoch has `ceil(N / batch_size)` batches (`floor` with
     `drop_remainder`); when `skip_errors` dropped samples it is topped up
     with the epoch's first batches again, so `steps_per_epoch` stays true.
     """
-    first, last = (int(e) for e in epochs)
+    first, last = (int(e) for e in b.epochs)
+    batch_size, drop_remainder = int(b.batch_size), b.drop_remainder
     images = tf.constant(images)
     labels = tf.constant(labels)
     n = int(labels.shape[0])
-    steps = n // int(batch_size) if drop_remainder else -(-n // int(batch_size))
+    steps = n // batch_size if drop_remainder else -(-n // batch_size)
 
     def one_epoch(epoch):
-        key = tf.stack([tf.constant(int(seed), "int64"), epoch])
+        key = tf.stack([tf.constant(int(b.seed), "int64"), epoch])
         order = tf.range(n, dtype="int32")
-        if shuffle:
+        if b.shuffled:
             order = tf.random.experimental.stateless_shuffle(order, key)
         samples = tf.data.Dataset.from_tensor_slices(order)
         if read is not None:
@@ -203,7 +191,7 @@ def _epoch_range_dataset(
             )
             if skip_errors:
                 samples = samples.ignore_errors()
-        batches = samples.batch(int(batch_size), drop_remainder=drop_remainder)
+        batches = samples.batch(batch_size, drop_remainder=drop_remainder)
         if skip_errors:
             batches = batches.repeat().take(steps)
         steps_ds = tf.data.Dataset.range(tf.int64.max)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from ferzoo.data import records as records_lib
+from ferzoo.data.pipeline import Batching
 from ferzoo.data.pipeline import batch_pipeline
 from ferzoo.data.records import LazyRecords  # noqa: F401 (re-exported)
 from ferzoo.data.sources import parse_data_spec
@@ -102,7 +103,5 @@ def stream_dataset(paths, labels, image_size, on_error="raise", **pipeline):
         image.set_shape(size + (3,))
         return image
 
-    skip = on_error == "skip"
-    return batch_pipeline(
-        paths, labels, read=read, skip_errors=skip, **pipeline
-    )
+    batching = Batching(**pipeline)
+    return batch_pipeline(paths, labels, batching, read, on_error == "skip")
