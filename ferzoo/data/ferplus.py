@@ -7,6 +7,7 @@ import numpy as np
 from ferzoo.data.readers import FER2013_USAGE
 from ferzoo.data.readers import _open_csv
 from ferzoo.data.readers import iter_fer2013_csv
+from ferzoo.data.readers import parsed_rows
 from ferzoo.data.readers import read_image_folder
 from ferzoo.data.records import ErrorPolicy
 from ferzoo.data.records import Item
@@ -55,14 +56,12 @@ _FERPLUS_FOLDERS = {
 }
 
 
-def _check_split(split, allowed):
-    if split not in allowed:
+def _check_args(split, num_classes):
+    if split not in FER2013_USAGE:
         raise ValueError(
-            f"`split` must be one of {list(allowed)}. Received: split={split!r}"
+            f"`split` must be one of {list(FER2013_USAGE)}. "
+            f"Received: split={split!r}"
         )
-
-
-def _check_num_classes(num_classes):
     if num_classes not in (7, 8):
         raise ValueError(
             f"`num_classes` must be 7 or 8. Received: num_classes={num_classes}"
@@ -105,8 +104,7 @@ def read_ferplus(
     Returns:
         A `Records` with classes `FERPLUS_CLASS_NAMES[:num_classes]`.
     """
-    _check_split(split, FER2013_USAGE)
-    _check_num_classes(num_classes)
+    _check_args(split, num_classes)
     path = os.fspath(path)
     folder = path if os.path.isdir(path) else os.path.dirname(path)
     label_csv = os.path.join(path, "fer2013new.csv") if path == folder else path
@@ -115,69 +113,75 @@ def read_ferplus(
         images = candidate if os.path.isfile(candidate) else folder
     images = os.fspath(images)
     policy = ErrorPolicy(on_error)
-    usage = FER2013_USAGE[split]
+    items = _ferplus_items(label_csv, images, split, num_classes, policy)
+    return build_records(
+        items,
+        FERPLUS_CLASS_NAMES[:num_classes],
+        image_size,
+        policy,
+        f"{label_csv} (Usage={FER2013_USAGE[split]})",
+        limit_per_class,
+        seed,
+    )
 
+
+def _ferplus_items(label_csv, images, split, num_classes, policy):
+    """The `Item`s of `split`'s rows whose majority vote is a class."""
+    usage = FER2013_USAGE[split]
     pixels = None
     if os.path.isfile(images):
         pixels = {
             line: (u, p)
             for line, u, _, p in iter_fer2013_csv(images, ErrorPolicy("skip"))
         }
-    f, reader, col = _open_csv(label_csv, ["Usage", "Image name"])
-    missing = [c for c in FERPLUS_COLUMNS if c not in col]
+    opened = _open_csv(label_csv, ["Usage", "Image name"])
+    missing = [c for c in FERPLUS_COLUMNS if c not in opened[2]]
     if missing:
-        f.close()
+        opened[0].close()
         raise DataError(f"missing vote column(s) {missing}", label_csv, 1)
+
+    def parse(row, col):
+        row_usage = row[col["Usage"]].strip()
+        name = row[col["Image name"]].strip()
+        votes = [float(row[col[c]] or 0) for c in FERPLUS_COLUMNS]
+        return row_usage, name, np.array(votes)
+
     items = []
-    with f:
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            try:
-                row_usage = row[col["Usage"]].strip()
-                name = row[col["Image name"]].strip()
-                votes = np.array(
-                    [float(row[col[c]] or 0) for c in FERPLUS_COLUMNS]
-                )
-            except (ValueError, IndexError) as e:
-                policy.fail(f"malformed row: {e}", label_csv, line)
-                continue
-            if row_usage != usage:
-                continue
-            top = np.flatnonzero(votes == votes.max())
-            if not name:
-                policy.drop("no image")
-            elif votes.max() <= 0:
-                policy.drop("no votes")
-            elif top.size > 1:
-                policy.drop("tie")
-            elif top[0] >= num_classes:
-                policy.drop(f"majority {FERPLUS_COLUMNS[top[0]]}")
-            elif pixels is not None:
-                if line not in pixels or pixels[line][0] != usage:
-                    policy.fail(
-                        f"no matching {usage} row {line} in {images}",
-                        label_csv,
-                        line,
-                    )
-                    continue
-                items.append(
-                    Item(images, line, name, int(top[0]), pixels[line][1])
-                )
-            else:
-                file = os.path.join(images, _FERPLUS_FOLDERS[split], name)
-                if not os.path.isfile(file):
-                    file = os.path.join(images, name)
-                items.append(Item(file, None, name, int(top[0]), file))
-    return build_records(
-        items,
-        FERPLUS_CLASS_NAMES[:num_classes],
-        image_size,
-        policy,
-        f"{label_csv} (Usage={usage})",
-        limit_per_class,
-        seed,
-    )
+    rows = parsed_rows(opened, label_csv, policy, parse)
+    for line, (row_usage, name, votes) in rows:
+        if row_usage != usage:
+            continue
+        label = _majority(votes, name, num_classes, policy)
+        if label is None:
+            continue
+        if pixels is None:
+            file = os.path.join(images, _FERPLUS_FOLDERS[split], name)
+            if not os.path.isfile(file):
+                file = os.path.join(images, name)
+            items.append(Item(file, None, name, label, file))
+        elif line not in pixels or pixels[line][0] != usage:
+            policy.fail(
+                f"no matching {usage} row {line} in {images}", label_csv, line
+            )
+        else:
+            items.append(Item(images, line, name, label, pixels[line][1]))
+    return items
+
+
+def _majority(votes, name, num_classes, policy):
+    """The class of the votes, or None (the reason counted as dropped)."""
+    top = np.flatnonzero(votes == votes.max())
+    if not name:
+        policy.drop("no image")
+    elif votes.max() <= 0:
+        policy.drop("no votes")
+    elif top.size > 1:
+        policy.drop("tie")
+    elif top[0] >= num_classes:
+        policy.drop(f"majority {FERPLUS_COLUMNS[top[0]]}")
+    else:
+        return int(top[0])
+    return None
 
 
 def read_affectnet(
@@ -208,15 +212,12 @@ def read_affectnet(
         split: str. `"train"`, `"val"` or `"test"`. Defaults to `"train"`.
         image_size: int or (height, width). Defaults to `112`.
         num_classes: int. 7 or 8 (with contempt). Defaults to `7`.
-        on_error: str. `"raise"` or `"skip"`. Defaults to `"raise"`.
-        limit_per_class: int or None. Seeded per-class cap.
-        seed: int. Seed of the subset. Defaults to `0`.
+        on_error, limit_per_class, seed: as in `read_ferplus`.
 
     Returns:
         A `Records` with classes `AFFECTNET_CLASS_NAMES[:num_classes]`.
     """
-    _check_split(split, FER2013_USAGE)
-    _check_num_classes(num_classes)
+    _check_args(split, num_classes)
     path = os.fspath(path)
     class_names = AFFECTNET_CLASS_NAMES[:num_classes]
     csv_name = "training.csv" if split == "train" else "validation.csv"
@@ -246,27 +247,22 @@ def read_affectnet(
     if not os.path.isdir(image_root):
         image_root = root
     policy = ErrorPolicy(on_error)
-    f, reader, col = _open_csv(
-        csv_path, ["subDirectory_filePath", "expression"]
-    )
+
+    def parse(row, col):
+        rel = row[col["subDirectory_filePath"]].strip()
+        code = int(row[col["expression"]])
+        if not 0 <= code <= 10:
+            raise ValueError(f"expression {code} is out of [0, 10]")
+        return rel, code
+
+    opened = _open_csv(csv_path, ["subDirectory_filePath", "expression"])
     items = []
-    with f:
-        for line, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            try:
-                rel = row[col["subDirectory_filePath"]].strip()
-                code = int(row[col["expression"]])
-                if not 0 <= code <= 10:
-                    raise ValueError(f"expression {code} is out of [0, 10]")
-            except (ValueError, IndexError) as e:
-                policy.fail(f"malformed row: {e}", csv_path, line)
-                continue
-            if code >= num_classes:
-                policy.drop(f"expression {code}")
-                continue
-            file = os.path.join(image_root, rel)
-            items.append(Item(file, None, rel, code, file))
+    for _, (rel, code) in parsed_rows(opened, csv_path, policy, parse):
+        if code >= num_classes:
+            policy.drop(f"expression {code}")
+            continue
+        file = os.path.join(image_root, rel)
+        items.append(Item(file, None, rel, code, file))
     return build_records(
         items, class_names, image_size, policy, csv_path, limit_per_class, seed
     )

@@ -154,15 +154,7 @@ def symmetric_noise(labels, rate, num_classes, seed=0):
     for c, idx in _pick_per_class(rng, labels, rate, num_classes):
         shift = rng.integers(1, num_classes, size=idx.size)
         noisy[idx] = (c + shift) % num_classes
-    return NoiseResult(
-        labels=noisy,
-        clean_labels=labels,
-        mask=noisy != labels,
-        rate=float(rate),
-        seed=int(seed),
-        num_classes=int(num_classes),
-        noise_type="symmetric",
-    )
+    return _result(noisy, labels, rate, seed, num_classes, "symmetric")
 
 
 def pair_noise(labels, rate, num_classes, seed=0, mapping=None):
@@ -208,15 +200,48 @@ def pair_noise(labels, rate, num_classes, seed=0, mapping=None):
     noisy = labels.copy()
     for c, idx in _pick_per_class(rng, labels, rate, num_classes):
         noisy[idx] = targets[c]
+    return _result(noisy, labels, rate, seed, num_classes, "pair")
+
+
+def _result(noisy, clean, rate, seed, num_classes, noise_type):
     return NoiseResult(
         labels=noisy,
-        clean_labels=labels,
-        mask=noisy != labels,
+        clean_labels=clean,
+        mask=noisy != clean,
         rate=float(rate),
         seed=int(seed),
         num_classes=int(num_classes),
-        noise_type="pair",
+        noise_type=noise_type,
     )
+
+
+def noisy_labels(noise, records, on_error="raise"):
+    """The training labels of `records` under `noise`, and its record.
+
+    `noise` is a `NoiseSpec` (`rate`, `type`, `seed`, `file`): a noise
+    file gives the labels (`apply_noise_file`), else a nonzero rate flips
+    a seeded fraction of each class (`symmetric_noise`, `pair_noise`).
+
+    Returns:
+        `(labels, record)`: int32 labels, and the dict `results.json`
+        and `DatasetInfo.noise` keep (`{}` when no label may change).
+    """
+    if noise.file is not None:
+        return apply_noise_file(
+            noise.file,
+            records.names,
+            records.class_names,
+            getattr(records, "listed_names", None),
+            on_error,
+        )
+    if not noise.rate:
+        return records.labels, {}
+    make = symmetric_noise if noise.type == "symmetric" else pair_noise
+    result = make(
+        records.labels, noise.rate, len(records.class_names), seed=noise.seed
+    )
+    record = {"type": noise.type, "rate": noise.rate, "seed": noise.seed}
+    return result.labels, record
 
 
 def rafdb_label_map(class_names):

@@ -177,25 +177,43 @@ def parse_pixels(text):
     return pixels.astype("uint8").reshape(side, side)
 
 
-def iter_fer2013_csv(path, policy, num_classes=7):
-    """Yield `(line, usage, label, pixels)` of valid fer2013.csv rows."""
-    f, reader, col = _open_csv(path, ["emotion", "pixels", "Usage"])
+def parsed_rows(opened, path, policy, parse):
+    """Yield `(line, parse(row, columns))` of an opened csv's rows.
+
+    `opened` is `_open_csv`'s `(file, reader, columns)`; the file is
+    closed at the end. Empty rows are passed over; a row `parse` rejects
+    (`ValueError`, `IndexError`) goes to `policy.fail` as malformed,
+    naming `path` and the line.
+    """
+    f, reader, col = opened
     with f:
         for line, row in enumerate(reader, start=2):
             if not row:
                 continue
             try:
-                label = int(row[col["emotion"]])
-                if not 0 <= label < num_classes:
-                    raise ValueError(
-                        f"emotion {label} is out of range [0, {num_classes})"
-                    )
-                pixels = parse_pixels(row[col["pixels"]])
-                usage = row[col["Usage"]].strip()
+                value = parse(row, col)
             except (ValueError, IndexError) as e:
                 policy.fail(f"malformed row: {e}", path, line)
                 continue
-            yield line, usage, label, pixels
+            yield line, value
+
+
+def iter_fer2013_csv(path, policy, num_classes=7):
+    """Yield `(line, usage, label, pixels)` of valid fer2013.csv rows."""
+
+    def parse(row, col):
+        label = int(row[col["emotion"]])
+        if not 0 <= label < num_classes:
+            raise ValueError(
+                f"emotion {label} is out of range [0, {num_classes})"
+            )
+        return label, parse_pixels(row[col["pixels"]]), row[col["Usage"]]
+
+    opened = _open_csv(path, ["emotion", "pixels", "Usage"])
+    for line, (label, pixels, usage) in parsed_rows(
+        opened, path, policy, parse
+    ):
+        yield line, usage.strip(), label, pixels
 
 
 def read_fer2013_csv(

@@ -2,6 +2,8 @@
 
 import collections
 import concurrent.futures
+import contextlib
+import contextvars
 import dataclasses
 import os
 
@@ -11,6 +13,8 @@ from ferzoo.decode import open_image  # noqa: F401 (re-exported)
 from ferzoo.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+# Set by `listing_only()`: `build_records` lists files instead of decoding.
+_LISTING_ONLY = contextvars.ContextVar("ferzoo_listing_only", default=False)
 
 
 class MissingSplitError(DataError):
@@ -53,6 +57,30 @@ class Records:
 
     def __len__(self):
         return int(self.labels.shape[0])
+
+
+class LazyRecords(Records):
+    """`Records` whose images are file paths, decoded later (`paths`)."""
+
+    paths: list = None
+
+
+class NotFiles(Exception):
+    """A split listed under `listing_only()` has samples that are not files."""
+
+
+@contextlib.contextmanager
+def listing_only():
+    """Within it, `build_records` returns `LazyRecords`, decoding nothing.
+
+    The readers list a split as usual (same subset, order and names);
+    a split whose samples are not files (csv rows) raises `NotFiles`.
+    """
+    token = _LISTING_ONLY.set(True)
+    try:
+        yield
+    finally:
+        _LISTING_ONLY.reset(token)
 
 
 @dataclasses.dataclass
@@ -190,11 +218,14 @@ def build_records(
     """Subset, decode and collect `items` into `Records`.
 
     `where` names the data (folder or file) in the empty-split error.
+    Under `listing_only()`, the files are listed, not decoded.
     """
     size = check_image_size(image_size)
     labels = np.array([it.label for it in items], "int32")
     listed = [it.name for it in items]
     items = [items[i] for i in stratified_subset(labels, limit_per_class, seed)]
+    if _LISTING_ONLY.get():
+        return _listed_records(items, class_names, policy, where, listed)
 
     def work(item):
         try:
@@ -219,12 +250,29 @@ def build_records(
             + (f" ({len(policy.skipped)} skipped)" if policy.skipped else ""),
             path=where,
         )
-    return Records(
-        images=np.stack(images),
-        labels=np.array([it.label for it in kept], "int32"),
+    return _records(
+        Records, kept, class_names, policy, listed, np.stack(images)
+    )
+
+
+def _listed_records(items, class_names, policy, where, listed):
+    """`LazyRecords` of `items`, whose payloads must be file paths."""
+    if any(not isinstance(it.payload, str) for it in items):
+        raise NotFiles()
+    if not items:
+        raise DataError("no usable samples in this split", path=where)
+    lazy = _records(LazyRecords, items, class_names, policy, listed, None)
+    lazy.paths = [it.payload for it in items]
+    return lazy
+
+
+def _records(cls, items, class_names, policy, listed, images):
+    return cls(
+        images=images,
+        labels=np.array([it.label for it in items], "int32"),
         class_names=list(class_names),
-        sources=[it.source for it in kept],
-        names=[it.name for it in kept],
+        sources=[it.source for it in items],
+        names=[it.name for it in items],
         skipped=list(policy.skipped),
         dropped=dict(policy.dropped),
         listed_names=listed,

@@ -11,15 +11,9 @@ small CNN learns the set well but not perfectly.
 
 import numpy as np
 
-SYNTHETIC_CLASS_NAMES = [
-    "angry",
-    "disgust",
-    "fear",
-    "happy",
-    "neutral",
-    "sad",
-    "surprise",
-]
+from ferzoo.data.readers import FER2013_CLASS_NAMES
+
+SYNTHETIC_CLASS_NAMES = list(FER2013_CLASS_NAMES)
 
 # Per-class means of: brow height (up is negative y), brow tilt (inner end
 # lower for > 0), eye openness, mouth curvature (corners up for > 0),

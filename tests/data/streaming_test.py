@@ -10,6 +10,15 @@ from ferzoo.data import streaming
 from tests.test_case import TestCase
 
 AUGMENT = {"flip": True, "crop_padding": 4}
+# Noise, augmentation and seeds of every load here (streamed or not).
+LOAD = dict(
+    image_size=32,
+    batch_size=4,
+    noise_rate=0.3,
+    noise_seed=1,
+    augment=AUGMENT,
+    seed=3,
+)
 
 
 def write_image_folder(root, per_class=(5, 4, 6), size=40, seed=0):
@@ -44,17 +53,8 @@ def batches(ds, epochs=2):
 
 class StreamingTest(TestCase):
     def load(self, root, stream, **kwargs):
-        args = dict(
-            image_size=32,
-            batch_size=4,
-            noise_rate=0.3,
-            noise_seed=1,
-            augment=AUGMENT,
-            seed=3,
-        )
-        args.update(kwargs)
         return ferzoo.data.load_split(
-            "imagefolder:" + root, "train", stream=stream, **args
+            "imagefolder:" + root, "train", stream=stream, **{**LOAD, **kwargs}
         )
 
     def test_streaming_batches_equal_in_memory_batches(self):
@@ -125,16 +125,7 @@ class StreamingTest(TestCase):
         self.assertEqual(sorted(ids.tolist()), [0, 1, 2, 3])
 
     def training_splits(self, root, stream, **kwargs):
-        args = dict(
-            image_size=32,
-            batch_size=4,
-            noise_rate=0.3,
-            noise_seed=1,
-            augment=AUGMENT,
-            seed=3,
-            val_fraction=0.25,
-        )
-        args.update(kwargs)
+        args = {**LOAD, "val_fraction": 0.25, **kwargs}
         return ferzoo.data.load_training_splits(
             "imagefolder:" + root, stream=stream, **args
         )
