@@ -228,6 +228,12 @@ class RunSpec:
     def __hash__(self):
         return int(self.hash(), 16)
 
+    def __eq__(self, other):
+        # As JSON: an override `(24, 24, 3)` equals its JSON `[24, 24, 3]`.
+        if not isinstance(other, RunSpec):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
     def diff(self, other, fields=None):
         """`{dotted.name: (mine, theirs)}` of the fields that differ.
 
