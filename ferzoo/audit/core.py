@@ -114,15 +114,7 @@ def audit(
     """
     from ferzoo import outputs
 
-    if int(folds) < 2:
-        raise ValueError(f"`folds` must be >= 2. Received: folds={folds}")
-    if int(top) < 0:
-        raise ValueError(f"`top` must be >= 0. Received: top={top}")
-    if from_run is not None and preset is not None:
-        raise ValueError(
-            "Pass `preset` or `from_run`, not both. Received: "
-            f"preset={preset!r}, from_run={from_run!r}"
-        )
+    _validate(folds, top, preset, from_run)
     claim = outputs.claim(output_dir, "audit")
     done = False
     try:
@@ -150,9 +142,7 @@ def audit(
             from_run=from_run,
             rule=rule,
             resume=resume,
-            progress=sys.stderr.isatty()
-            if verbose == "auto"
-            else bool(verbose),
+            progress=_progress(verbose),
             label_free_scores=label_free_scores,
             relabel_min_prob=relabel_min_prob,
             write_files=write_files,
@@ -170,6 +160,22 @@ def audit(
             claim.release(remove=True)
         else:
             claim.release()
+
+
+def _validate(folds, top, preset, from_run):
+    if int(folds) < 2:
+        raise ValueError(f"`folds` must be >= 2. Received: folds={folds}")
+    if int(top) < 0:
+        raise ValueError(f"`top` must be >= 0. Received: top={top}")
+    if from_run is not None and preset is not None:
+        raise ValueError(
+            "Pass `preset` or `from_run`, not both. Received: "
+            f"preset={preset!r}, from_run={from_run!r}"
+        )
+
+
+def _progress(verbose):
+    return sys.stderr.isatty() if verbose == "auto" else bool(verbose)
 
 
 @dataclasses.dataclass(frozen=True)
