@@ -323,18 +323,13 @@ def run(args):
             folder = cache / f"{noise_type}_{rate}" / preset
             start = time.time()
             df = ferzoo.audit(
-                data=args.data,
                 preset=prepared[preset],
                 folds=args.folds,
                 output_dir=folder,
                 top=args.top,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
                 image_size=args.image_size,
-                limit_per_class=args.subset_per_class,
-                seed=args.seed,
                 verbose="auto",
+                **run_settings(args),
                 **noise,
             )
             saved = np.load(folder / "probabilities.npz")
@@ -407,17 +402,21 @@ def write(training, path, results, started):
     training.atomic_write_json(path, results)
 
 
-def retrain_row(training, args, name, preset, folder, noise):
-    """Test accuracy trained on the noisy vs. the corrected labels."""
-    common = dict(
+def run_settings(args):
+    """The run settings shared by the audits and the retraining runs."""
+    return dict(
         data=args.data,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
         limit_per_class=args.subset_per_class,
-        verbose=0,
     )
+
+
+def retrain_row(training, args, name, preset, folder, noise):
+    """Test accuracy trained on the noisy vs. the corrected labels."""
+    common = dict(run_settings(args), verbose=0)
     row = {"preset": name}
     start = time.time()
     for which, labels in (

@@ -193,3 +193,18 @@ class ResumeCheckTest(TestCase):
             RunMismatchError, "noise_rate: 0.3 there, 0.1 now"
         ):
             resume.check_same_run("out", {"config": config}, other)
+
+
+class EvalReadsTheSpecTest(TestCase):
+    def test_trained_data_comes_from_the_runs_spec(self):
+        from ferzoo.training import run_spec
+        from ferzoo.training import trained_data
+
+        folder = self.tmp_dir()
+        # metadata.json names another data set: the spec wins.
+        with open(f"{folder}/metadata.json", "w") as f:
+            json.dump({"dataset": {"data": "synthetic:35"}}, f)
+        RunSpec.create("p", data="synthetic:70").write(folder)
+        self.assertEqual(trained_data(folder), "synthetic:70")
+        self.assertEqual(trained_data(f"{folder}/best.keras"), "synthetic:70")
+        self.assertEqual(run_spec(folder).data.source, "synthetic:70")

@@ -34,25 +34,14 @@ def audit(
     output_dir="runs/audit",
     top=100,
     from_run=None,
-    noise_rate=0.0,
-    noise_type="symmetric",
-    noise_seed=0,
-    noise_file=None,
-    epochs=None,
-    batch_size=None,
-    learning_rate=None,
-    image_size=None,
-    seed=0,
-    limit_per_class=None,
     on_error="skip",
     rule="rank_average",
     resume=True,
     verbose="auto",
-    overrides=None,
-    recipe=None,
     label_free_scores=False,
     relabel_min_prob=0.5,
     write_files=True,
+    **settings,
 ):
     """Rank every training image by how likely its label is wrong.
 
@@ -78,6 +67,8 @@ def audit(
         top: int. Images on the contact sheets and the HTML page.
         from_run: str or None. A `ferzoo-train` output folder to audit
             from instead of training folds.
+        **settings: the keywords of `ferzoo.spec.RunSpec.create` that
+            make the folds' spec:
         noise_rate, noise_type, noise_seed, noise_file: label noise to
             inject first (for measuring; the audit then knows the flips
             and adds `clean_label` and `flipped` columns).
@@ -119,22 +110,7 @@ def audit(
     done = False
     try:
         spec, base = audit_spec(
-            preset,
-            from_run,
-            data=data,
-            noise_rate=noise_rate,
-            noise_type=noise_type,
-            noise_seed=noise_seed,
-            noise_file=noise_file,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            image_size=image_size,
-            recipe=recipe,
-            seed=seed,
-            limit_per_class=limit_per_class,
-            on_error=on_error,
-            overrides=overrides,
+            preset, from_run, data=data, on_error=on_error, **settings
         )
         options = AuditOptions(
             folds=int(folds),
@@ -204,7 +180,8 @@ def audit_spec(
     if from_run is not None:
         run = _read_run(from_run)
         data = data or run["data"]
-        if not (kwargs["noise_rate"] or kwargs["noise_file"]) and run["noise"]:
+        given = kwargs.get("noise_rate") or kwargs.get("noise_file")
+        if not given and run["noise"]:
             kwargs.update(_run_noise(run["noise"]))
         base = run["recipe"]
         preset = str(from_run)

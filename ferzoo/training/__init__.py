@@ -45,26 +45,10 @@ def train(
     preset,
     data="synthetic",
     output_dir="runs/ferzoo",
-    noise_rate=0.0,
-    noise_type="symmetric",
-    noise_seed=0,
-    noise_file=None,
-    epochs=None,
-    batch_size=None,
-    learning_rate=None,
-    seed=0,
-    limit_per_class=None,
-    on_error="raise",
     verbose="auto",
     resume=True,
-    overrides=None,
     callbacks=None,
-    classes=None,
-    val_fraction=0.1,
-    distribute="none",
-    stream=None,
-    freeze_until=None,
-    trunk_cache=None,
+    **settings,
 ):
     """Train a preset on a data set and write a results folder.
 
@@ -78,6 +62,8 @@ def train(
         output_dir: str. The results folder; rerunning with the same
             folder and settings resumes an interrupted run (or extends a
             finished one to more `epochs`).
+        **settings: the run's specification, as the keywords of
+            `ferzoo.spec.RunSpec.create`:
         noise_rate, noise_type, noise_seed, noise_file: the label-noise
             protocol applied to the training split.
         epochs, batch_size, learning_rate: recipe overrides (None keeps
@@ -127,28 +113,11 @@ def train(
             folder (and not empty), is in use by another run, or is not
             writable (see `ferzoo.outputs`).
     """
-    if isinstance(preset, RunSpec):
-        spec = preset
-    else:
-        spec = RunSpec.create(
-            preset,
-            data=data,
-            noise_rate=noise_rate,
-            noise_type=noise_type,
-            noise_seed=noise_seed,
-            noise_file=noise_file,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            seed=seed,
-            limit_per_class=limit_per_class,
-            on_error=on_error,
-            overrides=overrides,
-            classes=classes,
-            val_fraction=val_fraction,
-            distribute=distribute,
-            stream=stream,
-            freeze_until=freeze_until,
-            trunk_cache=trunk_cache,
+    spec = preset
+    if not isinstance(preset, RunSpec):
+        spec = RunSpec.create(preset, data=data, **settings)
+    elif settings:
+        raise TypeError(
+            f"A RunSpec is the whole run; got more settings: {sorted(settings)}"
         )
     return run_lib.train(spec, output_dir, resume, verbose, callbacks)
