@@ -52,12 +52,17 @@ def _fsync(path):
         os.fsync(f.fileno())
 
 
-def _sha256(path):
-    h = hashlib.sha256()
+def file_digest(path, algorithm="sha256"):
+    """The hex digest of a file's bytes (read in 1 MiB blocks)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def _sha256(path):
+    return file_digest(path)
 
 
 def _write_point(name, epoch):

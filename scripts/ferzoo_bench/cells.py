@@ -145,11 +145,9 @@ def _strip_names(obj):
 
 
 def _sha1(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ferzoo.training.checkpoints import file_digest
+
+    return file_digest(path, "sha1")
 
 
 def signature(
