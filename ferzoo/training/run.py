@@ -262,10 +262,10 @@ def build_model(spec, recipe, info, out, state):
         )
         records, best = state["records"], state["best"]
         checkpoints.write_history(out / "history.csv", records)
-        print(
-            f"[ferzoo] resuming {out} at epoch {int(state['epoch']) + 2}.",
-            file=sys.stderr if spec.fold else sys.stdout,
-        )
+        if spec.fold is None:  # an audit's folds resume silently
+            print(
+                f"[ferzoo] resuming {out} at epoch {int(state['epoch']) + 2}."
+            )
     else:
         records, best = [], -math.inf
         model = NoisyLabelClassifier.from_preset(
