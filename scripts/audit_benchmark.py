@@ -52,7 +52,6 @@ Invocations:
 """
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
@@ -67,6 +66,10 @@ SCRIPTS = pathlib.Path(__file__).resolve().parent
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
 
+from ferzoo_bench.audit_rows import block  # noqa: E402
+from ferzoo_bench.audit_rows import markdown  # noqa: E402
+from ferzoo_bench.audit_rows import rows_for  # noqa: E402
+from ferzoo_bench.audit_rows import write  # noqa: E402
 from ferzoo_bench.profiles import DEFAULT_CACHE  # noqa: E402
 from ferzoo_bench.profiles import PAIR_MAPPINGS  # noqa: E402
 from ferzoo_bench.profiles import PROFILES  # noqa: E402
@@ -85,67 +88,6 @@ def parse_noise(text):
             f"--noise must be symmetric:RATE or pair:RATE, got {text!r}"
         )
     return kind, float(rate)
-
-
-def rows_for(
-    df, probs, labels, method_rank, flipped, name, is_baseline, combined
-):
-    """Table rows of one audit: cleanlab, the method score, the audit."""
-    import cleanlab.filter
-
-    from ferzoo import audit
-
-    k = int(flipped.sum())
-    rows = []
-
-    def add(label, ranked, suspicion, extra=None):
-        m = audit.detection_metrics(ranked, flipped, k)
-        rows.append(
-            {
-                "ranking": label,
-                "flagged": m["flagged"],
-                "precision": m["precision"],
-                "recall": m["recall"],
-                "f1": m["f1"],
-                "roc_auc": audit.roc_auc(suspicion, flipped),
-                **(extra or {}),
-            }
-        )
-
-    quality = probs[np.arange(len(labels)), labels]
-    flagged = cleanlab.filter.find_label_issues(
-        labels,
-        probs,
-        return_indices_ranked_by="self_confidence",
-        n_jobs=1,
-    )
-    prefix = "(a) cleanlab" if is_baseline else f"{name}: cleanlab"
-    m = audit.detection_metrics(flagged, flipped, len(flagged))
-    rows.append(
-        {
-            "ranking": f"{prefix} set",
-            "flagged": m["flagged"],
-            "precision": m["precision"],
-            "recall": m["recall"],
-            "f1": m["f1"],
-            "roc_auc": audit.roc_auc(-quality, flipped),
-        }
-    )
-    add(f"{prefix} top-k", np.argsort(quality, kind="stable"), -quality)
-    scores = df.sort_values("sample_id")["method_score"].to_numpy()
-    if not np.isnan(scores).all():
-        order = np.argsort(np.where(np.isnan(scores), np.inf, scores))
-        add(f"(b) {name} score", order, -scores)
-    for rule in audit.RULES:
-        r = audit.rank_issues(
-            labels, probs, method_rank if combined else None, rule=rule
-        )
-        add(f"(c) {name} audit ({rule})", r["order"], -r["rank"])
-    if not combined and not np.isnan(scores).all():
-        # What the label-free score would have added.
-        r = audit.rank_issues(labels, probs, method_rank)
-        add(f"{name} audit, label-free score combined", r["order"], -r["rank"])
-    return rows
 
 
 def method_of(preset):
@@ -267,20 +209,10 @@ def noise_kwargs(args, noise_type, rate, folder):
     return dict(noise_file=str(path))
 
 
-def run(args):
+def results_header(args, presets, path, name):
+    """The results dict before any audit: settings, machine, subset."""
     from ferzoo_bench.machine import machine
 
-    import ferzoo
-    from ferzoo import training
-
-    started = time.time()
-    presets = args.preset or [f"{m}_{args.suffix}" for m in METHODS]
-    out = pathlib.Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    name = run_name(args)
-    cache = cache_folder(args, presets)
-    cache.mkdir(parents=True, exist_ok=True)
-    print(f"[audit-bench] cache: {cache}", file=sys.stderr)
     results = {
         "name": name,
         "command": shlex.join(
@@ -300,9 +232,7 @@ def run(args):
         "noise": {},
         "complete": False,
     }
-    results["earlier_runs_seconds"] = earlier_runs(
-        out / f"{name}.json", args, presets
-    )
+    results["earlier_runs_seconds"] = earlier_runs(path, args, presets)
     if args.subset_per_class:
         results["subset"] = {
             "profile": SUBSET_PROFILE,
@@ -312,6 +242,54 @@ def run(args):
             # The profile's recipe entries over the presets' own.
             "recipe": subset_profile(args)["recipe"],
         }
+    return results
+
+
+def audit_rows(args, preset, folder, noise, short, i):
+    """Audit one preset (resuming): its table rows, flips and seconds."""
+    import ferzoo
+
+    start = time.time()
+    df = ferzoo.audit(
+        preset=preset,
+        folds=args.folds,
+        output_dir=folder,
+        top=args.top,
+        image_size=args.image_size,
+        verbose="auto",
+        **run_settings(args),
+        **noise,
+    )
+    saved = np.load(folder / "probabilities.npz")
+    by_id = df.sort_values("sample_id")
+    flipped = by_id["flipped"].to_numpy()
+    rows = rows_for(
+        df,
+        saved["probs"],
+        saved["labels"],
+        saved["method_rank"],
+        flipped,
+        short,
+        is_baseline=i == 0,
+        combined=df.attrs["summary"].get("score_combined", True),
+    )
+    if i > 0:
+        rows = [r for r in rows if not r["ranking"].startswith("(a)")]
+    return rows, flipped, round(time.time() - start, 1)
+
+
+def run(args):
+    from ferzoo import training
+
+    started = time.time()
+    presets = args.preset or [f"{m}_{args.suffix}" for m in METHODS]
+    out = pathlib.Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = run_name(args)
+    cache = cache_folder(args, presets)
+    cache.mkdir(parents=True, exist_ok=True)
+    print(f"[audit-bench] cache: {cache}", file=sys.stderr)
+    results = results_header(args, presets, out / f"{name}.json", name)
     prepared = {p: prepare_preset(p, args, cache) for p in presets}
     noises = args.noise or [("symmetric", 0.3), ("pair", 0.3)]
     for noise_type, rate in noises:
@@ -321,40 +299,12 @@ def run(args):
         for i, preset in enumerate(presets):
             short = method_of(preset)
             folder = cache / f"{noise_type}_{rate}" / preset
-            start = time.time()
-            df = ferzoo.audit(
-                data=args.data,
-                preset=prepared[preset],
-                folds=args.folds,
-                output_dir=folder,
-                top=args.top,
-                epochs=args.epochs,
-                batch_size=args.batch_size,
-                learning_rate=args.learning_rate,
-                image_size=args.image_size,
-                limit_per_class=args.subset_per_class,
-                seed=args.seed,
-                verbose="auto",
-                **noise,
+            rows, flipped, seconds = audit_rows(
+                args, prepared[preset], folder, noise, short, i
             )
-            saved = np.load(folder / "probabilities.npz")
-            by_id = df.sort_values("sample_id")
-            flipped = by_id["flipped"].to_numpy()
-            rows = rows_for(
-                df,
-                saved["probs"],
-                saved["labels"],
-                saved["method_rank"],
-                flipped,
-                short,
-                is_baseline=i == 0,
-                combined=df.attrs["summary"].get("score_combined", True),
-            )
-            if i > 0:
-                rows = [r for r in rows if not r["ranking"].startswith("(a)")]
             for r in rows:
                 r["preset"] = preset
-                r["seconds"] = round(time.time() - start, 1)
+                r["seconds"] = seconds
             table.extend(rows)
             print(
                 f"[audit-bench] {key} {preset}: "
@@ -375,11 +325,7 @@ def run(args):
             block(results, noise_type, rate, flipped, table, retrain)
             write(training, out / f"{name}.json", results, started)
     results["complete"] = True
-    results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"
-    )
-    results["wall_seconds"] = round(time.time() - started, 1)
-    training.atomic_write_json(out / f"{name}.json", results)
+    write(training, out / f"{name}.json", results, started)
     text = markdown(results, presets)
     (cache / f"{name}.md").write_text(text)
     print(text)
@@ -387,37 +333,21 @@ def run(args):
     return results
 
 
-def block(results, noise_type, rate, flipped, table, retrain):
-    results["noise"][f"{noise_type}:{rate}"] = {
-        "noise_type": noise_type,
-        "rate": rate,
-        "num_flipped": int(flipped.sum()),
-        "num_samples": int(len(flipped)),
-        "rows": table,
-        "retrain": retrain,
-    }
-
-
-def write(training, path, results, started):
-    """The results so far (`"complete": false` until the last block)."""
-    results["date"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"
-    )
-    results["wall_seconds"] = round(time.time() - started, 1)
-    training.atomic_write_json(path, results)
-
-
-def retrain_row(training, args, name, preset, folder, noise):
-    """Test accuracy trained on the noisy vs. the corrected labels."""
-    common = dict(
+def run_settings(args):
+    """The run settings shared by the audits and the retraining runs."""
+    return dict(
         data=args.data,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         seed=args.seed,
         limit_per_class=args.subset_per_class,
-        verbose=0,
     )
+
+
+def retrain_row(training, args, name, preset, folder, noise):
+    """Test accuracy trained on the noisy vs. the corrected labels."""
+    common = dict(run_settings(args), verbose=0)
     row = {"preset": name}
     start = time.time()
     for which, labels in (
@@ -469,52 +399,6 @@ def _train(training, preset, folder, kwargs):
     keras.backend.clear_session()
     results = training.train(preset, output_dir=str(folder), **kwargs)
     return results.get("test") or {}
-
-
-def _fmt(value):
-    return "" if value is None else f"{value:.3f}"
-
-
-def markdown(results, presets):
-    s = results["settings"]
-    lines = [
-        "# ferzoo-audit against cleanlab alone",
-        "",
-        f"Data `{s['data']}`, presets {', '.join(f'`{p}`' for p in presets)}"
-        f", {s['folds']} folds, epochs {s['epochs'] or 'preset'}, subset "
-        f"{s['subset_per_class'] or 'none'} per class, image size "
-        f"{s['image_size'] or 'preset'}, seed {s['seed']}. Top-k with k = "
-        "the number of flipped labels; `cleanlab set` is cleanlab's own "
-        "flagged set (its size in `flagged`).",
-        "",
-    ]
-    for key, block in results["noise"].items():
-        lines += [
-            f"## {key} noise ({block['num_flipped']} of "
-            f"{block['num_samples']} labels flipped)",
-            "",
-            "| ranking | flagged | precision | recall | F1 | ROC-AUC |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for r in block["rows"]:
-            lines.append(
-                f"| {r['ranking']} | {r['flagged']} | {_fmt(r['precision'])}"
-                f" | {_fmt(r['recall'])} | {_fmt(r['f1'])} | "
-                f"{_fmt(r['roc_auc'])} |"
-            )
-        if block["retrain"]:
-            lines += [
-                "",
-                "| preset | test acc. (noisy) | test acc. (corrected) | gain |",
-                "|---|---:|---:|---:|",
-            ]
-            for r in block["retrain"]:
-                lines.append(
-                    f"| {r['preset']} | {_fmt(r['noisy'])} | "
-                    f"{_fmt(r['corrected'])} | {_fmt(r['gain'])} |"
-                )
-        lines.append("")
-    return "\n".join(lines)
 
 
 def main(argv=None):

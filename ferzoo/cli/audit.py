@@ -11,13 +11,8 @@ DEFAULT_PRESET_HELP = (
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--data",
-    "data",
-    default=None,
-    metavar="KIND:PATH",
-    help=options.DATA_HELP + " Default: synthetic, or the run's data with "
-    "--from-run.",
+@options.data_option_with(
+    None, " Default: synthetic, or the run's data with --from-run."
 )
 @options.preset_option(required=False, default=DEFAULT_PRESET_HELP)
 @click.option(
@@ -63,28 +58,15 @@ DEFAULT_PRESET_HELP = (
     help="Relabel a flagged image in corrected_labels.txt only if the "
     "suggestion has at least this out-of-fold probability.",
 )
-@options.noise_rate_option
-@options.noise_type_option
-@options.noise_file_option
-@options.noise_seed_option
-@options.epochs_option
-@options.batch_size_option
-@options.learning_rate_option
+@options.run_options
 @click.option(
     "--image-size",
     type=click.IntRange(8),
     help="Resize images to this; default: the preset's (112 px for the "
     "default preset).",
 )
-@options.limit_per_class_option
-@options.seed_option
 @options.no_resume_option
-@click.option(
-    "--fail-on-bad-images",
-    is_flag=True,
-    help="Stop at the first unreadable image instead of listing it in "
-    "skipped.csv.",
-)
+@options.fail_on_bad_images_option
 @options.backend_option
 @options.json_option
 @options.verbose_option
@@ -99,21 +81,13 @@ def main(
     rule,
     label_free_scores,
     relabel_min_prob,
-    noise_rate,
-    noise_type,
-    noise_file,
-    noise_seed,
-    epochs,
-    batch_size,
-    learning_rate,
     image_size,
-    limit_per_class,
-    seed,
     no_resume,
     fail_on_bad_images,
     backend,
     as_json,
     verbose,
+    **settings,
 ):
     """Find the training images whose label is probably wrong.
 
@@ -149,22 +123,14 @@ def main(
         output_dir=output_dir,
         top=top,
         from_run=from_run,
-        noise_rate=noise_rate,
-        noise_type=noise_type,
-        noise_seed=noise_seed,
-        noise_file=noise_file,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
         image_size=image_size,
-        seed=seed,
-        limit_per_class=limit_per_class,
         on_error="raise" if fail_on_bad_images else "skip",
         rule=rule,
         label_free_scores=label_free_scores,
         relabel_min_prob=relabel_min_prob,
         resume=not no_resume,
         verbose=0 if as_json else "auto",
+        **options.run_settings(settings),
     )
     summary = df.attrs["summary"]
     options.emit(summary, as_json, summary_text(df, summary, output_dir))

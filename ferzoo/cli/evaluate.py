@@ -11,14 +11,10 @@ from ferzoo.cli import options
     metavar="PATH_OR_PRESET",
     help="A .keras checkpoint, a training output folder or a preset name.",
 )
-@click.option(
-    "--data",
-    "data",
-    default=None,
-    metavar="KIND:PATH",
-    help="Data set as KIND:PATH (see ferzoo-train --help). Defaults to the "
-    "data set the model was trained on, from its run's metadata.json; a "
-    "model without one needs --data.",
+@options.data_option_with(
+    None,
+    " Default: the data set the model was trained on, from its run's "
+    "spec.json (or metadata.json); a model without one needs --data.",
 )
 @click.option(
     "--split",
@@ -27,13 +23,8 @@ from ferzoo.cli import options
     show_default=True,
     help="Split to evaluate.",
 )
-@click.option("--batch-size", default=64, show_default=True, help="Batch size.")
-@click.option(
-    "--output-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Also write report.json and the confusion matrix PNG here.",
-)
+@options.eval_batch_size_option
+@options.report_dir_option
 @options.on_error_option
 @options.allow_untrained_option
 @options.backend_option

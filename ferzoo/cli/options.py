@@ -64,14 +64,21 @@ DATA_HELP = (
     "Data set as KIND:PATH; KIND is synthetic, imagefolder, fer2013, "
     "rafdb, ferplus or affectnet."
 )
-data_option = click.option(
-    "--data",
-    "data",
-    default="synthetic",
-    show_default=True,
-    metavar="KIND:PATH",
-    help=DATA_HELP,
-)
+
+
+def data_option_with(default="synthetic", more=""):
+    """`--data`; `more` says what a missing value means."""
+    return click.option(
+        "--data",
+        "data",
+        default=default,
+        show_default=default is not None,
+        metavar="KIND:PATH",
+        help=DATA_HELP + more,
+    )
+
+
+data_option = data_option_with("synthetic")
 
 
 def output_dir_option(default):
@@ -149,6 +156,85 @@ no_resume_option = click.option(
 )
 
 
+# The options that make a run's spec (`ferzoo.spec.RunSpec.create`'s
+# keywords), in --help order: ferzoo-train and ferzoo-audit take them all.
+RUN_OPTIONS = (
+    noise_rate_option,
+    noise_type_option,
+    noise_file_option,
+    noise_seed_option,
+    epochs_option,
+    batch_size_option,
+    learning_rate_option,
+    limit_per_class_option,
+    seed_option,
+)
+RUN_OPTION_NAMES = (
+    "noise_rate",
+    "noise_type",
+    "noise_file",
+    "noise_seed",
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "limit_per_class",
+    "seed",
+)
+
+
+def run_options(fn):
+    """Decorate a command with `RUN_OPTIONS` (its `main` receives them as
+    the keywords of the same names)."""
+    for option in reversed(RUN_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+def run_settings(params):
+    """The `RUN_OPTION_NAMES` values of a command's parameters."""
+    return {name: params[name] for name in RUN_OPTION_NAMES}
+
+
+val_fraction_option = click.option(
+    "--val-fraction",
+    type=FiniteFloatRange(0, 1, max_open=True),
+    default=0.1,
+    show_default=True,
+    help="With no val split in the data (RAF-DB): fraction of each class "
+    "of the noisy training split held out (seeded by --seed) to pick the "
+    "best epoch on; 0 picks nothing and reports the last epoch.",
+)
+distribute_option = click.option(
+    "--distribute",
+    type=click.Choice(["none", "data-parallel"]),
+    default="none",
+    show_default=True,
+    help="data-parallel: split each batch over every visible device "
+    "(and every process of a multi-host run); see docs/distributed.md.",
+)
+stream_option = click.option(
+    "--stream/--no-stream",
+    default=None,
+    help="Decode images from their files inside tf.data instead of "
+    "into memory (default: only above 50,000 files).",
+)
+freeze_until_option = click.option(
+    "--freeze-until",
+    metavar="BLOCK",
+    default=None,
+    help="Freeze the pretrained backbone up to and including BLOCK (e.g. "
+    "conv256_1 of dlib's ResNet) and train the rest on the frozen "
+    "trunk's maps, computed once per image and flip and cached on disk "
+    "(see docs/cli.md, 'Fast fine-tuning').",
+)
+trunk_cache_option = click.option(
+    "--trunk-cache",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder of the cached trunk maps (default: ~/.cache/ferzoo/trunks).",
+)
+
+
 def _split_classes(ctx, param, value):
     if value is None:
         return None
@@ -183,6 +269,21 @@ allow_untrained_option = click.option(
     is_flag=True,
     help="Accept a preset without trained weights (model.weights.h5); "
     "without this flag that is an error (exit 3), as its outputs are random.",
+)
+eval_batch_size_option = click.option(
+    "--batch-size", default=64, show_default=True, help="Batch size."
+)
+report_dir_option = click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Also write report.json and the confusion matrix PNG here.",
+)
+fail_on_bad_images_option = click.option(
+    "--fail-on-bad-images",
+    is_flag=True,
+    help="Stop at the first unreadable image instead of listing it in "
+    "skipped.csv.",
 )
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print only the results JSON."

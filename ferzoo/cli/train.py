@@ -7,58 +7,17 @@ from ferzoo.cli import options
 @options.preset_option(required=False)
 @options.data_option
 @options.output_dir_option("runs/ferzoo")
-@options.noise_rate_option
-@options.noise_type_option
-@options.noise_file_option
-@options.noise_seed_option
-@options.epochs_option
-@options.batch_size_option
-@options.learning_rate_option
-@options.limit_per_class_option
-@click.option(
-    "--val-fraction",
-    type=options.FiniteFloatRange(0, 1, max_open=True),
-    default=0.1,
-    show_default=True,
-    help="With no val split in the data (RAF-DB): fraction of each class "
-    "of the noisy training split held out (seeded by --seed) to pick the "
-    "best epoch on; 0 picks nothing and reports the last epoch.",
-)
-@options.seed_option
+@options.run_options
+@options.val_fraction_option
 @options.no_resume_option
 @click.option(
     "--list-presets", is_flag=True, help="List the built-in presets and exit."
 )
 @options.classes_option
-@click.option(
-    "--distribute",
-    type=click.Choice(["none", "data-parallel"]),
-    default="none",
-    show_default=True,
-    help="data-parallel: split each batch over every visible device "
-    "(and every process of a multi-host run); see docs/distributed.md.",
-)
-@click.option(
-    "--stream/--no-stream",
-    default=None,
-    help="Decode images from their files inside tf.data instead of "
-    "into memory (default: only above 50,000 files).",
-)
-@click.option(
-    "--freeze-until",
-    metavar="BLOCK",
-    default=None,
-    help="Freeze the pretrained backbone up to and including BLOCK (e.g. "
-    "conv256_1 of dlib's ResNet) and train the rest on the frozen "
-    "trunk's maps, computed once per image and flip and cached on disk "
-    "(see docs/cli.md, 'Fast fine-tuning').",
-)
-@click.option(
-    "--trunk-cache",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder of the cached trunk maps (default: ~/.cache/ferzoo/trunks).",
-)
+@options.distribute_option
+@options.stream_option
+@options.freeze_until_option
+@options.trunk_cache_option
 @options.on_error_option
 @options.backend_option
 @options.json_option
@@ -70,16 +29,7 @@ def main(
     preset,
     data,
     output_dir,
-    noise_rate,
-    noise_type,
-    noise_file,
-    noise_seed,
-    epochs,
-    batch_size,
-    learning_rate,
-    limit_per_class,
     val_fraction,
-    seed,
     no_resume,
     list_presets,
     classes,
@@ -91,12 +41,14 @@ def main(
     backend,
     as_json,
     verbose,
+    **settings,
 ):
     """Train a noisy-label FER model from a preset on a data set.
 
     Writes to --output-dir: best.keras and last.keras (atomic), history.csv,
     TensorBoard logs, results.json (test accuracy, macro-F1, noise
-    detection, skipped samples), the confusion matrix (PNG, JSON), and a
+    detection, skipped samples), spec.json (the run specification), the
+    confusion matrix (PNG, JSON), and a
     preset (config.json, metadata.json, model.weights.h5) for ferzoo-eval
     and ferzoo-export. Rerunning the same command resumes an interrupted
     run where an uninterrupted one would be (Ctrl-C exits 130); other
@@ -133,29 +85,25 @@ def main(
             param_hint="--classes",
         )
     from ferzoo import training
+    from ferzoo.spec import RunSpec
 
-    results = training.train(
+    spec = RunSpec.create(
         preset,
         data=data,
-        output_dir=output_dir,
-        noise_rate=noise_rate,
-        noise_type=noise_type,
-        noise_seed=noise_seed,
-        noise_file=noise_file,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        seed=seed,
-        limit_per_class=limit_per_class,
         on_error="skip" if skip_bad_samples else "raise",
-        verbose=0 if as_json else "auto",
         classes=classes,
         val_fraction=val_fraction,
-        resume=not no_resume,
         distribute=distribute,
         stream=stream,
         freeze_until=freeze_until,
         trunk_cache=trunk_cache,
+        **options.run_settings(settings),
+    )
+    results = training.train(
+        spec,
+        output_dir=output_dir,
+        verbose=0 if as_json else "auto",
+        resume=not no_resume,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
 

@@ -42,6 +42,65 @@ def audit_section(audit_dir):
     return lines
 
 
+def _ranking_rows(blocks):
+    """One row per ranking, its metrics in every noise column."""
+    lines, names = [], []
+    for b in blocks:
+        for r in b["rows"]:
+            if r["ranking"] not in names:
+                names.append(r["ranking"])
+    for name in names:
+        row = [name]
+        for b in blocks:
+            r = next((r for r in b["rows"] if r["ranking"] == name), None)
+            if r is None:
+                row += ["–"] * 4
+            else:
+                row += [
+                    num(r[k]) for k in ("precision", "recall", "f1", "roc_auc")
+                ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _retrain_table(labels, columns, blocks):
+    """Test accuracy retrained on the noisy vs. the corrected labels."""
+    if not any(b.get("retrain") for b in blocks):
+        return []
+    lines = [
+        "",
+        "| retrained preset | "
+        + " | ".join(
+            f"{label} {m}"
+            for label in labels
+            for m in ("noisy labels", "corrected labels", "gain")
+        )
+        + " |",
+        "|---|" + "---:|" * (3 * len(columns)),
+    ]
+    presets = []
+    for b in blocks:
+        for r in b.get("retrain") or []:
+            if r["preset"] not in presets:
+                presets.append(r["preset"])
+    for preset in presets:
+        row = [f"`{preset}`"]
+        for b in blocks:
+            retrained = b.get("retrain") or []
+            r = next((r for r in retrained if r["preset"] == preset), None)
+            if r is None:
+                row += ["–"] * 3
+                continue
+            gain = r.get("gain")
+            row += [
+                pct(r.get("noisy")),
+                pct(r.get("corrected")),
+                "–" if gain is None else f"{100 * gain:+.1f}",
+            ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def _audit_result(result):
     blocks = list(result["noise"].values())
     columns = [(b["noise_type"], b["rate"]) for b in blocks]
@@ -90,61 +149,9 @@ def _audit_result(result):
         + " |",
         "|---|" + "---:|" * (4 * len(columns)),
     ]
-    names = []
-    for b in blocks:
-        for r in b["rows"]:
-            if r["ranking"] not in names:
-                names.append(r["ranking"])
-    for name in names:
-        row = [name]
-        for b in blocks:
-            r = next((r for r in b["rows"] if r["ranking"] == name), None)
-            if r is None:
-                row += ["–"] * 4
-            else:
-                row += [
-                    num(r[k]) for k in ("precision", "recall", "f1", "roc_auc")
-                ]
-        lines.append("| " + " | ".join(row) + " |")
+    lines += _ranking_rows(blocks)
     lines += _audit_goal(labels, blocks)
-    if any(b.get("retrain") for b in blocks):
-        lines += [
-            "",
-            "| retrained preset | "
-            + " | ".join(
-                f"{label} {m}"
-                for label in labels
-                for m in ("noisy labels", "corrected labels", "gain")
-            )
-            + " |",
-            "|---|" + "---:|" * (3 * len(columns)),
-        ]
-        presets = []
-        for b in blocks:
-            for r in b.get("retrain") or []:
-                if r["preset"] not in presets:
-                    presets.append(r["preset"])
-        for preset in presets:
-            row = [f"`{preset}`"]
-            for b in blocks:
-                r = next(
-                    (
-                        r
-                        for r in b.get("retrain") or []
-                        if r["preset"] == preset
-                    ),
-                    None,
-                )
-                if r is None:
-                    row += ["–"] * 3
-                    continue
-                gain = r.get("gain")
-                row += [
-                    pct(r.get("noisy")),
-                    pct(r.get("corrected")),
-                    "–" if gain is None else f"{100 * gain:+.1f}",
-                ]
-            lines.append("| " + " | ".join(row) + " |")
+    lines += _retrain_table(labels, columns, blocks)
     return lines + [""]
 
 

@@ -145,11 +145,9 @@ def _strip_names(obj):
 
 
 def _sha1(path):
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ferzoo.training.checkpoints import file_digest
+
+    return file_digest(path, "sha1")
 
 
 def signature(
@@ -237,14 +235,10 @@ def run_cell(
         cell, preset_name, folder, config, recipe, kind, profile
     )
     cell_path = pathlib.Path(cells_dir) / f"{name}.json"
-    if cell_path.is_file():
-        cached = json.loads(cell_path.read_text())
-        legacy = "signature_version" not in cached
-        if cached.get("signature") == digest or (
-            legacy and cached.get("signature_detail") == detail
-        ):
-            click.echo(f"[benchmark] {name}: cached")
-            return cached
+    cached = cached_cell(cell_path, digest, detail)
+    if cached is not None:
+        click.echo(f"[benchmark] {name}: cached")
+        return cached
     run_dir = (
         pathlib.Path(cache_dir) / "runs" / profile_name / f"{name}-{digest}"
     )
@@ -255,35 +249,12 @@ def run_cell(
     outputs.prepare(run_dir, "train")
     # What `train` will use (the signature keeps the preset's own recipe).
     recipe = {**NoisyLabelClassifier.default_recipe, **recipe}
-    noise = {"noise_rate": cell.noise, "noise_seed": cell.seed}
-    if cell.noise_type == "pair":
-        noise_file = write_pair_noise(
-            run_dir / "pair-noise.txt",
-            cell,
-            data,
-            profile,
-            int(recipe["image_size"]),
-        )
-        noise = {"noise_rate": 0.0, "noise_file": str(noise_file)}
+    noise = cell_noise(cell, run_dir, data, profile, recipe)
     timer = callbacks.epoch_timer(run_dir / "epoch_times.json")
     freeze_until = profile.get("freeze_until")
     trunk_cache = pathlib.Path(cache_dir) / "trunks" if freeze_until else None
-    fit = callbacks.memorisation(
-        run_dir / "memorisation.json",
-        dict(
-            data=data,
-            split="train",
-            image_size=int(recipe["image_size"]),
-            batch_size=int(recipe["batch_size"]),
-            augment=recipe.get("augment"),
-            seed=cell.seed,
-            limit_per_class=profile["limit_per_class"],
-            training=False,
-            **noise,
-        ),
-        profile["memorisation_every"],
-        int(recipe["epochs"]),
-        trunk_cache=trunk_cache,
+    fit = _memorisation(
+        cell, run_dir, data, profile, recipe, noise, trunk_cache
     )
     extra = [timer, fit]
     if budget:
@@ -292,16 +263,10 @@ def run_cell(
     start = time.perf_counter()
     keras.backend.clear_session()
     results = train(
-        str(folder),
-        data=data,
+        cell_spec(cell, folder, data, profile, noise, trunk_cache),
         output_dir=str(run_dir),
-        seed=cell.seed,
-        limit_per_class=profile["limit_per_class"],
         verbose=2,
         callbacks=extra,
-        freeze_until=freeze_until,
-        trunk_cache=None if trunk_cache is None else str(trunk_cache),
-        **noise,
     )
     wall = time.perf_counter() - start
     if results["epochs_run"] < int(recipe["epochs"]):
@@ -319,8 +284,13 @@ def run_cell(
         memorisation=fit.records,
         wall_seconds_last_command=wall,
     )
-    if freeze_until:
-        cell_json["freeze_until"] = freeze_until
+    return write_cell(cell_path, cell, cell_json, profile, results)
+
+
+def write_cell(cell_path, cell, cell_json, profile, results):
+    """Add the profile's keys to a finished cell's JSON and write it."""
+    if profile.get("freeze_until"):
+        cell_json["freeze_until"] = profile["freeze_until"]
         cell_json["trunk_cache"] = results.get("trunk_cache")
     if cell.noise_type == "pair":
         cell_json["pair_mapping"] = PAIR_MAPPINGS[profile["pair_mapping"]]
@@ -329,6 +299,71 @@ def run_cell(
     tmp.write_text(json.dumps(cell_json, indent=1) + "\n")
     os.replace(tmp, cell_path)
     return cell_json
+
+
+def cached_cell(cell_path, digest, detail):
+    """The cell JSON at `cell_path` if its signature is `digest` (or, for a
+    first-harness cell, its detail is `detail`); else None."""
+    if not cell_path.is_file():
+        return None
+    cached = json.loads(cell_path.read_text())
+    legacy = "signature_version" not in cached
+    if cached.get("signature") == digest or (
+        legacy and cached.get("signature_detail") == detail
+    ):
+        return cached
+    return None
+
+
+def _memorisation(cell, run_dir, data, profile, recipe, noise, trunk_cache):
+    """The callback recording the fit of the cell's training split."""
+    return callbacks.memorisation(
+        run_dir / "memorisation.json",
+        dict(
+            data=data,
+            split="train",
+            image_size=int(recipe["image_size"]),
+            batch_size=int(recipe["batch_size"]),
+            augment=recipe.get("augment"),
+            seed=cell.seed,
+            limit_per_class=profile["limit_per_class"],
+            training=False,
+            **noise,
+        ),
+        profile["memorisation_every"],
+        int(recipe["epochs"]),
+        trunk_cache=trunk_cache,
+    )
+
+
+def cell_noise(cell, run_dir, data, profile, recipe):
+    """`train`'s noise keywords: the rate, or the pair-noise file."""
+    if cell.noise_type != "pair":
+        return {"noise_rate": cell.noise, "noise_seed": cell.seed}
+    noise_file = write_pair_noise(
+        run_dir / "pair-noise.txt",
+        cell,
+        data,
+        profile,
+        int(recipe["image_size"]),
+    )
+    return {"noise_rate": 0.0, "noise_file": str(noise_file)}
+
+
+def cell_spec(cell, folder, data, profile, noise, trunk_cache=None):
+    """The `RunSpec` a cell trains: the profile's preset folder on `data`
+    at the cell's noise and seed (a cell is this spec plus its profile)."""
+    from ferzoo.spec import RunSpec
+
+    return RunSpec.create(
+        str(folder),
+        data=data,
+        seed=cell.seed,
+        limit_per_class=profile["limit_per_class"],
+        freeze_until=profile.get("freeze_until"),
+        trunk_cache=None if trunk_cache is None else str(trunk_cache),
+        **noise,
+    )
 
 
 def summary(cell, cls, profile_name, results, run_dir, timer):

@@ -57,32 +57,73 @@ def profile_section(
     spec = PROFILES[profile]
     lines = [f"## `{profile}` profile", "", spec["description"], ""]
     if not cells:
-        why = (
-            "no device was lent to the session that wrote this page"
-            if profile == "gpu"
-            else "no cell of this profile has finished yet"
-        )
-        lines += [
-            f"**Not run: {why}**, so there are no numbers for this profile "
-            "yet. Run it with:",
-            "",
-            "```",
-            CANONICAL[profile],
-            "```",
-            "",
-        ]
-        if spec.get("freeze_until"):
-            lines += trunk_speed.section(
-                pathlib.Path(assets) / "trunk-speed.json"
-            )
-        if spec["targets"] == "pretrained":
-            lines += targets_pretrained.pretrained(profile, [], methods)
-        elif spec["targets"] == "full":
-            lines += targets_full.full(profile, [], methods, spec)
+        lines += _not_run(profile, spec, methods, assets)
         return lines, {"profile": profile, "cells": []}
     by, columns, primary = grid(cells, spec)
     rates = [r for t, r in columns if t == "symmetric"]
     keys = list(methods) + sorted({c["method"] for c in cells} - set(methods))
+    head, labels = _header(profile, spec, cells, rates)
+    lines += head
+    lines += profile_notes(assets, profile, out_dir)
+    lines += accuracy_tables(spec, by, columns, keys, methods, presets, partial)
+    lines += detection_table(by, columns, keys, methods)
+    lines += time_table(by, columns, keys, methods, labels, cells)
+    if spec.get("freeze_until"):
+        lines += trunk_speed.section(pathlib.Path(assets) / "trunk-speed.json")
+    lines += memorisation_table(by, columns, keys, methods)
+    lines += targets.seeds_table(cells, methods)
+    plots = make_plots(profile, primary, keys, methods, columns, assets)
+    lines += [""]
+    for title, file in plots:
+        rel = os.path.relpath(file, out_dir)
+        lines += [f"![{title}]({rel})", ""]
+    sym = {(m, r): c for (m, (t, r)), c in by.items() if t == "symmetric"}
+    lines += _targets(profile, spec, cells, methods, (sym, keys, rates))
+    lines += _load_note(cells)
+    results = {
+        "profile": profile,
+        "description": spec["description"],
+        "command": CANONICAL[profile],
+        "cells": cells,
+    }
+    return lines, results
+
+
+def _not_run(profile, spec, methods, assets):
+    why = (
+        "no device was lent to the session that wrote this page"
+        if profile == "gpu"
+        else "no cell of this profile has finished yet"
+    )
+    lines = [
+        f"**Not run: {why}**, so there are no numbers for this profile "
+        "yet. Run it with:",
+        "",
+        "```",
+        CANONICAL[profile],
+        "```",
+        "",
+    ]
+    if spec.get("freeze_until"):
+        lines += trunk_speed.section(pathlib.Path(assets) / "trunk-speed.json")
+    if spec["targets"] in ("pretrained", "full"):
+        lines += _targets(profile, spec, [], methods, None)
+    return lines
+
+
+def _targets(profile, spec, cells, methods, scratch):
+    """The profile's targets section; `scratch` is `(by, keys, rates)` of
+    the symmetric cells for the profiles of the first issue."""
+    if spec["targets"] == "pretrained":
+        return targets_pretrained.pretrained(profile, cells, methods)
+    if spec["targets"] == "full":
+        return targets_full.full(profile, cells, methods, spec)
+    by, keys, rates = scratch
+    return targets.scratch(profile, by, keys, methods, rates)
+
+
+def _header(profile, spec, cells, rates):
+    """The command, machine, versions and data lines; the machine labels."""
     first = max(cells, key=lambda c: c["date"])
     mach = first["machine"]
     dates = sorted(c["date"] for c in cells)
@@ -112,7 +153,7 @@ def profile_section(
             "method); seed 0."
         )
     machine_lines, labels = machines_lines(cells)
-    lines += [
+    lines = [
         command,
         *machine_lines,
         f"- Versions: ferzoo {mach['ferzoo']}, Keras {mach['keras']}, "
@@ -123,53 +164,32 @@ def profile_section(
         f"training set {first['num_train']} images; " + noise,
         "",
     ]
-    lines += profile_notes(assets, profile, out_dir)
-    lines += accuracy_tables(spec, by, columns, keys, methods, presets, partial)
-    lines += detection_table(by, columns, keys, methods)
-    lines += time_table(by, columns, keys, methods, labels, cells)
-    if spec.get("freeze_until"):
-        lines += trunk_speed.section(pathlib.Path(assets) / "trunk-speed.json")
-    lines += memorisation_table(by, columns, keys, methods)
-    lines += targets.seeds_table(cells, methods)
-    plots = make_plots(profile, primary, keys, methods, columns, assets)
-    lines += [""]
-    for title, file in plots:
-        rel = os.path.relpath(file, out_dir)
-        lines += [f"![{title}]({rel})", ""]
-    if spec["targets"] == "pretrained":
-        lines += targets_pretrained.pretrained(profile, cells, methods)
-    elif spec["targets"] == "full":
-        lines += targets_full.full(profile, cells, methods, spec)
-    else:
-        sym = {(m, r): c for (m, (t, r)), c in by.items() if t == "symmetric"}
-        lines += targets.scratch(profile, sym, keys, methods, rates)
+    return lines, labels
+
+
+def _load_note(cells):
+    """Whether other jobs shared the machine while the cells ran."""
     loads = [c["load_average"] for c in cells if c.get("load_average")]
-    if loads:
-        cores = mach["cpu_count"]
-        span = (
-            f"1-minute load average {min(loads):.1f} to {max(loads):.1f} "
-            f"on {cores} cores at the end of the cells"
+    if not loads:
+        return []
+    cores = max(cells, key=lambda c: c["date"])["machine"]["cpu_count"]
+    span = (
+        f"1-minute load average {min(loads):.1f} to {max(loads):.1f} "
+        f"on {cores} cores at the end of the cells"
+    )
+    # A cell's own training keeps every core busy (load about `cores`);
+    # only load beyond that says other jobs ran beside it.
+    if max(loads) > cores + 0.5:
+        note = (
+            f"The machine was shared with other jobs while the grid ran "
+            f"({span}), so the times above are upper bounds."
         )
-        # A cell's own training keeps every core busy (load about `cores`);
-        # only load beyond that says other jobs ran beside it.
-        if max(loads) > cores + 0.5:
-            note = (
-                f"The machine was shared with other jobs while the grid ran "
-                f"({span}), so the times above are upper bounds."
-            )
-        else:
-            note = (
-                f"No other jobs ran beside the cells ({span}, which the "
-                "cell's own training accounts for)."
-            )
-        lines += [note, ""]
-    results = {
-        "profile": profile,
-        "description": spec["description"],
-        "command": CANONICAL[profile],
-        "cells": cells,
-    }
-    return lines, results
+    else:
+        note = (
+            f"No other jobs ran beside the cells ({span}, which the "
+            "cell's own training accounts for)."
+        )
+    return [note, ""]
 
 
 def accuracy_tables(spec, by, columns, keys, methods, presets, partial):

@@ -286,19 +286,7 @@ def speed_section(speed):
         "¹ Ratio to the faster of the two PyTorch fp32 loops (NCHW or "
         "channels-last), so the reference is PyTorch at its best here.",
     ]
-    lat = speed.get("saved_model_latency")
-    if lat:
-        lines += [
-            "",
-            "Exported SavedModel (`ferzoo.export.export_saved_model`, loaded "
-            "with `tf.saved_model.load`, `serve`), median of "
-            f"{lat['repeats']} calls after warm-up:",
-            "",
-            "| batch | latency (ms) | images/s |",
-            "|---|---|---|",
-        ]
-        for b, ms in lat["milliseconds"].items():
-            lines.append(f"| {b} | {ms:.1f} | {1000 * int(b) / ms:.0f} |")
+    lines += _latency_table(speed.get("saved_model_latency"))
     lines += [""]
     if ref:
         keras_best = fastest(speed["rows"], "keras")
@@ -326,6 +314,24 @@ def speed_section(speed):
             "TensorFlow without XLA calls oneDNN kernels, as PyTorch does.",
             "",
         ]
+    return lines
+
+
+def _latency_table(lat):
+    """The exported SavedModel's latency per batch size."""
+    if not lat:
+        return []
+    lines = [
+        "",
+        "Exported SavedModel (`ferzoo.export.export_saved_model`, loaded "
+        "with `tf.saved_model.load`, `serve`), median of "
+        f"{lat['repeats']} calls after warm-up:",
+        "",
+        "| batch | latency (ms) | images/s |",
+        "|---|---|---|",
+    ]
+    for b, ms in lat["milliseconds"].items():
+        lines.append(f"| {b} | {ms:.1f} | {1000 * int(b) / ms:.0f} |")
     return lines
 
 

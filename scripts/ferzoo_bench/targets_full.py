@@ -7,6 +7,9 @@ from ferzoo_bench.cells import Cell
 from ferzoo_bench.cells import epoch_time
 from ferzoo_bench.fmt import display
 from ferzoo_bench.fmt import pct
+from ferzoo_bench.targets import auc_against
+from ferzoo_bench.targets import met_or_missed
+from ferzoo_bench.targets import seed0
 
 # Calibration: the Baseline at 30% must memorise.
 MEMORISED = 0.50  # flipped samples fitted to their wrong label at the end
@@ -17,10 +20,6 @@ AUC_ALPHA = 0.7  # SCN's and AFCN's certainty alpha
 PRECISION = 0.5
 CLEAN_RELABELLED = 0.05
 HOURS = 12
-
-
-def _verdict(ok, missed):
-    return "met" if ok else f"missed by {missed}"
 
 
 def stats(cells, method, column, key):
@@ -48,15 +47,6 @@ def _ms(s):
     return f"{pct(s['mean'])}% ({s['n']} seeds, spread {pct(s['spread'])})"
 
 
-def _seed0(cells, method, column):
-    for c in cells:
-        if c["method"] == method and Cell.of(c) == Cell(
-            method, column[1], column[0]
-        ):
-            return c
-    return None
-
-
 def calibration(base30):
     """Whether the Baseline at 30% memorises (the regime the issue asks)."""
     if base30 is None:
@@ -70,7 +60,7 @@ def calibration(base30):
             f"  - fits at least {100 * MEMORISED:.0f}% of the flipped "
             f"samples to their wrong label at the end: {pct(fit)}% at epoch "
             f"{last['epoch']} ("
-            + _verdict(
+            + met_or_missed(
                 fit >= MEMORISED, f"{100 * (MEMORISED - fit):.1f} points"
             )
             + ");"
@@ -83,7 +73,9 @@ def calibration(base30):
         f"  - its last-5 mean ({pct(test['last5_mean_accuracy'])}%) at least "
         f"{100 * LATE_DROP:.0f} points below its best-on-val "
         f"({pct(test['best_on_val_accuracy'])}%): {100 * drop:.1f} points ("
-        + _verdict(drop >= LATE_DROP, f"{100 * (LATE_DROP - drop):.1f} points")
+        + met_or_missed(
+            drop >= LATE_DROP, f"{100 * (LATE_DROP - drop):.1f} points"
+        )
         + ")."
     )
     return lines
@@ -118,7 +110,7 @@ def accuracy_targets(cells, methods, rate):
         spread = max(last["spread"], base_last["spread"])
         lines.append(
             f"  - {name}: last-5 mean {_ms(last)}, {100 * gain:+.1f} points ("
-            + _verdict(
+            + met_or_missed(
                 gain >= LAST5_GAIN,
                 f"{100 * (LAST5_GAIN - gain):.1f} points",
             )
@@ -128,7 +120,7 @@ def accuracy_targets(cells, methods, rate):
                 else "; one seed"
             )
             + f"); best-on-val {_ms(best)}, {100 * edge:+.1f} points ("
-            + _verdict(edge >= 0, f"{-100 * edge:.1f} points")
+            + met_or_missed(edge >= 0, f"{-100 * edge:.1f} points")
             + ")."
         )
     return lines
@@ -137,7 +129,7 @@ def accuracy_targets(cells, methods, rate):
 def detection_targets(cells, methods):
     lines = ["- Noise detection at 30% symmetric noise (seed 0):"]
     for key in methods:
-        c = _seed0(cells, key, ("symmetric", 0.3))
+        c = seed0(cells, key, ("symmetric", 0.3))
         name = display(key, methods)
         if c is None:
             lines.append(f"  - {name}: not run.")
@@ -154,17 +146,8 @@ def detection_targets(cells, methods):
             goal, what = AUC_LABEL_AWARE, "its label-aware score"
         else:
             goal, what = None, "its label-blind score"
-        parts = []
-        if auc is None:
-            parts.append(f"ROC-AUC of {what}: not recorded")
-        elif goal is None:
-            parts.append(f"ROC-AUC of {what} {auc:.3f} (no target)")
-        else:
-            parts.append(
-                f"ROC-AUC of {what} {auc:.3f} (at least {goal}: "
-                + _verdict(auc >= goal, f"{goal - auc:.3f}")
-                + ")"
-            )
+        sep = ":" if auc is None else ""
+        parts = [f"ROC-AUC of {what}{sep} {auc_against(auc, goal)}"]
         relabels = getattr(cls, "relabels_train", True)
         if nd.get("relabeled") is not None and relabels:
             p = nd.get("relabel_precision")
@@ -174,18 +157,18 @@ def detection_targets(cells, methods):
                     "– (none relabelled)"
                     if p is None
                     else f"{p:.3f} (above {PRECISION}: "
-                    + _verdict(p > PRECISION, f"{PRECISION - p:.3f}")
+                    + met_or_missed(p > PRECISION, f"{PRECISION - p:.3f}")
                     + ")"
                 )
             )
-        c0 = _seed0(cells, key, ("symmetric", 0.0))
+        c0 = seed0(cells, key, ("symmetric", 0.0))
         nd0 = (c0 or {}).get("noise_detection") or {}
         if relabels and nd0.get("relabeled") is not None:
             frac = nd0["relabeled"] / max(nd0.get("num_samples") or 1, 1)
             parts.append(
                 f"at 0% noise {nd0['relabeled']} relabelled "
                 f"({100 * frac:.1f}%; at most {100 * CLEAN_RELABELLED:.0f}%: "
-                + _verdict(
+                + met_or_missed(
                     frac <= CLEAN_RELABELLED,
                     f"{100 * (frac - CLEAN_RELABELLED):.1f} points",
                 )
@@ -223,7 +206,7 @@ def full(profile, cells, methods, spec):
         "PrivateTest accuracy, as means over the seeds a cell has.",
         "",
     ]
-    lines += calibration(_seed0(cells, "baseline", ("symmetric", 0.3)))
+    lines += calibration(seed0(cells, "baseline", ("symmetric", 0.3)))
     for rate in (0.3, 0.4):
         lines += accuracy_targets(cells, methods, rate)
     lines += detection_targets(cells, methods)
