@@ -86,33 +86,7 @@ class MobileFaceNetBackbone(Backbone):
             "stackwise_num_blocks": stackwise_num_blocks,
             "stackwise_strides": stackwise_strides,
         }
-        for arg, value in stages.items():
-            if not value or min(value) < 1:
-                raise ValueError(
-                    f"`{arg}` must be a non-empty list of positive ints. "
-                    f"Received: {arg}={value}"
-                )
-            if len(value) != len(stackwise_num_filters):
-                raise ValueError(
-                    f"`{arg}` must have one entry per stage, as many as "
-                    "`stackwise_num_filters`. "
-                    f"Received: {arg}={value}, "
-                    f"stackwise_num_filters={stackwise_num_filters}"
-                )
-        if max(stackwise_strides) > 2:
-            raise ValueError(
-                "`stackwise_strides` must hold 1s and 2s. "
-                f"Received: stackwise_strides={stackwise_strides}"
-            )
-        for arg, value in (
-            ("stem_filters", stem_filters),
-            ("output_filters", output_filters),
-            ("width_multiplier", width_multiplier),
-        ):
-            if not value > 0:
-                raise ValueError(
-                    f"`{arg}` must be positive. Received: {arg}={value}"
-                )
+        _check_config(stages, stem_filters, output_filters, width_multiplier)
 
         def width(channels):
             return max(8, int(round(channels * width_multiplier / 8)) * 8)
@@ -181,6 +155,37 @@ class MobileFaceNetBackbone(Backbone):
             }
         )
         return config
+
+
+def _check_config(stages, stem_filters, output_filters, width_multiplier):
+    """Raise a `ValueError` naming the first bad argument."""
+    for arg, value in stages.items():
+        if not value or min(value) < 1:
+            raise ValueError(
+                f"`{arg}` must be a non-empty list of positive ints. "
+                f"Received: {arg}={value}"
+            )
+        if len(value) != len(stages["stackwise_num_filters"]):
+            raise ValueError(
+                f"`{arg}` must have one entry per stage, as many as "
+                "`stackwise_num_filters`. "
+                f"Received: {arg}={value}, "
+                f"stackwise_num_filters={stages['stackwise_num_filters']}"
+            )
+    if max(stages["stackwise_strides"]) > 2:
+        raise ValueError(
+            "`stackwise_strides` must hold 1s and 2s. "
+            f"Received: stackwise_strides={stages['stackwise_strides']}"
+        )
+    for arg, value in (
+        ("stem_filters", stem_filters),
+        ("output_filters", output_filters),
+        ("width_multiplier", width_multiplier),
+    ):
+        if not value > 0:
+            raise ValueError(
+                f"`{arg}` must be positive. Received: {arg}={value}"
+            )
 
 
 def _depthwise(x, stride, name, dtype):
