@@ -103,33 +103,33 @@ def preset(model, backbone, meta, landmark=None, **kwargs):
     return build, meta
 
 
-def fer2013_resnet18(model, description, paper=None, **kwargs):
-    """`model` on ResNet-18 with the small stem for 48 px FER2013."""
-    return preset(
-        model,
-        lambda: resnet("resnet18", 48, stem="small"),
-        metadata(description, FER2013, FER2013_RESNET_RECIPE, paper),
-        dropout=0.2,
-        **kwargs,
-    )
+def _family(backbone, dataset, rec, **defaults):
+    """The preset function of a family: `family(model, description,
+    paper=None, **kwargs)` puts `model` on a new `backbone()` with the
+    family's dataset, recipe and `defaults`."""
+
+    def family(model, description, paper=None, **kwargs):
+        return preset(
+            model,
+            backbone,
+            metadata(description, dataset, rec, paper),
+            **defaults,
+            **kwargs,
+        )
+
+    return family
 
 
-def fer2013_small_cnn(model, description, paper=None, **kwargs):
-    """`model` on the small CNN for 48 px FER2013."""
-    return preset(
-        model,
-        small_cnn,
-        metadata(description, FER2013, FER2013_SMALL_RECIPE, paper),
-        dropout=0.2,
-        **kwargs,
-    )
-
-
-def synthetic(model, description, paper=None, **kwargs):
-    """`model` on the tiny CNN for the embedded synthetic faces."""
-    return preset(
-        model,
-        synthetic_cnn,
-        metadata(description, SYNTHETIC, SYNTHETIC_RECIPE, paper),
-        **kwargs,
-    )
+# ResNet-18 with the small stem for 48 px FER2013.
+fer2013_resnet18 = _family(
+    lambda: resnet("resnet18", 48, stem="small"),
+    FER2013,
+    FER2013_RESNET_RECIPE,
+    dropout=0.2,
+)
+# The small CNN for 48 px FER2013.
+fer2013_small_cnn = _family(
+    small_cnn, FER2013, FER2013_SMALL_RECIPE, dropout=0.2
+)
+# The tiny CNN for the embedded synthetic faces.
+synthetic = _family(synthetic_cnn, SYNTHETIC, SYNTHETIC_RECIPE)
