@@ -1,10 +1,10 @@
 import keras
 
 from ferzoo.backbones.backbone import Backbone
+from ferzoo.backbones.backbone import check_image_shape
 from ferzoo.backbones.iresnet import _prelu
 from ferzoo.backbones.resnet import _bn
 from ferzoo.backbones.resnet import _conv
-from ferzoo.backbones.small_cnn import _check_image_shape
 from ferzoo.layers.pixel_normalization import PixelNormalization
 
 
@@ -79,7 +79,7 @@ class MobileFaceNetBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
+        image_shape = check_image_shape(image_shape)
         stages = {
             "stackwise_expansion": stackwise_expansion,
             "stackwise_num_filters": stackwise_num_filters,
@@ -190,18 +190,7 @@ def _check_config(stages, stem_filters, output_filters, width_multiplier):
 
 def _depthwise(x, stride, name, dtype):
     """A 3x3 depthwise conv padded like PyTorch's `padding=1`."""
-    padding = "same"
-    if stride > 1:
-        x = keras.layers.ZeroPadding2D(1, dtype=dtype, name=f"{name}_pad")(x)
-        padding = "valid"
-    return keras.layers.DepthwiseConv2D(
-        3,
-        strides=stride,
-        padding=padding,
-        use_bias=False,
-        dtype=dtype,
-        name=name,
-    )(x)
+    return _conv(x, None, 3, stride, name, dtype)
 
 
 def _inverted_residual(x, filters, expansion, stride, name, dtype):
