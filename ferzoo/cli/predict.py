@@ -206,6 +206,15 @@ class _PredictRun:
     batch_size: int
     as_json: bool
 
+    def face_options(self):
+        """How faces are found, cropped and batched: photos and videos."""
+        return {
+            "detector": self.detector,
+            "align": self.align,
+            "margin": self.margin,
+            "batch_size": self.batch_size,
+        }
+
 
 def _run(run):
     from ferzoo import predict as api
@@ -218,13 +227,7 @@ def _run(run):
         return _run_videos(run, predictor)
     try:
         results = api.predict(
-            list(run.paths),
-            model=predictor,
-            detector=run.detector,
-            align=run.align,
-            margin=run.margin,
-            cam=run.cam,
-            batch_size=run.batch_size,
+            list(run.paths), model=predictor, cam=run.cam, **run.face_options()
         )
     except api.CamUnsupportedError as e:
         raise options.DataOrPresetError(str(e)) from e
@@ -280,14 +283,11 @@ def _run_videos(run, predictor):
     summary = run_videos(
         sources,
         predictor,
-        detector=run.detector,
-        align=run.align,
-        margin=run.margin,
         every=run.every,
         max_frames=run.max_frames,
         output_dir=run.output_dir,
-        batch_size=run.batch_size,
         on_row=on_row,
+        **run.face_options(),
     )
     code = 0
     for entry in summary["sources"]:
