@@ -181,41 +181,7 @@ def export_saved_model(
             ],
         )
 
-        @tf.function
-        def serve(images):
-            images = tf.cast(images, tf.float32)
-            same = tf.logical_and(
-                tf.equal(tf.shape(images)[1], height),
-                tf.equal(tf.shape(images)[2], width),
-            )
-            images = tf.cond(
-                same,
-                lambda: images,
-                lambda: tf.image.resize(
-                    images, (height, width), "bilinear", antialias=True
-                ),
-            )
-            images = tf.ensure_shape(images, (None, height, width, 3))
-            # NaN/inf pixels: that image's row is NaN, never a confident
-            # guess; an empty batch is (0, num_classes).
-            finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
-            images = tf.where(
-                finite[:, None, None, None], images, tf.zeros_like(images)
-            )
-            probs = tf.cond(
-                tf.shape(images)[0] > 0,
-                lambda: tf.cast(probabilities(images), tf.float32),
-                lambda: tf.zeros((0, len(names)), tf.float32),
-            )
-            return tf.where(
-                finite[:, None], probs, tf.constant(float("nan"), tf.float32)
-            )
-
-        # float32 first: the SavedModel's signatures take the first trace.
-        for dtype in (tf.float32, tf.uint8):
-            serve.get_concrete_function(
-                tf.TensorSpec((None, None, None, 3), dtype, name="images")
-            )
+        serve = _serve_function(probabilities, height, width, len(names))
 
         @tf.function(input_signature=[])
         def class_names_fn():
@@ -231,6 +197,50 @@ def export_saved_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _serve_function(probabilities, height, width, num_classes):
+    """The `serve` endpoint: RGB pixels of any size, uint8 or float32, to
+    probabilities (resized inside; a NaN row for a non-finite image),
+    traced for float32 first and uint8."""
+    import tensorflow as tf
+
+    @tf.function
+    def serve(images):
+        images = tf.cast(images, tf.float32)
+        same = tf.logical_and(
+            tf.equal(tf.shape(images)[1], height),
+            tf.equal(tf.shape(images)[2], width),
+        )
+        images = tf.cond(
+            same,
+            lambda: images,
+            lambda: tf.image.resize(
+                images, (height, width), "bilinear", antialias=True
+            ),
+        )
+        images = tf.ensure_shape(images, (None, height, width, 3))
+        # NaN/inf pixels: that image's row is NaN, never a confident
+        # guess; an empty batch is (0, num_classes).
+        finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
+        images = tf.where(
+            finite[:, None, None, None], images, tf.zeros_like(images)
+        )
+        probs = tf.cond(
+            tf.shape(images)[0] > 0,
+            lambda: tf.cast(probabilities(images), tf.float32),
+            lambda: tf.zeros((0, num_classes), tf.float32),
+        )
+        return tf.where(
+            finite[:, None], probs, tf.constant(float("nan"), tf.float32)
+        )
+
+    # float32 first: the SavedModel's signatures take the first trace.
+    for dtype in (tf.float32, tf.uint8):
+        serve.get_concrete_function(
+            tf.TensorSpec((None, None, None, 3), dtype, name="images")
+        )
+    return serve
 
 
 def _input_size(model, image_shape):

@@ -20,24 +20,19 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 
+import { parseArgs as parseFlags } from './node_args.mjs';
+
 function parseArgs(argv) {
-  const args = { time: 0 };
-  const keys = {
-    '--url': 'url', '--image': 'image', '--node-modules': 'nodeModules',
-    '--screenshot': 'screenshot', '--time': 'time', '--npy': 'npy',
-    '--webcam': 'webcam',
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = keys[argv[i]];
-    if (!key || argv[i + 1] === undefined) {
-      console.error(`usage: node browser_check.mjs --url URL --image FILE --node-modules DIR [--screenshot FILE] [--time N]; got ${argv[i]}`);
-      process.exit(2);
-    }
-    args[key] = argv[i + 1];
-  }
-  for (const key of ['url', 'image', 'nodeModules']) {
-    if (!args[key]) { console.error(`missing --${key}`); process.exit(2); }
-  }
+  const args = parseFlags(argv, {
+    keys: {
+      '--url': 'url', '--image': 'image', '--node-modules': 'nodeModules',
+      '--screenshot': 'screenshot', '--time': 'time', '--npy': 'npy',
+      '--webcam': 'webcam',
+    },
+    usage: 'node browser_check.mjs --url URL --image FILE --node-modules DIR [--screenshot FILE] [--time N]',
+    defaults: { time: 0 },
+    required: ['url', 'image', 'nodeModules'],
+  });
   args.time = Number(args.time);
   return args;
 }

@@ -350,6 +350,21 @@ def check(fixture, recognition, landmark, expression):
         raise click.ClickException("parity above 1e-4")
 
 
+# The backbone presets written, in order: (converter of a package folder,
+# metadata of a version and the files' hashes).
+PRESETS = {
+    "dlib_resnet29": (convert_recognition, recognition_metadata),
+    "face_landmark68": (
+        lambda folder: convert_feature_extractor(
+            folder, "face_landmark_68_model"
+        ),
+        landmark_metadata,
+    ),
+    "face_landmark68_net": (convert_landmark_net, landmark_net_metadata),
+    "ssd_mobilenetv1_face": (convert_ssd, ssd_metadata),
+}
+
+
 @click.command()
 @click.option(
     "--package-dir",
@@ -372,14 +387,7 @@ def check(fixture, recognition, landmark, expression):
 @click.option(
     "--only",
     multiple=True,
-    type=click.Choice(
-        [
-            "dlib_resnet29",
-            "face_landmark68",
-            "face_landmark68_net",
-            "ssd_mobilenetv1_face",
-        ]
-    ),
+    type=click.Choice(list(PRESETS)),
     help="Write only these presets.",
 )
 @click.option(
@@ -402,41 +410,23 @@ def main(package_dir, version, output_dir, only, expression_dir, fixture):
         package_dir = pathlib.Path(package_dir)
         version = package_version(package_dir)
         out = pathlib.Path(output_dir)
-        recognition = landmark = expression = None
-        if not only or "dlib_resnet29" in only:
-            recognition, _, hashes = convert_recognition(package_dir)
+        nets, expression = {}, None
+        for name, (convert, metadata) in PRESETS.items():
+            if only and name not in only:
+                continue
+            # Each converter returns the net first and the hashes last.
+            converted = convert(package_dir)
+            nets[name] = converted[0]
             write_backbone_preset(
-                recognition,
-                out / "dlib_resnet29",
-                recognition_metadata(version, hashes),
-            )
-        if not only or "face_landmark68" in only:
-            landmark, _, hashes = convert_feature_extractor(
-                package_dir, "face_landmark_68_model"
-            )
-            write_backbone_preset(
-                landmark,
-                out / "face_landmark68",
-                landmark_metadata(version, hashes),
-            )
-        if not only or "face_landmark68_net" in only:
-            net, hashes = convert_landmark_net(package_dir)
-            write_backbone_preset(
-                net,
-                out / "face_landmark68_net",
-                landmark_net_metadata(version, hashes),
-            )
-        if not only or "ssd_mobilenetv1_face" in only:
-            net, hashes = convert_ssd(package_dir)
-            write_backbone_preset(
-                net, out / "ssd_mobilenetv1_face", ssd_metadata(version, hashes)
+                nets[name], out / name, metadata(version, converted[-1])
             )
         if expression_dir:
             expression = write_expression_preset(
                 package_dir, expression_dir, version
             )
         if fixture:
-            check(fixture, recognition, landmark, expression)
+            check(fixture, nets.get("dlib_resnet29"),
+                  nets.get("face_landmark68"), expression)  # fmt: skip
 
 
 if __name__ == "__main__":

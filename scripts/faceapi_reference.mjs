@@ -14,45 +14,15 @@
 //   node scripts/faceapi_reference.mjs                 # npm pack + install in a temp dir
 //   node scripts/faceapi_reference.mjs --package-dir /work/faceapi/package
 //   node scripts/faceapi_reference.mjs --package-dir DIR --node-modules /tmp/fa/node_modules --out FILE
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import {
+  b64, faceapiArgs, loadFaceapi, loadNet, mulberry32, writeFixture,
+} from './faceapi_node.mjs';
 
-const PACKAGE = '@vladmandic/face-api';
-const VERSION = '1.7.15';
-const TFJS_VERSION = '4.22.0';
 const FC_COLUMNS = 32; // columns of the 256 -> 128 / 136 layers kept
 const INPUTS = {
   recognition: { size: 150, seeds: [1, 2] },
   landmark: { size: 112, seeds: [3, 4] },
 };
-
-function parseArgs(argv) {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const args = { out: path.join(root, 'tests/fixtures/faceapi_reference.json') };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = { '--package-dir': 'packageDir', '--node-modules': 'nodeModules', '--out': 'out' }[argv[i]];
-    if (!key || argv[i + 1] === undefined) {
-      console.error(`usage: node faceapi_reference.mjs [--package-dir DIR] [--node-modules DIR] [--out FILE]; got ${argv[i]}`);
-      process.exit(2);
-    }
-    args[key] = path.resolve(argv[i + 1]);
-  }
-  return args;
-}
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pixels(seed, size) {
   const rand = mulberry32(seed);
@@ -65,37 +35,6 @@ function pixels(seed, size) {
   return { values: out, checksum };
 }
 
-function b64(floats) {
-  const f = Float32Array.from(floats);
-  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('base64');
-}
-
-function setup(args) {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'faceapi-ref-'));
-  const npm = (cmd) => execFileSync('npm', cmd, { cwd: tmp, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
-  if (!args.packageDir) {
-    const tarball = npm(['pack', `${PACKAGE}@${VERSION}`, '--silent']).trim().split('\n').pop();
-    execFileSync('tar', ['xzf', tarball], { cwd: tmp });
-    args.packageDir = path.join(tmp, 'package');
-  }
-  if (!args.nodeModules) {
-    npm(['install', '--no-audit', '--no-fund', '--prefix', tmp,
-      `@tensorflow/tfjs@${TFJS_VERSION}`, `@tensorflow/tfjs-backend-wasm@${TFJS_VERSION}`]);
-    args.nodeModules = path.join(tmp, 'node_modules');
-  }
-  return tmp;
-}
-
-function loadNet(faceapi, NetClass, modelDir, name) {
-  const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, `${name}-weights_manifest.json`)));
-  const buffers = manifest[0].paths.map((p) => fs.readFileSync(path.join(modelDir, p)));
-  const joined = Buffer.concat(buffers);
-  const data = joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength);
-  const net = new NetClass();
-  net.loadFromWeightMap(faceapi.tf.io.decodeWeights(data, manifest[0].weights));
-  return net;
-}
-
 function batch(faceapi, { size, seeds }) {
   const images = seeds.map((s) => pixels(s, size));
   return {
@@ -106,19 +45,11 @@ function batch(faceapi, { size, seeds }) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  const tmp = setup(args);
-  // face-api's bundle requires @tensorflow/tfjs from its own folder: let
-  // node also look in the temporary node_modules.
-  process.env.NODE_PATH = args.nodeModules;
-  const require = createRequire(import.meta.url);
-  require('node:module').Module._initPaths();
-  const faceapi = require(path.join(args.packageDir, 'dist/face-api.node-wasm.js'));
-  const { tf } = faceapi;
-  await tf.setBackend('cpu');
-  await tf.ready();
-  const modelDir = path.join(args.packageDir, 'model');
-  const pkg = JSON.parse(fs.readFileSync(path.join(args.packageDir, 'package.json')));
+  const args = faceapiArgs(process.argv.slice(2), {
+    fixture: 'faceapi_reference.json',
+    usage: 'node faceapi_reference.mjs [--package-dir DIR] [--node-modules DIR] [--out FILE]',
+  });
+  const { faceapi, tf, modelDir, pkg, tmp } = await loadFaceapi(args, 'faceapi-ref-');
 
   const recognition = loadNet(faceapi, faceapi.FaceRecognitionNet, modelDir, 'face_recognition_model');
   const landmark = loadNet(faceapi, faceapi.FaceLandmark68Net, modelDir, 'face_landmark_68_model');
@@ -157,10 +88,7 @@ async function main() {
       probabilities: { shape: probabilities.shape, data: b64(await probabilities.data()) },
     },
   };
-  fs.mkdirSync(path.dirname(args.out), { recursive: true });
-  fs.writeFileSync(args.out, `${JSON.stringify(out, null, 1)}\n`);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(`wrote ${args.out}`);
+  writeFixture(args, out, tmp);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

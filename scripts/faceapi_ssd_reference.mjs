@@ -19,47 +19,28 @@
 //     .resize((80, 94), Image.LANCZOS).save('/tmp/grace_hopper_80.ppm')"
 //   node scripts/faceapi_ssd_reference.mjs --photo /tmp/grace_hopper_80.ppm
 //   node scripts/faceapi_ssd_reference.mjs --photo FILE.ppm --package-dir DIR --node-modules DIR --out FILE
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-const PACKAGE = '@vladmandic/face-api';
-const VERSION = '1.7.15';
-const TFJS_VERSION = '4.22.0';
+import {
+  b64, faceapiArgs, loadFaceapi, loadNet, mulberry32, writeFixture,
+} from './faceapi_node.mjs';
+
 const NOISE = [{ seed: 5, height: 40, width: 56 }, { seed: 6, height: 56, width: 40 }];
 const STRIDE = 7; // anchors 0, 7, 14, ... are recorded
 const TOP = 20;
 
 function parseArgs(argv) {
-  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-  const args = { out: path.join(root, 'tests/fixtures/faceapi_ssd_reference.json') };
-  const keys = { '--package-dir': 'packageDir', '--node-modules': 'nodeModules', '--out': 'out', '--photo': 'photo' };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = keys[argv[i]];
-    if (!key || argv[i + 1] === undefined) {
-      console.error(`usage: node faceapi_ssd_reference.mjs --photo FILE.ppm [--package-dir DIR] [--node-modules DIR] [--out FILE]; got ${argv[i]}`);
-      process.exit(2);
-    }
-    args[key] = path.resolve(argv[i + 1]);
-  }
+  const args = faceapiArgs(argv, {
+    fixture: 'faceapi_ssd_reference.json',
+    usage: 'node faceapi_ssd_reference.mjs --photo FILE.ppm [--package-dir DIR] [--node-modules DIR] [--out FILE]',
+    extraKeys: { '--photo': 'photo' },
+  });
   if (!args.photo) {
     console.error('--photo FILE.ppm is required (see the header of this script)');
     process.exit(2);
   }
   return args;
-}
-
-function mulberry32(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function noise({ seed, height, width }) {
@@ -89,37 +70,6 @@ function readPpm(file) {
   return { height, width, data };
 }
 
-function b64(values, Type = Float32Array) {
-  const f = Type.from(values);
-  return Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('base64');
-}
-
-function setup(args) {
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'faceapi-ssd-ref-'));
-  const npm = (cmd) => execFileSync('npm', cmd, { cwd: tmp, stdio: ['ignore', 'pipe', 'inherit'] }).toString();
-  if (!args.packageDir) {
-    const tarball = npm(['pack', `${PACKAGE}@${VERSION}`, '--silent']).trim().split('\n').pop();
-    execFileSync('tar', ['xzf', tarball], { cwd: tmp });
-    args.packageDir = path.join(tmp, 'package');
-  }
-  if (!args.nodeModules) {
-    npm(['install', '--no-audit', '--no-fund', '--prefix', tmp,
-      `@tensorflow/tfjs@${TFJS_VERSION}`, `@tensorflow/tfjs-backend-wasm@${TFJS_VERSION}`]);
-    args.nodeModules = path.join(tmp, 'node_modules');
-  }
-  return tmp;
-}
-
-function loadNet(faceapi, NetClass, modelDir, name) {
-  const manifest = JSON.parse(fs.readFileSync(path.join(modelDir, `${name}-weights_manifest.json`)));
-  const buffers = manifest[0].paths.map((p) => fs.readFileSync(path.join(modelDir, p)));
-  const joined = Buffer.concat(buffers);
-  const data = joined.buffer.slice(joined.byteOffset, joined.byteOffset + joined.byteLength);
-  const net = new NetClass();
-  net.loadFromWeightMap(faceapi.tf.io.decodeWeights(data, manifest[0].weights));
-  return net;
-}
-
 async function anchors(faceapi, net, image) {
   const { tf } = faceapi;
   const input = await faceapi.toNetInput(tf.tensor3d(image.data, [image.height, image.width, 3], 'int32'));
@@ -140,16 +90,7 @@ async function anchors(faceapi, net, image) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const photo = readPpm(args.photo);
-  const tmp = setup(args);
-  process.env.NODE_PATH = args.nodeModules;
-  const require = createRequire(import.meta.url);
-  require('node:module').Module._initPaths();
-  const faceapi = require(path.join(args.packageDir, 'dist/face-api.node-wasm.js'));
-  const { tf } = faceapi;
-  await tf.setBackend('cpu');
-  await tf.ready();
-  const modelDir = path.join(args.packageDir, 'model');
-  const pkg = JSON.parse(fs.readFileSync(path.join(args.packageDir, 'package.json')));
+  const { faceapi, tf, modelDir, pkg, tmp } = await loadFaceapi(args, 'faceapi-ssd-ref-');
   const ssd = loadNet(faceapi, faceapi.SsdMobilenetv1, modelDir, 'ssd_mobilenetv1_model');
   const landmark = loadNet(faceapi, faceapi.FaceLandmark68Net, modelDir, 'face_landmark_68_model');
 
@@ -185,10 +126,7 @@ async function main() {
       landmark_outputs: { shape: points.shape, data: b64(await points.data()) },
     },
   };
-  fs.mkdirSync(path.dirname(args.out), { recursive: true });
-  fs.writeFileSync(args.out, `${JSON.stringify(out, null, 1)}\n`);
-  fs.rmSync(tmp, { recursive: true, force: true });
-  console.log(`wrote ${args.out}`);
+  writeFixture(args, out, tmp);
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -139,7 +139,9 @@ class SEModule(Module):
 
 
 class bottleneck_IR(Module):
-    def __init__(self, in_channel, depth, stride):
+    def __init__(self, in_channel, depth, stride, se=False):
+        # POSTER's bottleneck_IR_SE is this class with the SE module last
+        # in `res_layer` (one class here, the same modules and names).
         super(bottleneck_IR, self).__init__()
         if in_channel == depth:
             self.shortcut_layer = MaxPool2d(1, stride)
@@ -154,6 +156,7 @@ class bottleneck_IR(Module):
             PReLU(depth),
             Conv2d(depth, depth, (3, 3), stride, 1, bias=False),
             BatchNorm2d(depth),
+            *([SEModule(depth, 16)] if se else []),
         )
 
     def forward(self, x):
@@ -162,29 +165,7 @@ class bottleneck_IR(Module):
         return res + shortcut
 
 
-class bottleneck_IR_SE(Module):
-    def __init__(self, in_channel, depth, stride):
-        super(bottleneck_IR_SE, self).__init__()
-        if in_channel == depth:
-            self.shortcut_layer = MaxPool2d(1, stride)
-        else:
-            self.shortcut_layer = Sequential(
-                Conv2d(in_channel, depth, (1, 1), stride, bias=False),
-                BatchNorm2d(depth),
-            )
-        self.res_layer = Sequential(
-            BatchNorm2d(in_channel),
-            Conv2d(in_channel, depth, (3, 3), (1, 1), 1, bias=False),
-            PReLU(depth),
-            Conv2d(depth, depth, (3, 3), stride, 1, bias=False),
-            BatchNorm2d(depth),
-            SEModule(depth, 16),
-        )
-
-    def forward(self, x):
-        shortcut = self.shortcut_layer(x)
-        res = self.res_layer(x)
-        return res + shortcut
+bottleneck_IR_SE = partial(bottleneck_IR, se=True)
 
 
 class Bottleneck(namedtuple("Block", ["in_channel", "depth", "stride"])):
@@ -249,36 +230,6 @@ class IRBackbone(Module):
 # MobileFaceNet, as in POSTER's models/mobilefacenet.py.
 
 
-class Conv_block(Module):
-    def __init__(
-        self,
-        in_c,
-        out_c,
-        kernel=(1, 1),
-        stride=(1, 1),
-        padding=(0, 0),
-        groups=1,
-    ):
-        super(Conv_block, self).__init__()
-        self.conv = Conv2d(
-            in_c,
-            out_channels=out_c,
-            kernel_size=kernel,
-            groups=groups,
-            stride=stride,
-            padding=padding,
-            bias=False,
-        )
-        self.bn = BatchNorm2d(out_c)
-        self.prelu = PReLU(out_c)
-
-    def forward(self, x):
-        x = self.conv(x)
-        x = self.bn(x)
-        x = self.prelu(x)
-        return x
-
-
 class Linear_block(Module):
     def __init__(
         self,
@@ -305,6 +256,17 @@ class Linear_block(Module):
         x = self.conv(x)
         x = self.bn(x)
         return x
+
+
+class Conv_block(Linear_block):
+    # POSTER's Conv_block is its Linear_block followed by a PReLU (the
+    # same modules, in the same order).
+    def __init__(self, in_c, out_c, *args, **kwargs):
+        super(Conv_block, self).__init__(in_c, out_c, *args, **kwargs)
+        self.prelu = PReLU(out_c)
+
+    def forward(self, x):
+        return self.prelu(super(Conv_block, self).forward(x))
 
 
 class Depth_Wise(Module):
@@ -569,6 +531,91 @@ def make(name, model, features, size, prefix="", nesting=None, extra=None,
           f"|features| max {np.abs(y).max():.3f}")  # fmt: skip
 
 
+def _whole(model):
+    return model
+
+
+def _forward_features(model):
+    return model.forward_features
+
+
+# name: (narrow torch net, its feature extractor, image size, description
+# (the library versions follow), `make` options). Seeds are 1, 2, ... in
+# this order.
+FIXTURES = {
+    "resnet18_msceleb": (
+        lambda: torchvision_resnet(
+            torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], 4, 12666
+        ),
+        torchvision_features,
+        48,
+        "torchvision resnet18 layout, widths 4-32, saved like "
+        "resnet18_msceleb.pth ({'epoch', 'arch', 'state_dict'}, 'module.' "
+        "keys, 12,666-way fc zero-filled); ",
+        {
+            "prefix": "module.",
+            "nesting": "state_dict",
+            "extra": {"epoch": 40, "arch": "resnet18"},
+            "zero": ("fc.",),
+        },
+    ),
+    "resnet50": (
+        lambda: torchvision_resnet(
+            torchvision.models.resnet.Bottleneck, [2, 1, 1, 1], 4, 10
+        ),
+        torchvision_features,
+        40,
+        "torchvision resnet50 layout, [2, 1, 1, 1] blocks, widths 4-32; ",
+        {},
+    ),
+    "seresnet50_timm": (
+        lambda: timm_seresnet(4),
+        _forward_features,
+        40,
+        "timm seresnet50 layout, [2, 1, 1, 1] blocks, widths 4-32 (the 7x7 "
+        "stem keeps 64), SE rd_divisor=1; ",
+        {},
+    ),
+    "seresnet50_cadene": (
+        lambda: cadene_seresnet(4),
+        _forward_features,
+        44,
+        "timm legacy_seresnet50 (Cadene se_resnet50) layout, [2, 1, 1, 1] "
+        "blocks, widths 4-32; ",
+        {},
+    ),
+    "ir50": (
+        lambda: IRBackbone(8, [8, 16, 24, 32], [2, 2, 1, 1], 8),
+        _whole,
+        32,
+        "insightface IR layout as POSTER's models/ir50.py, stem 8, depths "
+        "[8, 16, 24, 32], units [2, 2, 1, 1], plain state dict with "
+        "output_layer; ",
+        {},
+    ),
+    "ir_se50": (
+        lambda: IRBackbone(16, [16, 32], [2, 1], 8, mode="ir_se"),
+        _whole,
+        32,
+        "insightface IR-SE layout as POSTER's models/ir50.py, stem 16, "
+        "depths [16, 32], units [2, 1], 'module.' keys with output_layer; ",
+        {"prefix": "module."},
+    ),
+    "mobilefacenet": (
+        lambda: MobileFaceNet(d=8),
+        _whole,
+        48,
+        "POSTER's MobileFaceNet layout, widths / 8, GDC output_layer with "
+        "136 outputs, saved like mobilefacenet_model_best.pth.tar "
+        "({'epoch', 'best_nme', 'state_dict'}); ",
+        {
+            "nesting": "state_dict",
+            "extra": {"epoch": 100, "best_nme": 0.05},
+        },
+    ),
+}
+
+
 FULL_SIZE = {
     # name: (torch net, its feature extractor, key prefix, nesting)
     "resnet18_msceleb": (
@@ -582,19 +629,19 @@ FULL_SIZE = {
     "resnet50": (torchvision.models.resnet50, torchvision_features, "", None),
     "seresnet50_timm": (
         lambda: timm.create_model("seresnet50"),
-        lambda m: m.forward_features,
+        _forward_features,
         "",
         None,
     ),
     "seresnet50_cadene": (
         lambda: timm.create_model("legacy_seresnet50"),
-        lambda m: m.forward_features,
+        _forward_features,
         "",
         None,
     ),
     "ir50": (
         lambda: IRBackbone(64, [64, 128, 256, 512], [3, 4, 14, 3], 512),
-        lambda m: m,
+        _whole,
         "",
         None,
     ),
@@ -602,11 +649,11 @@ FULL_SIZE = {
         lambda: IRBackbone(
             64, [64, 128, 256, 512], [3, 4, 14, 3], 512, mode="ir_se"
         ),
-        lambda m: m,
+        _whole,
         "",
         None,
     ),
-    "mobilefacenet": (MobileFaceNet, lambda m: m, "", "state_dict"),
+    "mobilefacenet": (MobileFaceNet, _whole, "", "state_dict"),
 }
 
 
@@ -670,94 +717,10 @@ def main():
         f"{torchvision.__version__}, timm {timm.__version__}"
     )
 
-    model = torchvision_resnet(
-        torchvision.models.resnet.BasicBlock, [2, 2, 2, 2], 4, 12666
-    )
-    make(
-        "resnet18_msceleb",
-        model,
-        torchvision_features,
-        48,
-        prefix="module.",
-        nesting="state_dict",
-        extra={"epoch": 40, "arch": "resnet18"},
-        zero=("fc.",),
-        description="torchvision resnet18 layout, widths 4-32, saved like "
-        "resnet18_msceleb.pth ({'epoch', 'arch', 'state_dict'}, 'module.' "
-        "keys, 12,666-way fc zero-filled); " + versions,
-        output=output,
-        seed=1,
-    )
-    model = torchvision_resnet(
-        torchvision.models.resnet.Bottleneck, [2, 1, 1, 1], 4, 10
-    )
-    make(
-        "resnet50",
-        model,
-        torchvision_features,
-        40,
-        description="torchvision resnet50 layout, [2, 1, 1, 1] blocks, "
-        "widths 4-32; " + versions,
-        output=output,
-        seed=2,
-    )
-    make(
-        "seresnet50_timm",
-        timm_seresnet(4),
-        lambda m: m.forward_features,
-        40,
-        description="timm seresnet50 layout, [2, 1, 1, 1] blocks, widths "
-        "4-32 (the 7x7 stem keeps 64), SE rd_divisor=1; " + versions,
-        output=output,
-        seed=3,
-    )
-    make(
-        "seresnet50_cadene",
-        cadene_seresnet(4),
-        lambda m: m.forward_features,
-        44,
-        description="timm legacy_seresnet50 (Cadene se_resnet50) layout, "
-        "[2, 1, 1, 1] blocks, widths 4-32; " + versions,
-        output=output,
-        seed=4,
-    )
-    make(
-        "ir50",
-        IRBackbone(8, [8, 16, 24, 32], [2, 2, 1, 1], 8),
-        lambda m: m,
-        32,
-        description="insightface IR layout as POSTER's models/ir50.py, "
-        "stem 8, depths [8, 16, 24, 32], units [2, 2, 1, 1], plain "
-        "state dict with output_layer; " + versions,
-        output=output,
-        seed=5,
-    )
-    make(
-        "ir_se50",
-        IRBackbone(16, [16, 32], [2, 1], 8, mode="ir_se"),
-        lambda m: m,
-        32,
-        prefix="module.",
-        description="insightface IR-SE layout as POSTER's models/ir50.py, "
-        "stem 16, depths [16, 32], units [2, 1], 'module.' keys with "
-        "output_layer; " + versions,
-        output=output,
-        seed=6,
-    )
-    make(
-        "mobilefacenet",
-        MobileFaceNet(d=8),
-        lambda m: m,
-        48,
-        nesting="state_dict",
-        extra={"epoch": 100, "best_nme": 0.05},
-        description="POSTER's MobileFaceNet layout, widths / 8, GDC "
-        "output_layer with 136 outputs, saved like "
-        "mobilefacenet_model_best.pth.tar ({'epoch', 'best_nme', "
-        "'state_dict'}); " + versions,
-        output=output,
-        seed=7,
-    )
+    for seed, (name, fixture) in enumerate(FIXTURES.items(), start=1):
+        build, features, size, description, options = fixture
+        make(name, build(), features, size, description=description +
+             versions, output=output, seed=seed, **options)  # fmt: skip
     total = sum(p.stat().st_size for p in output.glob("torch_*.npz"))
     print(json.dumps({"fixture_bytes": total}))
 

@@ -113,6 +113,16 @@ def grads(module, prefix=""):
     }
 
 
+def with_step(out, weights, gradients, module):
+    """`out` with one optimizer step of `module`: its weights before
+    (`weights/`), its gradients (`grads/`) and its weights after
+    (`after/`)."""
+    out.update({f"weights/{k}": v for k, v in weights.items()})
+    out.update({f"grads/{k}": v for k, v in gradients.items()})
+    out.update({f"after/{k}": v for k, v in state(module).items()})
+    return out
+
+
 def record_scn(repo, rng):
     """SCN: forward, CE + RR, Adam(weight_decay=1e-4) step, relabel."""
     import torch
@@ -189,10 +199,7 @@ def record_scn(repo, rng):
         "lr": 1e-3,
         "weight_decay": 1e-4,
     }
-    out.update({f"weights/{k}": v for k, v in weights.items()})
-    out.update({f"grads/{k}": v for k, v in gradients.items()})
-    out.update({f"after/{k}": v for k, v in state(net).items()})
-    return out
+    return with_step(out, weights, gradients, net)
 
 
 def record_eac(repo, rng):
@@ -258,10 +265,7 @@ def record_eac(repo, rng):
         "lr": 1e-4,
         "weight_decay": 1e-4,
     }
-    out.update({f"weights/{k}": v for k, v in weights.items()})
-    out.update({f"grads/{k}": v for k, v in gradients.items()})
-    out.update({f"after/{k}": v for k, v in state(model).items()})
-    return out
+    return with_step(out, weights, gradients, model)
 
 
 def record_ada_df(repo, rng):

@@ -15,23 +15,18 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
+import { parseArgs as parseFlags } from './node_args.mjs';
+
 function parseArgs(argv) {
-  const args = { backend: 'wasm', repeat: 1 };
-  const keys = {
-    '--model': 'model', '--images': 'images', '--node-modules': 'nodeModules',
-    '--backend': 'backend', '--repeat': 'repeat',
-  };
-  for (let i = 0; i < argv.length; i += 2) {
-    const key = keys[argv[i]];
-    if (!key || argv[i + 1] === undefined) {
-      console.error(`usage: node tfjs_predict.mjs --model DIR --images FILE.npy --node-modules DIR [--backend wasm|cpu] [--repeat N]; got ${argv[i]}`);
-      process.exit(2);
-    }
-    args[key] = argv[i + 1];
-  }
-  for (const key of ['model', 'images', 'nodeModules']) {
-    if (!args[key]) { console.error(`missing --${key}`); process.exit(2); }
-  }
+  const args = parseFlags(argv, {
+    keys: {
+      '--model': 'model', '--images': 'images', '--node-modules': 'nodeModules',
+      '--backend': 'backend', '--repeat': 'repeat',
+    },
+    usage: 'node tfjs_predict.mjs --model DIR --images FILE.npy --node-modules DIR [--backend wasm|cpu] [--repeat N]',
+    defaults: { backend: 'wasm', repeat: 1 },
+    required: ['model', 'images', 'nodeModules'],
+  });
   args.repeat = Number(args.repeat);
   return args;
 }

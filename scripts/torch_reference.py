@@ -64,24 +64,27 @@ def build_resnet18(num_classes=7):
     return nn.Sequential(*layers)
 
 
+def _choice(flag, choices, help):
+    """A `click.Choice` option whose default is the first choice."""
+    return click.option(
+        flag,
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help=help,
+    )
+
+
 @click.command()
 @click.option("--image-size", default=112, show_default=True, help="Pixels.")
 @click.option("--batch-size", default=32, show_default=True, help="Images.")
 @click.option("--warmup", default=3, show_default=True, help="Untimed steps.")
 @click.option("--steps", default=10, show_default=True, help="Timed steps.")
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16"]),
-    default="fp32",
-    show_default=True,
-    help="fp32, or bfloat16 autocast.",
-)
-@click.option(
+@_choice("--precision", ["fp32", "bf16"], "fp32, or bfloat16 autocast.")
+@_choice(
     "--memory-format",
-    type=click.Choice(["contiguous", "channels_last"]),
-    default="contiguous",
-    show_default=True,
-    help="Tensor layout of the model and the images (NCHW or NHWC).",
+    ["contiguous", "channels_last"],
+    "Tensor layout of the model and the images (NCHW or NHWC).",
 )
 def main(image_size, batch_size, warmup, steps, precision, memory_format):
     """Time a plain PyTorch ResNet-18 training loop; print img/s as JSON."""

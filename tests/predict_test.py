@@ -20,20 +20,26 @@ NAMES = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 PASTED = [(40, 60, 96, 96), (250, 80, 96, 96)]
 
 
+def photo_parts(size):
+    """make_photo's two 96 px synthetic faces, its background (a colour
+    gradient, `(height, width, 3)`) and the generator of its noise."""
+    faces, _ = ferzoo.data.make_synthetic_faces(
+        2, image_size=96, seed=1, difficulty=0.5
+    )
+    width, height = size
+    ramp = np.linspace(60, 160, width)[None, :, None]
+    background = np.broadcast_to(ramp, (height, width, 3)) + [30, 0, -20]
+    return faces, background, np.random.default_rng(0)
+
+
 def make_photo(path, size=(400, 240)):
     """A photo-like RGB image with two synthetic faces pasted in.
 
     The background is a colour gradient with noise; the faces are
     ferzoo's procedurally drawn grey faces, tinted. Returns the array.
     """
-    faces, _ = ferzoo.data.make_synthetic_faces(
-        2, image_size=96, seed=1, difficulty=0.5
-    )
-    width, height = size
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(60, 160, width)[None, :, None]
-    photo = np.broadcast_to(ramp, (height, width, 3)) + [30, 0, -20]
-    photo = photo + rng.normal(0, 6, (height, width, 3))
+    faces, background, rng = photo_parts(size)
+    photo = background + rng.normal(0, 6, background.shape)
     for face, (x, y, w, h) in zip(faces, PASTED):
         photo[y : y + h, x : x + w] = face[..., None] * [1.0, 0.9, 0.8]
     photo = np.clip(photo, 0, 255).astype("uint8")

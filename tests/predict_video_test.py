@@ -12,6 +12,7 @@ from ferzoo.predict import video
 from tests.predict_test import NAMES
 from tests.predict_test import PASTED
 from tests.predict_test import iou
+from tests.predict_test import photo_parts
 from tests.predict_test import tiny_model
 from tests.test_case import REPO
 from tests.test_case import TestCase
@@ -22,13 +23,8 @@ def write_clip(path, num_frames, size=(400, 240), fps=10.0, step=4):
     pixels a frame over a noisy gradient (no faces if they do not fit)."""
     import cv2
 
-    faces, _ = ferzoo.data.make_synthetic_faces(
-        2, image_size=96, seed=1, difficulty=0.5
-    )
+    faces, base, rng = photo_parts(size)
     width, height = size
-    rng = np.random.default_rng(0)
-    ramp = np.linspace(60, 160, width)[None, :, None]
-    base = np.broadcast_to(ramp, (height, width, 3)) + [30, 0, -20]
     writer = cv2.VideoWriter(
         str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
     )

@@ -4,8 +4,40 @@ from ferzoo import presets as preset_utils
 from ferzoo.backbones import preset_loading
 
 
+def check_image_shape(image_shape):
+    """`image_shape` as a tuple; a `ValueError` unless it is `(h, w, 3)`."""
+    image_shape = tuple(image_shape)
+    if len(image_shape) != 3 or image_shape[-1] != 3:
+        raise ValueError(
+            "`image_shape` must be (height, width, 3): ferzoo backbones take "
+            f"RGB pixels. Received: image_shape={image_shape}"
+        )
+    return image_shape
+
+
+class FlatConfig:
+    """`get_config` / `from_config` of a functional model that its
+    constructor rebuilds: the config holds the constructor's arguments
+    (subclasses add theirs to `super().get_config()`), never the nested
+    functional graph, and `from_config(config)` is `cls(**config)`."""
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "dtype" in config and isinstance(config["dtype"], dict):
+            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable(package="ferzoo")
-class Backbone(keras.Model):
+class Backbone(FlatConfig, keras.Model):
     """Base class of ferzoo backbones: a functional feature extractor.
 
     A backbone takes RGB pixels in [0, 255] (uint8 or float, shape
@@ -46,21 +78,6 @@ class Backbone(keras.Model):
     def num_features(self):
         """Number of channels of the output feature map."""
         return int(self.output.shape[-1])
-
-    def get_config(self):
-        # Do not nest the functional config: the constructor rebuilds it.
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if "dtype" in config and isinstance(config["dtype"], dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
 
     @classmethod
     def presets(cls):

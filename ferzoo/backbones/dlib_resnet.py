@@ -3,7 +3,7 @@ from keras import ops
 
 from ferzoo import presets as preset_utils
 from ferzoo.backbones.backbone import Backbone
-from ferzoo.backbones.small_cnn import _check_image_shape
+from ferzoo.backbones.backbone import check_image_shape
 from ferzoo.errors import PresetError
 from ferzoo.layers.pixel_normalization import PixelNormalization
 
@@ -114,7 +114,7 @@ class DlibResNetBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
+        image_shape = check_image_shape(image_shape)
         include_last_block = bool(include_last_block)
         min_size = (
             MIN_IMAGE_SIZE

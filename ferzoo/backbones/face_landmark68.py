@@ -1,10 +1,10 @@
 import keras
 
 from ferzoo.backbones.backbone import Backbone
+from ferzoo.backbones.backbone import check_image_shape
 from ferzoo.backbones.dlib_resnet import check_weights_preset
 from ferzoo.backbones.dlib_resnet import dlib_normalization
 from ferzoo.backbones.dlib_resnet import load_weights_preset
-from ferzoo.backbones.small_cnn import _check_image_shape
 
 FACE_LANDMARK68_FILTERS = (32, 64, 128, 256)
 
@@ -61,7 +61,7 @@ class FaceLandmark68Backbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
+        image_shape = check_image_shape(image_shape)
         check_weights_preset(weights_preset)
 
         # === Functional Model ===

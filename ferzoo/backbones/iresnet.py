@@ -1,13 +1,12 @@
 import keras
 
 from ferzoo.backbones.backbone import Backbone
+from ferzoo.backbones.backbone import check_image_shape
 from ferzoo.backbones.resnet import _bn
 from ferzoo.backbones.resnet import _check_stages
 from ferzoo.backbones.resnet import _conv
-from ferzoo.backbones.small_cnn import _check_image_shape
+from ferzoo.backbones.resnet import _squeeze_excite
 from ferzoo.layers.pixel_normalization import PixelNormalization
-
-SE_REDUCTION = 16
 
 _FILTERS = [64, 128, 256, 512]
 # Standard configurations (insightface / face.evoLVe `get_blocks`).
@@ -99,13 +98,8 @@ class IResNetBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
-        _check_stages(stackwise_num_filters, stackwise_num_blocks)
-        if int(stem_filters) < 1:
-            raise ValueError(
-                "`stem_filters` must be a positive int. "
-                f"Received: stem_filters={stem_filters}"
-            )
+        image_shape = check_image_shape(image_shape)
+        _check_stages(stackwise_num_filters, stackwise_num_blocks, stem_filters)
 
         # === Functional Model ===
         inputs = keras.Input(shape=image_shape, name="images")
@@ -175,26 +169,6 @@ def _prelu(x, name, dtype):
     )(x)
 
 
-def _squeeze_excite(x, name, dtype):
-    channels = x.shape[-1]
-    s = keras.layers.GlobalAveragePooling2D(
-        keepdims=True, dtype=dtype, name=f"{name}_pool"
-    )(x)
-    s = keras.layers.Conv2D(
-        max(1, channels // SE_REDUCTION),
-        1,
-        use_bias=False,
-        dtype=dtype,
-        name=f"{name}_fc1",
-    )(s)
-    s = keras.layers.ReLU(dtype=dtype, name=f"{name}_relu")(s)
-    s = keras.layers.Conv2D(
-        channels, 1, use_bias=False, dtype=dtype, name=f"{name}_fc2"
-    )(s)
-    s = keras.layers.Activation("sigmoid", dtype=dtype, name=f"{name}_gate")(s)
-    return keras.layers.Multiply(dtype=dtype, name=f"{name}_scale")([x, s])
-
-
 def _bottleneck_ir(x, depth, stride, use_squeeze_excite, name, dtype):
     if x.shape[-1] == depth:
         shortcut = keras.layers.MaxPooling2D(
@@ -209,5 +183,5 @@ def _bottleneck_ir(x, depth, stride, use_squeeze_excite, name, dtype):
     r = _conv(r, depth, 3, stride, f"{name}_res_conv2", dtype)
     r = _bn(r, f"{name}_res_bn2", dtype)
     if use_squeeze_excite:
-        r = _squeeze_excite(r, f"{name}_se", dtype)
+        r = _squeeze_excite(r, f"{name}_se", dtype, use_bias=False)
     return keras.layers.Add(dtype=dtype, name=f"{name}_add")([r, shortcut])

@@ -1,10 +1,10 @@
 import keras
 
 from ferzoo.backbones.backbone import Backbone
+from ferzoo.backbones.backbone import check_image_shape
 from ferzoo.backbones.iresnet import _prelu
 from ferzoo.backbones.resnet import _bn
 from ferzoo.backbones.resnet import _conv
-from ferzoo.backbones.small_cnn import _check_image_shape
 from ferzoo.layers.pixel_normalization import PixelNormalization
 
 
@@ -79,40 +79,14 @@ class MobileFaceNetBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
+        image_shape = check_image_shape(image_shape)
         stages = {
             "stackwise_expansion": stackwise_expansion,
             "stackwise_num_filters": stackwise_num_filters,
             "stackwise_num_blocks": stackwise_num_blocks,
             "stackwise_strides": stackwise_strides,
         }
-        for arg, value in stages.items():
-            if not value or min(value) < 1:
-                raise ValueError(
-                    f"`{arg}` must be a non-empty list of positive ints. "
-                    f"Received: {arg}={value}"
-                )
-            if len(value) != len(stackwise_num_filters):
-                raise ValueError(
-                    f"`{arg}` must have one entry per stage, as many as "
-                    "`stackwise_num_filters`. "
-                    f"Received: {arg}={value}, "
-                    f"stackwise_num_filters={stackwise_num_filters}"
-                )
-        if max(stackwise_strides) > 2:
-            raise ValueError(
-                "`stackwise_strides` must hold 1s and 2s. "
-                f"Received: stackwise_strides={stackwise_strides}"
-            )
-        for arg, value in (
-            ("stem_filters", stem_filters),
-            ("output_filters", output_filters),
-            ("width_multiplier", width_multiplier),
-        ):
-            if not value > 0:
-                raise ValueError(
-                    f"`{arg}` must be positive. Received: {arg}={value}"
-                )
+        _check_config(stages, stem_filters, output_filters, width_multiplier)
 
         def width(channels):
             return max(8, int(round(channels * width_multiplier / 8)) * 8)
@@ -183,20 +157,40 @@ class MobileFaceNetBackbone(Backbone):
         return config
 
 
+def _check_config(stages, stem_filters, output_filters, width_multiplier):
+    """Raise a `ValueError` naming the first bad argument."""
+    for arg, value in stages.items():
+        if not value or min(value) < 1:
+            raise ValueError(
+                f"`{arg}` must be a non-empty list of positive ints. "
+                f"Received: {arg}={value}"
+            )
+        if len(value) != len(stages["stackwise_num_filters"]):
+            raise ValueError(
+                f"`{arg}` must have one entry per stage, as many as "
+                "`stackwise_num_filters`. "
+                f"Received: {arg}={value}, "
+                f"stackwise_num_filters={stages['stackwise_num_filters']}"
+            )
+    if max(stages["stackwise_strides"]) > 2:
+        raise ValueError(
+            "`stackwise_strides` must hold 1s and 2s. "
+            f"Received: stackwise_strides={stages['stackwise_strides']}"
+        )
+    for arg, value in (
+        ("stem_filters", stem_filters),
+        ("output_filters", output_filters),
+        ("width_multiplier", width_multiplier),
+    ):
+        if not value > 0:
+            raise ValueError(
+                f"`{arg}` must be positive. Received: {arg}={value}"
+            )
+
+
 def _depthwise(x, stride, name, dtype):
     """A 3x3 depthwise conv padded like PyTorch's `padding=1`."""
-    padding = "same"
-    if stride > 1:
-        x = keras.layers.ZeroPadding2D(1, dtype=dtype, name=f"{name}_pad")(x)
-        padding = "valid"
-    return keras.layers.DepthwiseConv2D(
-        3,
-        strides=stride,
-        padding=padding,
-        use_bias=False,
-        dtype=dtype,
-        name=name,
-    )(x)
+    return _conv(x, None, 3, stride, name, dtype)
 
 
 def _inverted_residual(x, filters, expansion, stride, name, dtype):

@@ -3,46 +3,33 @@ import functools
 import keras
 
 from ferzoo.backbones.backbone import Backbone
-from ferzoo.backbones.small_cnn import _check_image_shape
+from ferzoo.backbones.backbone import check_image_shape
 from ferzoo.layers.pixel_normalization import PixelNormalization
 
 BN_EPSILON = 1e-5
 BN_MOMENTUM = 0.9  # PyTorch's momentum=0.1.
 SE_REDUCTION = 16
 
+
+def _resnet_config(num_blocks, block_type, **extra):
+    return {
+        "stackwise_num_filters": [64, 128, 256, 512],
+        "stackwise_num_blocks": num_blocks,
+        "block_type": block_type,
+        **extra,
+    }
+
+
 # Standard configurations, by torchvision / timm name.
 RESNET_CONFIGS = {
-    "resnet18": {
-        "stackwise_num_filters": [64, 128, 256, 512],
-        "stackwise_num_blocks": [2, 2, 2, 2],
-        "block_type": "basic_block",
-    },
-    "resnet34": {
-        "stackwise_num_filters": [64, 128, 256, 512],
-        "stackwise_num_blocks": [3, 4, 6, 3],
-        "block_type": "basic_block",
-    },
-    "resnet50": {
-        "stackwise_num_filters": [64, 128, 256, 512],
-        "stackwise_num_blocks": [3, 4, 6, 3],
-        "block_type": "bottleneck_block",
-    },
-    "resnet101": {
-        "stackwise_num_filters": [64, 128, 256, 512],
-        "stackwise_num_blocks": [3, 4, 23, 3],
-        "block_type": "bottleneck_block",
-    },
-    "resnet152": {
-        "stackwise_num_filters": [64, 128, 256, 512],
-        "stackwise_num_blocks": [3, 8, 36, 3],
-        "block_type": "bottleneck_block",
-    },
-    "se_resnet50": {
-        "stackwise_num_filters": [64, 128, 256, 512],
-        "stackwise_num_blocks": [3, 4, 6, 3],
-        "block_type": "bottleneck_block",
-        "use_squeeze_excite": True,
-    },
+    "resnet18": _resnet_config([2, 2, 2, 2], "basic_block"),
+    "resnet34": _resnet_config([3, 4, 6, 3], "basic_block"),
+    "resnet50": _resnet_config([3, 4, 6, 3], "bottleneck_block"),
+    "resnet101": _resnet_config([3, 4, 23, 3], "bottleneck_block"),
+    "resnet152": _resnet_config([3, 8, 36, 3], "bottleneck_block"),
+    "se_resnet50": _resnet_config(
+        [3, 4, 6, 3], "bottleneck_block", use_squeeze_excite=True
+    ),
 }
 
 
@@ -135,8 +122,8 @@ class ResNetBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
-        _check_stages(stackwise_num_filters, stackwise_num_blocks)
+        image_shape = check_image_shape(image_shape)
+        _check_stages(stackwise_num_filters, stackwise_num_blocks, stem_filters)
         if block_type not in ("basic_block", "bottleneck_block"):
             raise ValueError(
                 '`block_type` must be "basic_block" or "bottleneck_block". '
@@ -145,11 +132,6 @@ class ResNetBackbone(Backbone):
         if stem not in ("imagenet", "small"):
             raise ValueError(
                 f'`stem` must be "imagenet" or "small". Received: stem={stem}'
-            )
-        if int(stem_filters) < 1:
-            raise ValueError(
-                "`stem_filters` must be a positive int. "
-                f"Received: stem_filters={stem_filters}"
             )
 
         # === Functional Model ===
@@ -232,7 +214,7 @@ class ResNetBackbone(Backbone):
         return config
 
 
-def _check_stages(stackwise_num_filters, stackwise_num_blocks):
+def _check_stages(stackwise_num_filters, stackwise_num_blocks, stem_filters):
     filters, blocks = list(stackwise_num_filters), list(stackwise_num_blocks)
     if not filters or min(filters) < 1:
         raise ValueError(
@@ -245,25 +227,41 @@ def _check_stages(stackwise_num_filters, stackwise_num_blocks):
             "stage of `stackwise_num_filters`. "
             f"Received: stackwise_num_blocks={stackwise_num_blocks}"
         )
+    if int(stem_filters) < 1:
+        raise ValueError(
+            "`stem_filters` must be a positive int. "
+            f"Received: stem_filters={stem_filters}"
+        )
 
 
-def _conv(x, filters, kernel_size, stride, name, dtype, use_bias=False):
-    """A conv padded like PyTorch's `padding=kernel_size // 2`."""
-    padding = "same"
+def _torch_padding(x, kernel_size, stride, name, dtype):
+    """PyTorch's `padding=kernel_size // 2` before a conv: `"same"`, or
+    explicit zero padding and `"valid"` when strided (symmetric, as
+    PyTorch pads). Returns the input and the conv's `padding`."""
     if stride > 1 and kernel_size > 1:
         x = keras.layers.ZeroPadding2D(
             kernel_size // 2, dtype=dtype, name=f"{name}_pad"
         )(x)
-        padding = "valid"
-    return keras.layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=stride,
-        padding=padding,
-        use_bias=use_bias,
-        dtype=dtype,
-        name=name,
-    )(x)
+        return x, "valid"
+    return x, "same"
+
+
+def _conv(x, filters, kernel_size, stride, name, dtype, use_bias=False):
+    """A conv padded like PyTorch's `padding=kernel_size // 2`; with
+    `filters=None`, a depthwise conv."""
+    x, padding = _torch_padding(x, kernel_size, stride, name, dtype)
+    options = {
+        "strides": stride,
+        "padding": padding,
+        "use_bias": use_bias,
+        "dtype": dtype,
+        "name": name,
+    }
+    if filters is None:
+        layer = keras.layers.DepthwiseConv2D(kernel_size, **options)
+    else:
+        layer = keras.layers.Conv2D(filters, kernel_size, **options)
+    return layer(x)
 
 
 def _bn(x, name, dtype):
@@ -272,16 +270,24 @@ def _bn(x, name, dtype):
     )(x)
 
 
-def _squeeze_excite(x, name, dtype):
+def _squeeze_excite(x, name, dtype, use_bias=True):
+    """Squeeze-and-excitation: pool, 1x1 conv (channels / 16), ReLU, 1x1
+    conv, sigmoid gate (timm's convs have biases, insightface's none)."""
     channels = x.shape[-1]
     s = keras.layers.GlobalAveragePooling2D(
         keepdims=True, dtype=dtype, name=f"{name}_pool"
     )(x)
     s = keras.layers.Conv2D(
-        max(1, channels // SE_REDUCTION), 1, dtype=dtype, name=f"{name}_fc1"
+        max(1, channels // SE_REDUCTION),
+        1,
+        use_bias=use_bias,
+        dtype=dtype,
+        name=f"{name}_fc1",
     )(s)
     s = keras.layers.ReLU(dtype=dtype, name=f"{name}_relu")(s)
-    s = keras.layers.Conv2D(channels, 1, dtype=dtype, name=f"{name}_fc2")(s)
+    s = keras.layers.Conv2D(
+        channels, 1, use_bias=use_bias, dtype=dtype, name=f"{name}_fc2"
+    )(s)
     s = keras.layers.Activation("sigmoid", dtype=dtype, name=f"{name}_gate")(s)
     return keras.layers.Multiply(dtype=dtype, name=f"{name}_scale")([x, s])
 

@@ -1,17 +1,10 @@
 import keras
 
 from ferzoo.backbones.backbone import Backbone
+from ferzoo.backbones.backbone import check_image_shape
+from ferzoo.backbones.resnet import _bn
+from ferzoo.backbones.resnet import _conv
 from ferzoo.layers.pixel_normalization import PixelNormalization
-
-
-def _check_image_shape(image_shape):
-    image_shape = tuple(image_shape)
-    if len(image_shape) != 3 or image_shape[-1] != 3:
-        raise ValueError(
-            "`image_shape` must be (height, width, 3): ferzoo backbones take "
-            f"RGB pixels. Received: image_shape={image_shape}"
-        )
-    return image_shape
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -48,7 +41,7 @@ class SmallCNNBackbone(Backbone):
         dtype=None,
         **kwargs,
     ):
-        image_shape = _check_image_shape(image_shape)
+        image_shape = check_image_shape(image_shape)
         if not stackwise_num_filters or min(stackwise_num_filters) < 1:
             raise ValueError(
                 "`stackwise_num_filters` must be a non-empty list of positive "
@@ -67,17 +60,8 @@ class SmallCNNBackbone(Backbone):
         for stage, filters in enumerate(stackwise_num_filters):
             for i in range(num_convs_per_stage):
                 prefix = f"stage{stage + 1}_conv{i + 1}"
-                x = keras.layers.Conv2D(
-                    filters,
-                    3,
-                    padding="same",
-                    use_bias=False,
-                    dtype=dtype,
-                    name=f"{prefix}_conv",
-                )(x)
-                x = keras.layers.BatchNormalization(
-                    epsilon=1e-5, momentum=0.9, dtype=dtype, name=f"{prefix}_bn"
-                )(x)
+                x = _conv(x, filters, 3, 1, f"{prefix}_conv", dtype)
+                x = _bn(x, f"{prefix}_bn", dtype)
                 x = keras.layers.ReLU(dtype=dtype, name=f"{prefix}_relu")(x)
             if stage != last:
                 x = keras.layers.MaxPooling2D(

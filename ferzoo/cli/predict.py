@@ -1,3 +1,4 @@
+import dataclasses
 import sys
 
 import click
@@ -163,72 +164,70 @@ def main(
     options.set_backend(backend)
     from ferzoo import outputs
 
+    run = _PredictRun(
+        paths=tuple(paths),
+        videos=tuple(videos),
+        camera=camera,
+        model=model,
+        runtime=runtime,
+        detector=detector,
+        align=align,
+        margin=margin,
+        output_dir=output_dir,
+        cam=cam,
+        every=every,
+        max_frames=max_frames,
+        batch_size=batch_size,
+        as_json=as_json,
+    )
+
     # The output folder is checked (and locked) before anything is read.
     with outputs.owned(output_dir, "predict"):
-        code = _run(
-            paths,
-            videos,
-            camera,
-            model,
-            runtime,
-            detector,
-            align,
-            margin,
-            output_dir,
-            cam,
-            every,
-            max_frames,
-            batch_size,
-            as_json,
-        )
+        code = _run(run)
     sys.exit(code)
 
 
-def _run(
-    paths,
-    videos,
-    camera,
-    model,
-    runtime,
-    detector,
-    align,
-    margin,
-    output_dir,
-    cam,
-    every,
-    max_frames,
-    batch_size,
-    as_json,
-):
+@dataclasses.dataclass(frozen=True)
+class _PredictRun:
+    """What one `ferzoo-predict` command asks for, checked by `main`."""
+
+    paths: tuple
+    videos: tuple
+    camera: object
+    model: str
+    runtime: object
+    detector: str
+    align: object
+    margin: float
+    output_dir: object
+    cam: bool
+    every: int
+    max_frames: object
+    batch_size: int
+    as_json: bool
+
+    def face_options(self):
+        """How faces are found, cropped and batched: photos and videos."""
+        return {
+            "detector": self.detector,
+            "align": self.align,
+            "margin": self.margin,
+            "batch_size": self.batch_size,
+        }
+
+
+def _run(run):
     from ferzoo import predict as api
     from ferzoo.predict import report as reports
 
-    predictor = api.load_predictor(model, runtime=runtime)
+    predictor = api.load_predictor(run.model, runtime=run.runtime)
     for note in predictor.notes:
         click.echo(f"warning: {note}", err=True)
-    if videos or camera is not None:
-        sources = [camera] if camera is not None else list(videos)
-        return _run_videos(
-            sources,
-            predictor,
-            detector,
-            align,
-            margin,
-            every,
-            max_frames,
-            output_dir,
-            batch_size,
-            as_json,
-        )
+    if run.videos or run.camera is not None:
+        return _run_videos(run, predictor)
     try:
         results = api.predict(
-            list(paths),
-            model=predictor,
-            detector=detector,
-            align=align,
-            margin=margin,
-            cam=cam,
-            batch_size=batch_size,
+            list(run.paths), model=predictor, cam=run.cam, **run.face_options()
         )
     except api.CamUnsupportedError as e:
         raise options.DataOrPresetError(str(e)) from e
@@ -238,38 +237,29 @@ def _run(
     report = reports.to_json(
         results,
         predictor,
-        detector=detector,
-        align=align if align is not None else detector != "none",
-        margin=margin,
+        detector=run.detector,
+        align=run.align if run.align is not None else run.detector != "none",
+        margin=run.margin,
     )
     report["exit_code"] = exit_code(results)
-    if output_dir:
-        reports.write_outputs(results, report, output_dir, cam=cam)
+    if run.output_dir:
+        reports.write_outputs(results, report, run.output_dir, cam=run.cam)
     text = reports.format_table(results, predictor.class_names)
-    if output_dir:
-        text += f"\nwrote predictions.csv, predictions.json to {output_dir}"
-    options.emit(report, as_json, text)
+    if run.output_dir:
+        text += f"\nwrote predictions.csv, predictions.json to {run.output_dir}"
+    options.emit(report, run.as_json, text)
     return report["exit_code"]
 
 
-def _run_videos(
-    sources,
-    predictor,
-    detector,
-    align,
-    margin,
-    every,
-    max_frames,
-    output_dir,
-    batch_size,
-    as_json,
-):
+def _run_videos(run, predictor):
     """Stream one line (or JSON line) per face per sampled frame; return
     the exit code."""
     import json
 
     from ferzoo.predict.video import run_videos
 
+    as_json = run.as_json
+    sources = [run.camera] if run.camera is not None else list(run.videos)
     names = predictor.class_names
     if not as_json:
         click.echo("  ".join(["source", "frame", "time_s", "id",
@@ -290,9 +280,15 @@ def _run_videos(
         ]
         click.echo("  ".join(cells))
 
-    summary = run_videos(sources, predictor, detector, align, margin, every,
-                         max_frames, output_dir, batch_size,
-                         on_row)  # fmt: skip
+    summary = run_videos(
+        sources,
+        predictor,
+        every=run.every,
+        max_frames=run.max_frames,
+        output_dir=run.output_dir,
+        on_row=on_row,
+        **run.face_options(),
+    )
     code = 0
     for entry in summary["sources"]:
         if entry["error"]:
@@ -308,10 +304,10 @@ def _run_videos(
             f"{entry['rows']} face row(s), {entry['faces']} face id(s)",
             err=True,
         )
-    if output_dir:
+    if run.output_dir:
         click.echo(
             f"wrote predictions.csv, predictions.jsonl and annotated videos "
-            f"to {output_dir}",
+            f"to {run.output_dir}",
             err=True,
         )
     return code

@@ -36,25 +36,15 @@ import subprocess
 import sys
 import tempfile
 
-from ferzoo.version import __version__
+from ferzoo.deploy.common import FACE_NET_FILES  # noqa: F401
+from ferzoo.deploy.common import FORMATS
+from ferzoo.deploy.common import LABELS_FILE  # noqa: F401
+from ferzoo.deploy.common import METADATA_KEY  # noqa: F401
+from ferzoo.deploy.common import MODEL_FILES
+from ferzoo.deploy.common import deploy_metadata
+from ferzoo.deploy.common import write_atomic  # noqa: F401
 
-FORMATS = ("onnx", "litert", "tfjs")
-MODEL_FILES = {
-    "onnx": "model.onnx",
-    "litert": "model.tflite",
-    "tfjs": "model.json",
-}
-LABELS_FILE = "labels.txt"
-# The metadata key (ONNX metadata_props, LiteRT metadata name, TF.js
-# userDefinedMetadata key) under which ferzoo's JSON metadata is stored.
-METADATA_KEY = "ferzoo"
 _SUBMODULES = ("face_nets", "graph", "litert", "onnx", "runtimes", "tfjs")
-# Predict's face nets, written beside ONNX / LiteRT exports
-# (`ferzoo.deploy.face_nets`; not imported here: it imports TensorFlow).
-FACE_NET_FILES = {
-    "onnx": {"detector": "detector.onnx", "landmarks": "landmarks.onnx"},
-    "litert": {"detector": "detector.tflite", "landmarks": "landmarks.tflite"},
-}
 
 
 def __getattr__(name):
@@ -63,38 +53,6 @@ def __getattr__(name):
     if name in _SUBMODULES:
         return importlib.import_module(f"ferzoo.deploy.{name}")
     raise AttributeError(f"module 'ferzoo.deploy' has no attribute {name!r}")
-
-
-def deploy_metadata(
-    fmt, class_names, image_size, grayscale=None, face_nets=False
-):
-    """The metadata every export carries (a JSON-able dict).
-
-    With `face_nets` (ONNX and LiteRT), `face_nets` names the files of
-    predict's detector and landmark nets written beside the model.
-    """
-    dtype = "int32" if fmt == "tfjs" else "uint8"
-    meta = {
-        "ferzoo_version": __version__,
-        "format": fmt,
-        "class_names": [str(n) for n in class_names],
-        "image_size": [int(image_size[0]), int(image_size[1])],
-        "grayscale": None if grayscale is None else bool(grayscale),
-        "input": {
-            "name": "images",
-            "dtype": dtype,
-            "shape": [None, None, None, 3],
-            "description": "RGB pixels 0-255, any height and width",
-        },
-        "output": {
-            "name": "probabilities",
-            "shape": [None, len(class_names)],
-        },
-        "resize": "bilinear with antialiasing to image_size, inside",
-    }
-    if face_nets and fmt in FACE_NET_FILES:
-        meta["face_nets"] = dict(FACE_NET_FILES[fmt])
-    return meta
 
 
 def export_format(
@@ -231,23 +189,3 @@ def _export_in_child(model, jobs, verbose):
                 f"Exporting to {formats} on the TensorFlow backend (child "
                 f"process) failed with exit code {proc.returncode}:\n{tail}"
             )
-
-
-def write_atomic(path, data):
-    """Write bytes or text to `path` through a temporary file beside it."""
-    path = pathlib.Path(path)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path

@@ -20,7 +20,7 @@ post-processing (padding and resize, anchors' NMS, landmark crops) is
 
 import tensorflow as tf
 
-from ferzoo.deploy import FACE_NET_FILES
+from ferzoo.deploy.common import FACE_NET_FILES
 from ferzoo.version import __version__
 
 PRESETS = {

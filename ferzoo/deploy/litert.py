@@ -15,10 +15,10 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from ferzoo.deploy import LABELS_FILE
-from ferzoo.deploy import METADATA_KEY
-from ferzoo.deploy import MODEL_FILES
-from ferzoo.deploy import write_atomic
+from ferzoo.deploy.common import LABELS_FILE
+from ferzoo.deploy.common import METADATA_KEY
+from ferzoo.deploy.common import MODEL_FILES
+from ferzoo.deploy.common import write_atomic
 from ferzoo.deploy.graph import frozen_graph_def
 
 

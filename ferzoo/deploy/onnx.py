@@ -9,9 +9,9 @@ The class names and the rest of `deploy_metadata` go into the model's
 import json
 import logging
 
-from ferzoo.deploy import METADATA_KEY
-from ferzoo.deploy import MODEL_FILES
-from ferzoo.deploy import write_atomic
+from ferzoo.deploy.common import METADATA_KEY
+from ferzoo.deploy.common import MODEL_FILES
+from ferzoo.deploy.common import write_atomic
 
 OPSET = 17
 

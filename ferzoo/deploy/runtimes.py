@@ -19,11 +19,12 @@ import pathlib
 
 import numpy as np
 
+from ferzoo.deploy.common import METADATA_KEY
+from ferzoo.deploy.common import MODEL_FILES
 from ferzoo.errors import PresetError
 
 RUNTIMES = ("onnx", "litert")
-_FILES = {"onnx": "model.onnx", "litert": "model.tflite"}
-_KEY = "ferzoo"  # ferzoo.deploy.METADATA_KEY (not imported: keep light)
+_FILES = {name: MODEL_FILES[name] for name in RUNTIMES}
 
 
 class ExportedModel:
@@ -135,7 +136,7 @@ def load_exported(path, runtime=None, num_threads=None):
 
 def _load_onnx(file, threads):
     run, props = _onnx_runner(file, threads)
-    metadata = _parse_metadata(props.get(_KEY), file)
+    metadata = _parse_metadata(props.get(METADATA_KEY), file)
     return ExportedModel("onnx", file, metadata, run, threads)
 
 
@@ -163,7 +164,7 @@ def _onnx_runner(file, threads):
 
 
 def _load_litert(file, threads):
-    metadata = _parse_metadata(litert_metadata(file).get(_KEY), file)
+    metadata = _parse_metadata(litert_metadata(file).get(METADATA_KEY), file)
     run, _ = _litert_runner(file, threads)
     return ExportedModel("litert", file, metadata, run, threads)
 

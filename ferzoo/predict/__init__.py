@@ -227,14 +227,40 @@ def predict(
     from ferzoo.predict.pipeline import FaceCropper
 
     cropper = FaceCropper.for_predictor(predictor, detector, align, margin)
-    results, crops, owners, pending = [], [], [], []
+    results, owners = _read_and_crop(images_or_paths, cropper)
+    crops = [crop for _, _, crop in owners]
+    crops = np.stack(crops) if crops else np.zeros((0, 1, 1, 3), "uint8")
+    probs = predictor.predict(crops, batch_size)
+    maps = [None] * len(crops)
+    if cam and len(crops):
+        maps = _class_maps(predictor, crops, probs.argmax(-1), batch_size)
+    for (result, found, _), p, m in zip(owners, probs, maps):
+        result.faces.append(
+            Face(
+                tuple(found.box),
+                tuple(found.crop_box),
+                p,
+                predictor.class_names,
+                m,
+                found.score,
+                found.angle,
+                found.transform,
+                found.crop_side,
+            )
+        )
+    return results
+
+
+def _read_and_crop(images_or_paths, cropper):
+    """An `ImageResult` per input, and `(result, face, crop)` per face
+    found, in input order; images go to the detector in the cropper's
+    batches."""
+    results, owners, pending = [], [], []
 
     def flush():
         found = cropper.faces([rgb for _, rgb in pending])
         for (result, _), faces in zip(pending, found):
-            for face, crop in faces:
-                crops.append(crop)
-                owners.append((result, face))
+            owners.extend((result, face, crop) for face, crop in faces)
         pending.clear()
 
     for name, source in expand_inputs(images_or_paths):
@@ -254,34 +280,20 @@ def predict(
         if len(pending) >= cropper.batch_size():
             flush()
     flush()
-    crops = np.stack(crops) if crops else np.zeros((0, 1, 1, 3), "uint8")
-    probs = predictor.predict(crops, batch_size)
-    maps = [None] * len(crops)
-    if cam and len(crops):
-        maps = np.concatenate(
-            [
-                predictor.cams(
-                    crops[i : i + batch_size],
-                    probs[i : i + batch_size].argmax(-1),
-                )
-                for i in range(0, len(crops), batch_size)
-            ]
-        )
-    for (result, found), p, m in zip(owners, probs, maps):
-        result.faces.append(
-            Face(
-                tuple(found.box),
-                tuple(found.crop_box),
-                p,
-                predictor.class_names,
-                m,
-                found.score,
-                found.angle,
-                found.transform,
-                found.crop_side,
+    return results, owners
+
+
+def _class_maps(predictor, crops, classes, batch_size):
+    """The predictor's class activation maps of `classes`, batch by
+    batch."""
+    return np.concatenate(
+        [
+            predictor.cams(
+                crops[i : i + batch_size], classes[i : i + batch_size]
             )
-        )
-    return results
+            for i in range(0, len(crops), batch_size)
+        ]
+    )
 
 
 class _CallableModule(types.ModuleType):

@@ -26,6 +26,7 @@ import keras
 from keras import ops
 
 from ferzoo import presets as preset_utils
+from ferzoo.backbones.backbone import FlatConfig
 from ferzoo.backbones.face_landmark68 import FaceLandmark68Backbone
 from ferzoo.errors import PresetError
 
@@ -43,8 +44,9 @@ ANCHORS_PER_CELL = (3, 6, 6, 6, 6, 6)
 BN_EPSILON = 0.0010000000474974513  # face-api's float32 1e-3
 
 
-class _FromPreset:
-    """`from_preset` for the nets of this module (config + weights)."""
+class _FromPreset(FlatConfig):
+    """`from_preset` for the nets of this module (config + weights); their
+    config is the constructor's arguments (`FlatConfig`)."""
 
     @classmethod
     def from_preset(cls, preset, load_weights=True):
@@ -64,20 +66,6 @@ class _FromPreset:
 
     def save_to_preset(self, preset_dir, metadata=None):
         preset_utils.save_to_preset(self, preset_dir, metadata)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        if "dtype" in config and isinstance(config["dtype"], dict):
-            config["dtype"] = keras.dtype_policies.deserialize(config["dtype"])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")

@@ -1,17 +1,14 @@
 """Presets of DacFER and AFCN (flip attention-consistency methods)."""
 
 import ferzoo
-from preset_defs.common import FER2013
-from preset_defs.common import FER2013_RESNET_RECIPE
-from preset_defs.common import FER2013_SMALL_RECIPE
-from preset_defs.common import NOISE_30
 from preset_defs.common import RAFDB
-from preset_defs.common import SYNTHETIC
-from preset_defs.common import SYNTHETIC_RECIPE
+from preset_defs.common import fer2013_resnet18
+from preset_defs.common import fer2013_small_cnn
+from preset_defs.common import metadata
+from preset_defs.common import preset
 from preset_defs.common import recipe
 from preset_defs.common import resnet
-from preset_defs.common import small_cnn
-from preset_defs.common import synthetic_cnn
+from preset_defs.common import synthetic
 
 DACFER_PAPER = (
     "DacFER: Dual Attention Correction for Facial Expression Recognition "
@@ -43,123 +40,83 @@ AFCN_RECIPE = recipe(
 )
 # lambda1 = 0.5 and lambda2 = 3: the paper's best in its parameter grid.
 AFCN_WEIGHTS = {"rank_weight": 0.5, "consistency_weight": 3.0}
+DacFER = ferzoo.models.DacFER
+AFCN = ferzoo.models.AFCN
 
 
-def _meta(description, dataset, rec, paper):
-    return {
-        "description": description,
-        "paper": paper,
-        "dataset": dataset,
-        "noise": NOISE_30,
-        "recipe": rec,
-        "results": {},
-    }
+def _rafdb(model, backbone, description, rec, paper, **kwargs):
+    return preset(
+        model,
+        lambda: resnet(backbone, 224),
+        metadata(description, RAFDB, rec, paper),
+        **kwargs,
+    )
 
 
 PRESETS = {
-    "dacfer_se_resnet50": (
-        lambda: ferzoo.models.DacFER(
-            backbone=resnet("se_resnet50", 224), consistency_weight=1.0
-        ),
-        _meta(
-            "DacFER on SE-ResNet-50 at 224 px (the paper): channel "
-            "attention on the last stage + flip-CAM consistency, lambda 1.",
-            RAFDB,
-            DACFER_RECIPE,
-            DACFER_PAPER,
-        ),
+    "dacfer_se_resnet50": _rafdb(
+        DacFER,
+        "se_resnet50",
+        "DacFER on SE-ResNet-50 at 224 px (the paper): channel attention on "
+        "the last stage + flip-CAM consistency, lambda 1.",
+        DACFER_RECIPE,
+        DACFER_PAPER,
+        consistency_weight=1.0,
     ),
-    "dacfer_resnet18": (
-        lambda: ferzoo.models.DacFER(
-            backbone=resnet("resnet18", 224), consistency_weight=1.0
-        ),
-        _meta(
-            "DacFER on ResNet-18 at 224 px, the paper's recipe.",
-            RAFDB,
-            DACFER_RECIPE,
-            DACFER_PAPER,
-        ),
+    "dacfer_resnet18": _rafdb(
+        DacFER,
+        "resnet18",
+        "DacFER on ResNet-18 at 224 px, the paper's recipe.",
+        DACFER_RECIPE,
+        DACFER_PAPER,
+        consistency_weight=1.0,
     ),
-    "dacfer_resnet18_fer2013": (
-        lambda: ferzoo.models.DacFER(
-            backbone=resnet("resnet18", 48, stem="small"), dropout=0.2
-        ),
-        _meta(
-            "DacFER on ResNet-18 (small stem) for 48 px FER2013.",
-            FER2013,
-            FER2013_RESNET_RECIPE,
-            DACFER_PAPER,
-        ),
+    "dacfer_resnet18_fer2013": fer2013_resnet18(
+        DacFER,
+        "DacFER on ResNet-18 (small stem) for 48 px FER2013.",
+        DACFER_PAPER,
     ),
-    "dacfer_small_cnn_fer2013": (
-        lambda: ferzoo.models.DacFER(backbone=small_cnn(), dropout=0.2),
-        _meta(
-            "DacFER on the small CNN for 48 px FER2013.",
-            FER2013,
-            FER2013_SMALL_RECIPE,
-            DACFER_PAPER,
-        ),
+    "dacfer_small_cnn_fer2013": fer2013_small_cnn(
+        DacFER,
+        "DacFER on the small CNN for 48 px FER2013.",
+        DACFER_PAPER,
     ),
-    "dacfer_small_cnn_synthetic": (
-        lambda: ferzoo.models.DacFER(
-            backbone=synthetic_cnn(), attention_reduction=8
-        ),
-        _meta(
-            "DacFER on a tiny CNN for the embedded synthetic faces.",
-            SYNTHETIC,
-            SYNTHETIC_RECIPE,
-            DACFER_PAPER,
-        ),
+    "dacfer_small_cnn_synthetic": synthetic(
+        DacFER,
+        "DacFER on a tiny CNN for the embedded synthetic faces.",
+        DACFER_PAPER,
+        attention_reduction=8,
     ),
-    "afcn_resnet18": (
-        lambda: ferzoo.models.AFCN(
-            backbone=resnet("resnet18", 224), warmup_epochs=10, **AFCN_WEIGHTS
-        ),
-        _meta(
-            "AFCN (reconstruction) on ResNet-18 at 224 px: certainty-"
-            "weighted CE, rank loss (lambda1 0.5), relabeling from epoch "
-            "10, flip-CAM fusion consistency (lambda2 3).",
-            RAFDB,
-            AFCN_RECIPE,
-            AFCN_PAPER,
-        ),
+    "afcn_resnet18": _rafdb(
+        AFCN,
+        "resnet18",
+        "AFCN (reconstruction) on ResNet-18 at 224 px: certainty-weighted "
+        "CE, rank loss (lambda1 0.5), relabeling from epoch 10, flip-CAM "
+        "fusion consistency (lambda2 3).",
+        AFCN_RECIPE,
+        AFCN_PAPER,
+        warmup_epochs=10,
+        **AFCN_WEIGHTS,
     ),
-    "afcn_resnet18_fer2013": (
-        lambda: ferzoo.models.AFCN(
-            backbone=resnet("resnet18", 48, stem="small"),
-            dropout=0.2,
-            warmup_epochs=10,
-            **AFCN_WEIGHTS,
-        ),
-        _meta(
-            "AFCN (reconstruction) on ResNet-18 (small stem) for 48 px "
-            "FER2013.",
-            FER2013,
-            FER2013_RESNET_RECIPE,
-            AFCN_PAPER,
-        ),
+    "afcn_resnet18_fer2013": fer2013_resnet18(
+        AFCN,
+        "AFCN (reconstruction) on ResNet-18 (small stem) for 48 px FER2013.",
+        AFCN_PAPER,
+        warmup_epochs=10,
+        **AFCN_WEIGHTS,
     ),
-    "afcn_small_cnn_fer2013": (
-        lambda: ferzoo.models.AFCN(
-            backbone=small_cnn(), dropout=0.2, warmup_epochs=8, **AFCN_WEIGHTS
-        ),
-        _meta(
-            "AFCN (reconstruction) on the small CNN for 48 px FER2013.",
-            FER2013,
-            FER2013_SMALL_RECIPE,
-            AFCN_PAPER,
-        ),
+    "afcn_small_cnn_fer2013": fer2013_small_cnn(
+        AFCN,
+        "AFCN (reconstruction) on the small CNN for 48 px FER2013.",
+        AFCN_PAPER,
+        warmup_epochs=8,
+        **AFCN_WEIGHTS,
     ),
-    "afcn_small_cnn_synthetic": (
-        lambda: ferzoo.models.AFCN(
-            backbone=synthetic_cnn(), warmup_epochs=5, **AFCN_WEIGHTS
-        ),
-        _meta(
-            "AFCN (reconstruction) on a tiny CNN for the embedded synthetic "
-            "faces.",
-            SYNTHETIC,
-            SYNTHETIC_RECIPE,
-            AFCN_PAPER,
-        ),
+    "afcn_small_cnn_synthetic": synthetic(
+        AFCN,
+        "AFCN (reconstruction) on a tiny CNN for the embedded synthetic faces.",
+        AFCN_PAPER,
+        warmup_epochs=5,
+        **AFCN_WEIGHTS,
     ),
 }

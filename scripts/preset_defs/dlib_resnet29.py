@@ -13,7 +13,8 @@ fine-tunes with Adam 1e-4 (3e-4 diverged in a quick test).
 import ferzoo
 from preset_defs.baseline_scn import SCN_PAPER
 from preset_defs.common import FER2013
-from preset_defs.common import NOISE_30
+from preset_defs.common import metadata
+from preset_defs.common import preset
 from preset_defs.common import recipe
 from preset_defs.dacfer_afcn import AFCN_PAPER
 from preset_defs.dacfer_afcn import DACFER_PAPER
@@ -56,58 +57,58 @@ def face_landmark68():
     )
 
 
-def _meta(method, description):
-    return {
-        "description": description + BACKBONE_NOTE,
-        "paper": PAPERS.get(method),
-        "dataset": FER2013,
-        "noise": NOISE_30,
-        "recipe": DLIB_RECIPE,
-        "results": {},
-        "backbone_preset": "dlib_resnet29",
-    }
+def _dlib(model, method, description, **kwargs):
+    """`model` on the dlib ResNet-29 backbone preset for FER2013."""
+    return preset(
+        model,
+        dlib_resnet29,
+        metadata(
+            description + BACKBONE_NOTE,
+            FER2013,
+            DLIB_RECIPE,
+            PAPERS.get(method),
+            backbone_preset="dlib_resnet29",
+        ),
+        dropout=0.2,
+        **kwargs,
+    )
 
 
 PRESETS = {
-    "baseline_dlib_resnet29_fer2013": (
-        lambda: ferzoo.models.Baseline(backbone=dlib_resnet29(), dropout=0.2),
-        _meta("baseline", "Cross-entropy Baseline"),
+    "baseline_dlib_resnet29_fer2013": _dlib(
+        ferzoo.models.Baseline, "baseline", "Cross-entropy Baseline"
     ),
-    "scn_dlib_resnet29_fer2013": (
-        lambda: ferzoo.models.SCN(
-            backbone=dlib_resnet29(), dropout=0.2, warmup_epochs=5
-        ),
-        _meta("scn", "SCN (relabelling from epoch 5)"),
+    "scn_dlib_resnet29_fer2013": _dlib(
+        ferzoo.models.SCN,
+        "scn",
+        "SCN (relabelling from epoch 5)",
+        warmup_epochs=5,
     ),
-    "dacfer_dlib_resnet29_fer2013": (
-        lambda: ferzoo.models.DacFER(backbone=dlib_resnet29(), dropout=0.2),
-        _meta("dacfer", "DacFER (channel attention + flip-CAM consistency)"),
+    "dacfer_dlib_resnet29_fer2013": _dlib(
+        ferzoo.models.DacFER,
+        "dacfer",
+        "DacFER (channel attention + flip-CAM consistency)",
     ),
-    "afcn_dlib_resnet29_fer2013": (
-        lambda: ferzoo.models.AFCN(
-            backbone=dlib_resnet29(), dropout=0.2, warmup_epochs=5
-        ),
-        _meta("afcn", "AFCN (relabelling from epoch 5)"),
+    "afcn_dlib_resnet29_fer2013": _dlib(
+        ferzoo.models.AFCN,
+        "afcn",
+        "AFCN (relabelling from epoch 5)",
+        warmup_epochs=5,
     ),
-    "dual_branch_dlib_resnet29_fer2013": (
-        lambda: ferzoo.models.DualBranch(
-            backbone=dlib_resnet29(), dropout=0.2, branch_filters=128
-        ),
-        _meta("dual_branch", "DualBranch (AEA + BMM)"),
+    "dual_branch_dlib_resnet29_fer2013": _dlib(
+        ferzoo.models.DualBranch,
+        "dual_branch",
+        "DualBranch (AEA + BMM)",
+        branch_filters=128,
     ),
-    "dwmca_dlib_resnet29_fer2013": (
-        lambda: ferzoo.models.DWMCA(
-            backbone=dlib_resnet29(),
-            landmark_backbone=face_landmark68(),
-            freeze_landmark_backbone=True,
-            dropout=0.2,
-            **SMALL_HEAD,
-        ),
-        _meta(
-            "dwmca",
-            "DWMCA + APCL with face-api's frozen 68-point landmark net "
-            "(backbone preset face_landmark68, 7x7x256 tokens) as the "
-            "landmark stream; image stream",
-        ),
+    "dwmca_dlib_resnet29_fer2013": _dlib(
+        ferzoo.models.DWMCA,
+        "dwmca",
+        "DWMCA + APCL with face-api's frozen 68-point landmark net "
+        "(backbone preset face_landmark68, 7x7x256 tokens) as the landmark "
+        "stream; image stream",
+        landmark=face_landmark68,
+        freeze_landmark_backbone=True,
+        **SMALL_HEAD,
     ),
 }

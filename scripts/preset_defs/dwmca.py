@@ -1,15 +1,13 @@
 """Presets of DWMCA (two-stream cross-attention with APCL)."""
 
 import ferzoo
-from preset_defs.common import FER2013
-from preset_defs.common import FER2013_SMALL_RECIPE
-from preset_defs.common import NOISE_30
 from preset_defs.common import RAFDB
-from preset_defs.common import SYNTHETIC
-from preset_defs.common import SYNTHETIC_RECIPE
+from preset_defs.common import fer2013_small_cnn
+from preset_defs.common import metadata
+from preset_defs.common import preset
 from preset_defs.common import recipe
 from preset_defs.common import small_cnn
-from preset_defs.common import synthetic_cnn
+from preset_defs.common import synthetic
 
 DWMCA_PAPER = (
     "Sun, Facial Expression Recognition Method Based on Dynamic Weighted "
@@ -32,17 +30,7 @@ SMALL_HEAD = {
     "embedding_dim": 64,
     "anchors_per_class": 5,
 }
-
-
-def _meta(description, dataset, rec):
-    return {
-        "description": description,
-        "paper": DWMCA_PAPER,
-        "dataset": dataset,
-        "noise": NOISE_30,
-        "recipe": rec,
-        "results": {},
-    }
+DWMCA = ferzoo.models.DWMCA
 
 
 def _ir50():
@@ -56,43 +44,34 @@ def _mobilefacenet():
 
 
 PRESETS = {
-    "dwmca_ir50": (
-        lambda: ferzoo.models.DWMCA(
-            backbone=_ir50(), landmark_backbone=_mobilefacenet(), num_classes=7
-        ),
-        _meta(
+    "dwmca_ir50": preset(
+        DWMCA,
+        _ir50,
+        metadata(
             "DWMCA + APCL: IR-50 image stream (last 3 stages as tokens) and "
             "a trainable MobileFaceNet landmark stream at 112 px; D 256, 8 "
             "heads, 768 -> 128 embedding, 10 anchors per class. Paper "
             "recipe: batch 32, Adam 1e-3, x0.9 per epoch.",
             RAFDB,
             PAPER_RECIPE,
+            DWMCA_PAPER,
         ),
+        landmark=_mobilefacenet,
+        num_classes=7,
     ),
-    "dwmca_small_cnn_fer2013": (
-        lambda: ferzoo.models.DWMCA(
-            backbone=small_cnn(),
-            landmark_backbone=small_cnn(48, (16, 32, 64), 1),
-            dropout=0.2,
-            **SMALL_HEAD,
-        ),
-        _meta(
-            "DWMCA + APCL with two small-CNN streams for 48 px FER2013.",
-            FER2013,
-            FER2013_SMALL_RECIPE,
-        ),
+    "dwmca_small_cnn_fer2013": fer2013_small_cnn(
+        DWMCA,
+        "DWMCA + APCL with two small-CNN streams for 48 px FER2013.",
+        DWMCA_PAPER,
+        landmark=lambda: small_cnn(48, (16, 32, 64), 1),
+        **SMALL_HEAD,
     ),
-    "dwmca_small_cnn_synthetic": (
-        lambda: ferzoo.models.DWMCA(
-            backbone=synthetic_cnn(),
-            landmark_backbone=small_cnn(48, (8, 16, 32), 1),
-            **SMALL_HEAD,
-        ),
-        _meta(
-            "DWMCA + APCL with two tiny CNN streams for the embedded "
-            "synthetic faces.",
-            SYNTHETIC,
-            SYNTHETIC_RECIPE,
-        ),
+    "dwmca_small_cnn_synthetic": synthetic(
+        DWMCA,
+        "DWMCA + APCL with two tiny CNN streams for the embedded synthetic "
+        "faces.",
+        DWMCA_PAPER,
+        landmark=lambda: small_cnn(48, (8, 16, 32), 1),
+        **SMALL_HEAD,
     ),
 }

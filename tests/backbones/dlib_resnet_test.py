@@ -43,6 +43,15 @@ def faceapi_reference(net):
     return images, arrays
 
 
+def pooled_features(net, backbone_cls, preset):
+    """The preset backbone's features on the inputs of `net` in the
+    fixture, averaged over the map, and the fixture's arrays of `net`."""
+    images, ref = faceapi_reference(net)
+    backbone = backbone_cls.from_preset(preset)
+    features = np.asarray(backbone.predict(images, verbose=0))
+    return features.mean((1, 2)), ref
+
+
 def numpy_downsample_add(x, residual):
     """face-api's residualDown join, re-derived with NumPy loops."""
     b, h, w, c = x.shape
@@ -110,11 +119,11 @@ class DlibResNetBackboneTest(TestCase):
     @pytest.mark.large
     def test_matches_faceapi_tfjs(self):
         # face-api's descriptor = mean over the last map @ fc (TF.js, node).
-        images, ref = faceapi_reference("recognition")
-        backbone = DlibResNetBackbone.from_preset("dlib_resnet29")
-        features = np.asarray(backbone.predict(images, verbose=0))
+        pooled, ref = pooled_features(
+            "recognition", DlibResNetBackbone, "dlib_resnet29"
+        )
         fc = ref["fc_columns"]
-        descriptors = features.mean((1, 2)) @ fc
+        descriptors = pooled @ fc
         expected = ref["descriptors"][:, : fc.shape[1]]
         self.assertLess(np.abs(descriptors - expected).max(), 1e-4)
         # The two seeded inputs give different descriptors (not a

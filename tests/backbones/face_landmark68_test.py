@@ -3,7 +3,7 @@ import pytest
 
 import ferzoo
 from ferzoo.backbones import FaceLandmark68Backbone
-from tests.backbones.dlib_resnet_test import faceapi_reference
+from tests.backbones.dlib_resnet_test import pooled_features
 from tests.test_case import TestCase
 from tests.test_case import tiny_backbone
 from tests.test_case import tiny_batch
@@ -60,11 +60,11 @@ class FaceLandmark68BackboneTest(TestCase):
     @pytest.mark.large
     def test_matches_faceapi_tfjs(self):
         # face-api's landmarks = mean of the 7x7 map @ fc + bias (TF.js).
-        images, ref = faceapi_reference("landmark")
-        backbone = FaceLandmark68Backbone.from_preset("face_landmark68")
-        features = np.asarray(backbone.predict(images, verbose=0))
+        pooled, ref = pooled_features(
+            "landmark", FaceLandmark68Backbone, "face_landmark68"
+        )
         fc = ref["fc_weights_columns"]
-        points = features.mean((1, 2)) @ fc + ref["fc_bias"][: fc.shape[1]]
+        points = pooled @ fc + ref["fc_bias"][: fc.shape[1]]
         expected = ref["outputs"][:, : fc.shape[1]]
         self.assertLess(np.abs(points - expected).max(), 1e-4)
         # Landmarks are relative coordinates: mostly inside [0, 1].

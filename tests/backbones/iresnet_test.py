@@ -4,7 +4,7 @@ import pytest
 from absl.testing import parameterized
 
 from ferzoo.backbones import IResNetBackbone
-from tests.test_case import TestCase
+from tests.backbones.backbone_case import TinyBackboneTestCase
 
 TINY = {
     "stackwise_num_filters": [8, 8, 16],
@@ -26,18 +26,15 @@ def ir_param_count(blocks, use_squeeze_excite, filters=(64, 128, 256, 512)):
     return count
 
 
-class IResNetBackboneTest(TestCase):
+class IResNetBackboneTest(TinyBackboneTestCase):
+    backbone_cls = IResNetBackbone
+    tiny = TINY
+
     @parameterized.named_parameters(
         ("ir_se", {"use_squeeze_excite": True}, 33, (2, 5, 5, 16)),
     )
     def test_backbone_basics(self, kwargs, size, expected_shape):
-        self._check_backbone(kwargs, size, expected_shape)
-
-    def _check_backbone(self, kwargs, size, expected_shape):
-        # A tiny variant; sizes follow PyTorch's conv arithmetic.
-        kwargs = {"image_shape": (size, size, 3), **TINY, **kwargs}
-        images = np.random.uniform(0, 255, (2, size, size, 3))
-        self.run_backbone_test(IResNetBackbone, kwargs, images, expected_shape)
+        self.check_tiny_backbone(kwargs, size, expected_shape)
 
     @parameterized.named_parameters(
         ("ir", {}, 32, (2, 4, 4, 16)),
@@ -45,7 +42,7 @@ class IResNetBackboneTest(TestCase):
     )
     @pytest.mark.large
     def test_backbone_variants(self, kwargs, size, expected_shape):
-        self._check_backbone(kwargs, size, expected_shape)
+        self.check_tiny_backbone(kwargs, size, expected_shape)
 
     @pytest.mark.large
     def test_ir50(self):

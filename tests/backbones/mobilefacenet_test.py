@@ -3,12 +3,15 @@ import pytest
 from absl.testing import parameterized
 
 from ferzoo.backbones import MobileFaceNetBackbone
-from tests.test_case import TestCase
+from tests.backbones.backbone_case import TinyBackboneTestCase
 
 TINY = {"stackwise_num_blocks": [2, 1, 1, 1, 1], "width_multiplier": 0.25}
 
 
-class MobileFaceNetBackboneTest(TestCase):
+class MobileFaceNetBackboneTest(TinyBackboneTestCase):
+    backbone_cls = MobileFaceNetBackbone
+    tiny = TINY
+
     @parameterized.named_parameters(
         ("two_stages",
          {"stackwise_expansion": [2, 2], "stackwise_num_filters": [16, 24],
@@ -18,15 +21,7 @@ class MobileFaceNetBackboneTest(TestCase):
          24, (2, 6, 6, 32)),
     )  # fmt: skip
     def test_backbone_basics(self, kwargs, size, expected_shape):
-        self._check_backbone(kwargs, size, expected_shape)
-
-    def _check_backbone(self, kwargs, size, expected_shape):
-        # A tiny variant; sizes follow PyTorch's conv arithmetic.
-        kwargs = {"image_shape": (size, size, 3), **TINY, **kwargs}
-        images = np.random.uniform(0, 255, (2, size, size, 3))
-        self.run_backbone_test(
-            MobileFaceNetBackbone, kwargs, images, expected_shape
-        )
+        self.check_tiny_backbone(kwargs, size, expected_shape)
 
     @parameterized.named_parameters(
         ("tiny", {}, 32, (2, 2, 2, 128)),
@@ -34,7 +29,7 @@ class MobileFaceNetBackboneTest(TestCase):
     )  # fmt: skip
     @pytest.mark.large
     def test_backbone_variants(self, kwargs, size, expected_shape):
-        self._check_backbone(kwargs, size, expected_shape)
+        self.check_tiny_backbone(kwargs, size, expected_shape)
 
     def test_paper_config(self):
         backbone = MobileFaceNetBackbone()

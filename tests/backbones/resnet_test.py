@@ -5,7 +5,7 @@ from absl.testing import parameterized
 
 from ferzoo.backbones import ResNetBackbone
 from ferzoo.backbones.resnet import RESNET_CONFIGS
-from tests.test_case import TestCase
+from tests.backbones.backbone_case import TinyBackboneTestCase
 
 TINY = {
     "stackwise_num_filters": [8, 16],
@@ -14,7 +14,10 @@ TINY = {
 }
 
 
-class ResNetBackboneTest(TestCase):
+class ResNetBackboneTest(TinyBackboneTestCase):
+    backbone_cls = ResNetBackbone
+    tiny = TINY
+
     @parameterized.named_parameters(
         # Sizes follow PyTorch: floor((h + 2 * pad - kernel) / stride) + 1.
         ("bottleneck_se_any_size",
@@ -22,13 +25,7 @@ class ResNetBackboneTest(TestCase):
           "image_shape": (None, None, 3)}, 40, (2, 5, 5, 64)),
     )  # fmt: skip
     def test_backbone_basics(self, kwargs, size, expected_shape):
-        self._check_backbone(kwargs, size, expected_shape)
-
-    def _check_backbone(self, kwargs, size, expected_shape):
-        # A tiny variant; sizes follow PyTorch's conv arithmetic.
-        kwargs = {"image_shape": (size, size, 3), **TINY, **kwargs}
-        images = np.random.uniform(0, 255, (2, size, size, 3))
-        self.run_backbone_test(ResNetBackbone, kwargs, images, expected_shape)
+        self.check_tiny_backbone(kwargs, size, expected_shape)
 
     @parameterized.named_parameters(
         ("basic_imagenet", {"block_type": "basic_block"}, 33, (2, 5, 5, 16)),
@@ -39,7 +36,7 @@ class ResNetBackboneTest(TestCase):
     )  # fmt: skip
     @pytest.mark.large
     def test_backbone_variants(self, kwargs, size, expected_shape):
-        self._check_backbone(kwargs, size, expected_shape)
+        self.check_tiny_backbone(kwargs, size, expected_shape)
 
     def test_resnet18(self):
         # torchvision's parameter count without `fc`.

@@ -40,6 +40,16 @@ def has(module):
     return importlib.util.find_spec(module) is not None
 
 
+needs_onnx = pytest.mark.skipif(
+    not (has("onnxruntime") and has("tf2onnx")),
+    reason="needs the deploy-test extra (onnxruntime, tf2onnx)",
+)
+needs_litert = pytest.mark.skipif(
+    not has("ai_edge_litert"),
+    reason="needs the deploy-test extra (ai-edge-litert)",
+)
+
+
 def peaked_model():
     import keras
 
@@ -180,10 +190,7 @@ def check_metadata(meta, fmt):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    not (has("onnxruntime") and has("tf2onnx")),
-    reason="needs the deploy-test extra (onnxruntime, tf2onnx)",
-)
+@needs_onnx
 def test_onnx_matches_serve_in_onnxruntime(setup):
     import onnxruntime
 
@@ -205,10 +212,7 @@ def test_onnx_matches_serve_in_onnxruntime(setup):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    not has("ai_edge_litert"),
-    reason="needs the deploy-test extra (ai-edge-litert)",
-)
+@needs_litert
 def test_litert_matches_serve_in_the_litert_interpreter(setup):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -231,10 +235,7 @@ def test_litert_matches_serve_in_the_litert_interpreter(setup):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    not has("ai_edge_litert"),
-    reason="needs the deploy-test extra (ai-edge-litert)",
-)
+@needs_litert
 def test_litert_runs_the_default_detector_and_alignment_without_tf(setup):
     # Predict's face nets come with the export, so the whole pipeline
     # (SSD detector, landmark alignment, classifier) runs on LiteRT and
@@ -252,10 +253,7 @@ def test_litert_runs_the_default_detector_and_alignment_without_tf(setup):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    not has("ai_edge_litert"),
-    reason="needs the deploy-test extra (ai-edge-litert)",
-)
+@needs_litert
 def test_keras_export_api_writes_ferzoo_formats(tmp_path):
     # Keras' own `model.export(format="litert")` of a method with a
     # `sample_ids` input gave logits at a fixed size and no class names.
@@ -312,10 +310,7 @@ def test_tfjs_matches_serve_in_node(setup, tmp_path):
 
 
 @pytest.mark.large
-@pytest.mark.skipif(
-    not (has("onnxruntime") and has("tf2onnx")),
-    reason="needs the deploy-test extra (onnxruntime, tf2onnx)",
-)
+@needs_onnx
 def test_cli_export_and_predict_on_onnxruntime_without_tensorflow(tmp_path):
     from click.testing import CliRunner
 
