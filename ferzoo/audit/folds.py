@@ -47,36 +47,14 @@ def load_training_data(
 def _noisy_labels(
     records, data, noise_rate, noise_type, noise_seed, file, on_error="raise"
 ):
-    from ferzoo.data import pair_noise
-    from ferzoo.data import symmetric_noise
-    from ferzoo.data.noise import apply_noise_file
+    from ferzoo.data.noise import noisy_labels
+    from ferzoo.data.spec import NoiseSpec
 
-    if noise_type not in ("symmetric", "pair"):
-        raise ValueError(
-            "`noise_type` must be 'symmetric' or 'pair'. "
-            f"Received: noise_type={noise_type!r}"
-        )
-    if file is not None and noise_rate:
-        raise ValueError(
-            "Pass either `noise_rate` or `noise_file`, not both. Received: "
-            f"noise_rate={noise_rate}, noise_file={file!r}"
-        )
+    spec = NoiseSpec(
+        rate=noise_rate, type=noise_type, seed=noise_seed, file=file
+    )
     clean = records.labels.copy()
-    labels, noise = clean, {}
-    if file is not None:
-        labels, noise = apply_noise_file(
-            file,
-            records.names,
-            records.class_names,
-            getattr(records, "listed_names", None),
-            on_error,
-        )
-    elif noise_rate:
-        make = symmetric_noise if noise_type == "symmetric" else pair_noise
-        labels = make(
-            clean, noise_rate, len(records.class_names), seed=noise_seed
-        ).labels
-        noise = {"type": noise_type, "rate": noise_rate, "seed": noise_seed}
+    labels, noise = noisy_labels(spec, records, on_error)
     info = dict(
         class_names=list(records.class_names),
         labels=labels,
