@@ -5,16 +5,14 @@ from keras import ops
 
 from ferzoo import losses
 from ferzoo.layers.cam import FlipClassActivationMaps
+from ferzoo.losses import weighted_mean
 from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import weighted_mean
-from ferzoo.models.scn import check_self_cure_args
-from ferzoo.models.scn import importance_head
-from ferzoo.models.scn import relabel_step
+from ferzoo.models.relabeling import SelfCure
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
-class AFCN(NoisyLabelClassifier):
+class AFCN(SelfCure, NoisyLabelClassifier):
     """AFCN: certainty-weighted CE, label correction, fusion consistency.
 
     A FC + sigmoid head gives each sample a certainty alpha (optionally
@@ -85,7 +83,6 @@ class AFCN(NoisyLabelClassifier):
     """
 
     loss_terms = ("wce", "rank", "consistency")
-    warmup_tables = ("label_table",)
     score_name = "sample certainty alpha"
     score_uses_label = False
     # A zero classifier: the certainty-weighted CE starts at log C whatever
@@ -107,7 +104,8 @@ class AFCN(NoisyLabelClassifier):
         entropy_weight=0.0,
         **kwargs,
     ):
-        check_self_cure_args(high_fraction, rank_margin, relabel_margin)
+        # === Config ===
+        self.set_self_cure_args(high_fraction, rank_margin, relabel_margin)
         if not 0 <= entropy_weight <= 1:
             raise ValueError(
                 "`entropy_weight` must be in [0, 1]. Received: "
@@ -121,34 +119,19 @@ class AFCN(NoisyLabelClassifier):
                 raise ValueError(
                     f"`{arg}` must be >= 0. Received: {arg}={value}"
                 )
-        # === Config ===
-        self.high_fraction = float(high_fraction)
-        self.rank_margin = float(rank_margin)
-        self.relabel_margin = float(relabel_margin)
         self.rank_weight = float(rank_weight)
         self.consistency_weight = float(consistency_weight)
         self.entropy_weight = float(entropy_weight)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
-        self.importance = importance_head(backbone)
+        self.create_importance_head(backbone)
         self.cam = FlipClassActivationMaps(name="cam")
-        self.build_model()
-
-    def build_tables(self, num_samples):
-        super().build_tables(num_samples)
-        # === State ===
-        self.add_label_table()
 
     def call(self, inputs, training=False):
         def head(pooled):
-            pooled = self.dropout_layer(pooled, training=training)
-            return {
-                "logits": ops.cast(self.classifier(pooled), "float32"),
-                "importance": ops.cast(self.importance(pooled), "float32")[
-                    :, 0
-                ],
-            }
+            return self.importance_outputs(pooled, training=training)
 
         return flip_attention_forward(self, inputs, training, head)
 
@@ -181,8 +164,8 @@ class AFCN(NoisyLabelClassifier):
         # 3.3 label correction of low-certainty samples after the warm-up.
         # On the certainty-weighted logits, as SCN: a low certainty
         # flattens p, so only a confident prediction relabels.
-        relabel_step(
-            self, ids, labels, alpha[:, None] * logits, low_group, training
+        self.relabel_uncertain(
+            ids, labels, alpha[:, None] * logits, low_group, training
         )
         # 3.4-3.5 attention generation and fusion consistency.
         if "cam" in y_pred:
@@ -209,9 +192,7 @@ class AFCN(NoisyLabelClassifier):
         config = super().get_config()
         config.update(
             {
-                "high_fraction": self.high_fraction,
-                "rank_margin": self.rank_margin,
-                "relabel_margin": self.relabel_margin,
+                **self.self_cure_config(),
                 "rank_weight": self.rank_weight,
                 "consistency_weight": self.consistency_weight,
                 "entropy_weight": self.entropy_weight,

@@ -4,9 +4,9 @@ from keras import ops
 from ferzoo import losses
 from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.layers.channel_attention import ChannelAttention
+from ferzoo.losses import weighted_mean
 from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import weighted_mean
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -97,16 +97,16 @@ class DacFER(NoisyLabelClassifier):
         self.attention_reduction = int(attention_reduction)
         super().__init__(backbone, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
         self.channel_attention = None
         if self.use_channel_attention:
             self.channel_attention = ChannelAttention(
-                attention_reduction,
+                self.attention_reduction,
                 dtype=backbone.dtype_policy,
                 name="channel_attention",
             )
         self.cam = FlipClassActivationMaps(name="cam")
-        self.build_model()
 
     def call(self, inputs, training=False):
         def head(pooled):
@@ -115,6 +115,13 @@ class DacFER(NoisyLabelClassifier):
         return flip_attention_forward(
             self, inputs, training, head, attend=self.channel_attention
         )
+
+    def feature_map(self, images):
+        """The backbone's map after LAC's channel attention."""
+        features = super().feature_map(images)
+        if self.channel_attention is not None:
+            features = self.channel_attention(features)
+        return features
 
     def consistency_errors(self, y_pred):
         """Per-sample mean of (M - Flip(M'))^2 over classes, h and w."""

@@ -6,11 +6,11 @@ from ferzoo.layers.average_expression_anchoring import (
     AverageExpressionAnchoring,
 )
 from ferzoo.layers.sample_table import SampleTable
+from ferzoo.losses import given_probability
+from ferzoo.losses import weighted_mean
 from ferzoo.mixture import epoch_end_state
 from ferzoo.mixture import threshold_distribution
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import given_probability
-from ferzoo.models.noisy_label_classifier import weighted_mean
 
 SCHEDULES = ("paper", "ada_df")
 FUSED_TARGETS = ("ada_df", "reversed")
@@ -154,8 +154,9 @@ class DualBranch(NoisyLabelClassifier):
         self.min_weight = float(min_weight)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
-        filters = branch_filters
+        filters = self.branch_filters
         filters = backbone.num_features if filters is None else filters
         dtype = backbone.dtype_policy
         for part in ("aux", "target"):
@@ -180,7 +181,7 @@ class DualBranch(NoisyLabelClassifier):
                 self,
                 f"{part}_anchor",
                 AverageExpressionAnchoring(
-                    anchor_momentum, dtype=dtype, name=f"{part}_anchor"
+                    self.anchor_momentum, dtype=dtype, name=f"{part}_anchor"
                 ),
             )
         self.aux_classifier = keras.layers.Dense(
@@ -196,7 +197,6 @@ class DualBranch(NoisyLabelClassifier):
             ),
             trainable=False,
         )
-        self.build_model()
 
     def build_tables(self, num_samples):
         super().build_tables(num_samples)
@@ -230,6 +230,10 @@ class DualBranch(NoisyLabelClassifier):
             "logits": ops.cast(target, "float32"),
             "aux_logits": ops.cast(aux, "float32"),
         }
+
+    def class_maps(self, images):
+        """None: each branch adds a block and AEA before its classifier."""
+        return None
 
     def loss_weights(self):
         """`(mu1, mu2)` of Eq. 12-13 at the current (1-based) epoch."""

@@ -7,9 +7,10 @@ from ferzoo.layers.apcl import anchor_center_loss
 from ferzoo.layers.apcl import anchor_separation_loss
 from ferzoo.layers.cross_attention import DynamicWeightedCrossAttention
 from ferzoo.layers.cross_attention import MultiScaleTokens
+from ferzoo.losses import given_probability
+from ferzoo.losses import weighted_mean
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import given_probability
-from ferzoo.models.noisy_label_classifier import weighted_mean
+from ferzoo.models.relabeling import LabelCorrection
 
 # Constructor arguments kept as same-named attributes (see `get_config`).
 _ARGS = (
@@ -20,7 +21,7 @@ _ARGS = (
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
-class DWMCA(NoisyLabelClassifier):
+class DWMCA(LabelCorrection, NoisyLabelClassifier):
     """Two-stream dynamic-weighted cross-attention with APCL correction.
 
     Image-stream maps (the last `num_scales` stages when `backbone` has
@@ -98,7 +99,6 @@ class DWMCA(NoisyLabelClassifier):
     """
 
     loss_terms = ("cls", "anchor", "center")
-    warmup_tables = ("label_table",)
     score_name = "fused probability of the given label"
     relabels_train = False  # `label_table` is a report only
 
@@ -148,12 +148,17 @@ class DWMCA(NoisyLabelClassifier):
         for arg, value in {**sizes, **scalars}.items():
             setattr(self, arg, value)
         self.freeze_landmark_backbone = bool(freeze_landmark_backbone)
+        # Held untracked until `create_layers` assigns it, so the model
+        # tracks its layers in their usual order (backbone first).
+        object.__setattr__(self, "_landmark_arg", landmark_backbone)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
         policy = backbone.dtype_policy
+        token_dim, num_heads = self.token_dim, self.num_heads
         names = list(getattr(backbone, "stage_output_names", None) or [])
-        names = names[-num_scales:] if num_scales > 1 else []
+        names = names[-self.num_scales :] if self.num_scales > 1 else []
         self.image_features = None
         if len(names) > 1:
             self.image_features = keras.Model(
@@ -164,41 +169,38 @@ class DWMCA(NoisyLabelClassifier):
         self.image_tokens = MultiScaleTokens(
             token_dim, dtype=policy, name="image_tokens"
         )
-        self.landmark_backbone = landmark_backbone
+        self.landmark_backbone = self.__dict__.pop("_landmark_arg")
         if self.freeze_landmark_backbone:
-            landmark_backbone.trainable = False
+            self.landmark_backbone.trainable = False
         self.landmark_tokens = MultiScaleTokens(
             token_dim, dtype=policy, name="landmark_tokens"
         )
         self.cross_attention = DynamicWeightedCrossAttention(
             num_heads,
-            token_dim // channel_reduction,
+            token_dim // self.channel_reduction,
             dtype=policy,
             name="cross_attention",
         )
         self.fusion = keras.layers.Dense(
-            fusion_dim, activation="relu", dtype=policy, name="fusion"
+            self.fusion_dim, activation="relu", dtype=policy, name="fusion"
         )
         self.reduction = keras.layers.Dense(
-            embedding_dim, dtype=policy, name="reduction"
+            self.embedding_dim, dtype=policy, name="reduction"
         )
         self.primary_hidden = keras.layers.Dense(
-            embedding_dim, activation="relu", dtype=policy, name="primary_mlp"
+            self.embedding_dim,
+            activation="relu",
+            dtype=policy,
+            name="primary_mlp",
         )
         self.apcl = APCL(
             self.num_classes,
-            anchors_per_class,
+            self.anchors_per_class,
             self.similarity_temperature,
             num_heads,
             dtype=policy,
             name="apcl",
         )
-        self.build_model()
-
-    def build_tables(self, num_samples):
-        super().build_tables(num_samples)
-        # === State ===
-        self.add_label_table()
 
     def _scale_layers(self):
         """Layer names of the image scales, and those in the frozen trunk."""
@@ -321,12 +323,17 @@ class DWMCA(NoisyLabelClassifier):
             + self.center_weight * center
         )
         self.track(cls=cls, anchor=anchor, center=center)
-        if training and ids is not None:
-            predicted = ops.cast(ops.argmax(final, axis=-1), "int32")
-            new = ops.where(predicted != labels, predicted, -1)
-            self.write_labels(ids, new, self.after_warmup())
+        # A report: the prediction where it differs from the label, -1
+        # (the given label) where they agree.
+        predicted = ops.cast(ops.argmax(final, axis=-1), "int32")
+        new = ops.where(predicted != labels, predicted, -1)
+        self.relabel_step(ids, new, None, training)
         self.record_scores(ids, given, training)
         return self.with_regularization(total)
+
+    def class_maps(self, images):
+        """None: the logits come from APCL's fusion, not GAP + dense."""
+        return None
 
     def get_config(self):
         config = super().get_config()
