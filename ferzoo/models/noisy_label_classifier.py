@@ -82,32 +82,7 @@ class NoisyLabelClassifier(Inference, keras.Model):
         freeze_until=None,
         **kwargs,
     ):
-        if not isinstance(backbone, Backbone):
-            raise ValueError(
-                "`backbone` must be a `ferzoo.backbones.Backbone`. "
-                f"Received: backbone={backbone!r}"
-            )
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                f"`num_classes` must be an int >= 2. Received: "
-                f"num_classes={num_classes}"
-            )
-        if num_samples is not None and (
-            not isinstance(num_samples, int) or num_samples < 1
-        ):
-            raise ValueError(
-                "`num_samples` must be a positive int or None. Received: "
-                f"num_samples={num_samples}"
-            )
-        if warmup_epochs < 0:
-            raise ValueError(
-                "`warmup_epochs` must be >= 0. Received: "
-                f"warmup_epochs={warmup_epochs}"
-            )
-        if not 0 <= dropout < 1:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout}"
-            )
+        _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout)
         super().__init__(**kwargs)
 
         # === Config ===
@@ -472,3 +447,32 @@ def infer_num_samples(x):
         "the model (the number of training samples), or train on "
         '`({"images": ..., "sample_ids": ...}, labels)` batches.'
     )
+
+
+def _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout):
+    if not isinstance(backbone, Backbone):
+        raise ValueError(
+            "`backbone` must be a `ferzoo.backbones.Backbone`. "
+            f"Received: backbone={backbone!r}"
+        )
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"`num_classes` must be an int >= 2. Received: "
+            f"num_classes={num_classes}"
+        )
+    if num_samples is not None and (
+        not isinstance(num_samples, int) or num_samples < 1
+    ):
+        raise ValueError(
+            "`num_samples` must be a positive int or None. Received: "
+            f"num_samples={num_samples}"
+        )
+    if warmup_epochs < 0:
+        raise ValueError(
+            "`warmup_epochs` must be >= 0. Received: "
+            f"warmup_epochs={warmup_epochs}"
+        )
+    if not 0 <= dropout < 1:
+        raise ValueError(
+            f"`dropout` must be in [0, 1). Received: dropout={dropout}"
+        )
