@@ -50,16 +50,32 @@ MIXTURE = "ferzoo/mixture.py"
 FLIP = "ferzoo/models/flip_attention.py"
 OPTIM = "ferzoo/optimizers.py"
 
-T_SCN = ("tests/models/scn_test.py", "tests/models/scn_official_test.py")
-T_AFCN = ("tests/models/afcn_test.py", "tests/models/afcn_reference_test.py")
-T_DACFER = ("tests/models/dacfer_test.py", "tests/models/eac_official_test.py")
+T_SCN = (
+    "tests/models/scn_test.py",
+    "tests/losses_test.py",
+    "tests/models/relabeling_test.py",
+    "tests/models/scn_official_test.py",
+)
+T_AFCN = (
+    "tests/models/afcn_test.py",
+    "tests/models/relabeling_test.py",
+    "tests/models/flip_attention_test.py",
+    "tests/models/afcn_reference_test.py",
+)
+T_DACFER = (
+    "tests/models/dacfer_test.py",
+    "tests/models/flip_attention_test.py",
+    "tests/models/eac_official_test.py",
+)
 T_DWMCA = (
     "tests/models/dwmca_test.py",
+    "tests/models/dwmca_streams_test.py",
     "tests/layers/apcl_test.py",
     "tests/models/dwmca_reference_test.py",
 )
 T_DUAL = (
     "tests/models/dual_branch_test.py",
+    "tests/models/dual_branch_epoch_test.py",
     "tests/test_mixture.py",
     "tests/models/ada_df_official_test.py",
 )
