@@ -31,16 +31,6 @@ from ferzoo.convert.torch_layouts import mobilefacenet_modules
 from ferzoo.convert.torch_layouts import short_names
 from ferzoo.convert.torch_layouts import torch_module_name
 
-__all__ = [
-    "LAYOUTS",
-    "ConversionError",
-    "convert_checkpoint",
-    "convert_state_dict",
-    "detect_layout",
-    "find_state_dict",
-    "load_checkpoint",
-]
-
 # Keys under which training scripts nest the state dict, tried in order.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")
 

@@ -8,6 +8,8 @@ from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.losses import weighted_mean
 from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
+from ferzoo.models.noisy_label_classifier import check_non_negative
+from ferzoo.models.relabeling import SELF_CURE_ARGS
 from ferzoo.models.relabeling import SelfCure
 
 
@@ -66,16 +68,14 @@ class AFCN(SelfCure, NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.AFCN(backbone=backbone, num_samples=8,
-    ...                            warmup_epochs=1)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=2, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.AFCN.from_preset(
+    ...     "afcn_small_cnn_synthetic", num_samples=8, entropy_weight=0.5)
+    >>> out = model({"images": np.random.uniform(0, 255, (4, 48, 48, 3)),
+    ...              "sample_ids": np.arange(4)})
+    >>> sorted(out)  # the CAMs of x and of flip(x), mirrored back
+    ['cam', 'cam_flipped', 'importance', 'logits']
+    >>> model.certainty(out).shape  # alpha blended with 1 - H(p) / log C
+    (4,)
 
     Reference:
         Wei, Pei and Mao, "AFCN: An Attention-Based Fusion Consistency
@@ -83,6 +83,11 @@ class AFCN(SelfCure, NoisyLabelClassifier):
     """
 
     loss_terms = ("wce", "rank", "consistency")
+    config_args = SELF_CURE_ARGS + (
+        "rank_weight",
+        "consistency_weight",
+        "entropy_weight",
+    )
     score_name = "sample certainty alpha"
     score_uses_label = False
     # A zero classifier: the certainty-weighted CE starts at log C whatever
@@ -111,14 +116,9 @@ class AFCN(SelfCure, NoisyLabelClassifier):
                 "`entropy_weight` must be in [0, 1]. Received: "
                 f"entropy_weight={entropy_weight}"
             )
-        for arg, value in (
-            ("rank_weight", rank_weight),
-            ("consistency_weight", consistency_weight),
-        ):
-            if value < 0:
-                raise ValueError(
-                    f"`{arg}` must be >= 0. Received: {arg}={value}"
-                )
+        check_non_negative(
+            rank_weight=rank_weight, consistency_weight=consistency_weight
+        )
         self.rank_weight = float(rank_weight)
         self.consistency_weight = float(consistency_weight)
         self.entropy_weight = float(entropy_weight)
@@ -187,15 +187,3 @@ class AFCN(SelfCure, NoisyLabelClassifier):
         self.track(wce=wce, rank=rank, consistency=consistency)
         self.record_scores(ids, alpha, training)
         return self.with_regularization(total)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                **self.self_cure_config(),
-                "rank_weight": self.rank_weight,
-                "consistency_weight": self.consistency_weight,
-                "entropy_weight": self.entropy_weight,
-            }
-        )
-        return config

@@ -51,15 +51,13 @@ class DacFER(NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.DacFER(backbone=backbone, num_samples=8)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=1, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.DacFER.from_preset("dacfer_small_cnn_synthetic")
+    >>> images = np.random.uniform(0, 255, (2, 48, 48, 3))
+    >>> sorted(model(images))  # serving bare images: no flip branch
+    ['logits']
+    >>> paired = model({"images": images, "sample_ids": np.arange(2)})
+    >>> model.consistency_errors(paired).shape  # minus the clean score
+    (2,)
 
     Reference:
         "DacFER: Dual Attention Correction for Facial Expression
@@ -69,6 +67,11 @@ class DacFER(NoisyLabelClassifier):
     """
 
     loss_terms = ("ce", "consistency")
+    config_args = (
+        "consistency_weight",
+        "use_channel_attention",
+        "attention_reduction",
+    )
     warmup_tables = ()
     score_name = "minus the flip attention-consistency error"
     score_uses_label = False
@@ -149,14 +152,3 @@ class DacFER(NoisyLabelClassifier):
         total = ce + self.consistency_weight * consistency
         self.track(ce=ce, consistency=consistency)
         return self.with_regularization(total)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "consistency_weight": self.consistency_weight,
-                "use_channel_attention": self.use_channel_attention,
-                "attention_reduction": self.attention_reduction,
-            }
-        )
-        return config

@@ -85,15 +85,12 @@ class DualBranch(NoisyLabelClassifier):
         `min_weight`.
 
     Example:
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.DualBranch(backbone=backbone, num_samples=8)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=2, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.DualBranch.from_preset(
+    ...     "dual_branch_small_cnn_synthetic", num_samples=8)
+    >>> [round(float(mu), 4) for mu in model.loss_weights()]  # epoch 1
+    [1.0, 0.0183]
+    >>> model.clean_table.numpy()[:3]  # w = 1 until the first mixture fit
+    array([1., 1., 1.], dtype=float32)
 
     Reference:
         Liu, "A Dual-Branch Facial Expression Recognition Network with
@@ -101,6 +98,15 @@ class DualBranch(NoisyLabelClassifier):
     """
 
     loss_terms = ("ce", "kld")
+    config_args = (
+        "threshold",
+        "ramp_epochs",
+        "schedule",
+        "fused_target",
+        "branch_filters",
+        "anchor_momentum",
+        "min_weight",
+    )
     warmup_tables = ("clean_table",)
     score_name = "BMM clean probability"
 
@@ -317,21 +323,6 @@ class DualBranch(NoisyLabelClassifier):
 
     def default_callbacks(self):
         return super().default_callbacks() + [DualBranchEpochEnd()]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "threshold": self.threshold,
-                "ramp_epochs": self.ramp_epochs,
-                "schedule": self.schedule,
-                "fused_target": self.fused_target,
-                "branch_filters": self.branch_filters,
-                "anchor_momentum": self.anchor_momentum,
-                "min_weight": self.min_weight,
-            }
-        )
-        return config
 
 
 class DualBranchEpochEnd(keras.callbacks.Callback):

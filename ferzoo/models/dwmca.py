@@ -12,7 +12,7 @@ from ferzoo.losses import weighted_mean
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.relabeling import LabelCorrection
 
-# Constructor arguments kept as same-named attributes (see `get_config`).
+# Constructor arguments kept as same-named attributes (`config_args`).
 _ARGS = (
     "token_dim num_heads channel_reduction num_scales fusion_dim "
     "embedding_dim anchors_per_class similarity_temperature anchor_margin "
@@ -78,20 +78,11 @@ class DWMCA(LabelCorrection, NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> def cnn():
-    ...     return ferzoo.backbones.SmallCNNBackbone(
-    ...         image_shape=(32, 32, 3), stackwise_num_filters=[8, 16],
-    ...         num_convs_per_stage=1)
-    >>> model = ferzoo.models.DWMCA(
-    ...     backbone=cnn(), landmark_backbone=cnn(), num_samples=8,
-    ...     token_dim=16, num_heads=2, fusion_dim=32, embedding_dim=16,
-    ...     anchors_per_class=2)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=1, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.DWMCA.from_preset(
+    ...     "dwmca_small_cnn_synthetic", num_samples=8)
+    >>> out = model(np.random.uniform(0, 255, (2, 48, 48, 3)))
+    >>> out["final"].shape, out["embedding"].shape  # fused p, APCL embedding
+    ((2, 7), (2, 64))
 
     Reference:
         Sun, "Facial Expression Recognition Method Based on Dynamic
@@ -99,6 +90,7 @@ class DWMCA(LabelCorrection, NoisyLabelClassifier):
     """
 
     loss_terms = ("cls", "anchor", "center")
+    config_args = _ARGS
     score_name = "fused probability of the given label"
     relabels_train = False  # `label_table` is a report only
 
@@ -337,7 +329,6 @@ class DWMCA(LabelCorrection, NoisyLabelClassifier):
 
     def get_config(self):
         config = super().get_config()
-        config.update({arg: getattr(self, arg) for arg in _ARGS})
         config["landmark_backbone"] = keras.layers.serialize(
             self.landmark_backbone
         )

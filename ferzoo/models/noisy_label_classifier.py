@@ -71,6 +71,9 @@ class NoisyLabelClassifier(Inference, keras.Model):
     default_recipe = DEFAULT_RECIPE
     # Initializer of the classifier's kernel (Keras' default; AFCN zeros).
     classifier_initializer = "glorot_uniform"
+    # The method's own arguments, kept as same-named attributes and
+    # written by `get_config` in this order after the common ones.
+    config_args = ()
 
     def __init__(
         self,
@@ -387,6 +390,7 @@ class NoisyLabelClassifier(Inference, keras.Model):
                 if self.freeze_until is not None
                 else {}
             ),
+            **{arg: getattr(self, arg) for arg in self.config_args},
         }
 
     @classmethod
@@ -447,6 +451,13 @@ def infer_num_samples(x):
         "the model (the number of training samples), or train on "
         '`({"images": ..., "sample_ids": ...}, labels)` batches.'
     )
+
+
+def check_non_negative(**values):
+    """Raise a `ValueError` naming the first argument below 0."""
+    for arg, value in values.items():
+        if value < 0:
+            raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value}")
 
 
 def _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout):

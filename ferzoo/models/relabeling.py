@@ -16,6 +16,7 @@ from keras import ops
 
 from ferzoo import losses
 from ferzoo.layers.sample_table import SampleTable
+from ferzoo.models.noisy_label_classifier import check_non_negative
 
 # SCN's arguments, in their `get_config` order.
 SELF_CURE_ARGS = ("high_fraction", "rank_margin", "relabel_margin")
@@ -79,7 +80,8 @@ class SelfCure(LabelCorrection):
 
     The subclass calls `set_self_cure_args` before
     `NoisyLabelClassifier.__init__` and `create_importance_head` in its
-    `create_layers`, and adds `self_cure_config()` to its config.
+    `create_layers`, and lists `SELF_CURE_ARGS` first in its
+    `config_args`.
     """
 
     def set_self_cure_args(self, high_fraction, rank_margin, relabel_margin):
@@ -89,20 +91,12 @@ class SelfCure(LabelCorrection):
                 "`high_fraction` must be in [0, 1]. Received: "
                 f"high_fraction={high_fraction}"
             )
-        for arg, value in (
-            ("rank_margin", rank_margin),
-            ("relabel_margin", relabel_margin),
-        ):
-            if value < 0:
-                raise ValueError(
-                    f"`{arg}` must be >= 0. Received: {arg}={value}"
-                )
+        check_non_negative(
+            rank_margin=rank_margin, relabel_margin=relabel_margin
+        )
         self.high_fraction = float(high_fraction)
         self.rank_margin = float(rank_margin)
         self.relabel_margin = float(relabel_margin)
-
-    def self_cure_config(self):
-        return {arg: getattr(self, arg) for arg in SELF_CURE_ARGS}
 
     def create_importance_head(self, backbone):
         """Eq. 1: the FC + sigmoid importance (certainty) head."""

@@ -3,6 +3,7 @@ import keras
 from ferzoo import losses
 from ferzoo.losses import weighted_mean
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
+from ferzoo.models.relabeling import SELF_CURE_ARGS
 from ferzoo.models.relabeling import SelfCure
 
 
@@ -49,16 +50,13 @@ class SCN(SelfCure, NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.SCN(backbone=backbone, num_samples=8,
-    ...                           warmup_epochs=1)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=2, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.SCN.from_preset(
+    ...     "scn_small_cnn_synthetic", num_samples=8)
+    >>> out = model(np.random.uniform(0, 255, (8, 48, 48, 3)))
+    >>> out["importance"].shape  # alpha, which scales each sample's logits
+    (8,)
+    >>> model.relabels()  # the label table: -1 until a label is corrected
+    array([-1, -1, -1, -1, -1, -1, -1, -1], dtype=int32)
 
     Reference:
         Wang et al., "Suppressing Uncertainties for Large-Scale Facial
@@ -66,6 +64,7 @@ class SCN(SelfCure, NoisyLabelClassifier):
     """
 
     loss_terms = ("wce", "rank")
+    config_args = SELF_CURE_ARGS + ("rank_weight", "relabel_low_group_only")
     score_name = "importance weight alpha"
     score_uses_label = False
 
@@ -125,14 +124,3 @@ class SCN(SelfCure, NoisyLabelClassifier):
         )
         self.record_scores(ids, alpha, training)
         return self.with_regularization(total)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                **self.self_cure_config(),
-                "rank_weight": self.rank_weight,
-                "relabel_low_group_only": self.relabel_low_group_only,
-            }
-        )
-        return config
