@@ -4,11 +4,11 @@ import keras
 from keras import ops
 
 from ferzoo import losses
+from ferzoo.layers.arguments import check_non_negative
 from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.losses import weighted_mean
 from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import check_non_negative
 from ferzoo.models.relabeling import SELF_CURE_ARGS
 from ferzoo.models.relabeling import SelfCure
 

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from ferzoo import losses
+from ferzoo.layers.arguments import check_positive_int
 from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.layers.channel_attention import ChannelAttention
 from ferzoo.losses import weighted_mean
@@ -89,11 +90,7 @@ class DacFER(NoisyLabelClassifier):
                 "`consistency_weight` must be >= 0. Received: "
                 f"consistency_weight={consistency_weight}"
             )
-        if not isinstance(attention_reduction, int) or attention_reduction < 1:
-            raise ValueError(
-                "`attention_reduction` must be a positive int. Received: "
-                f"attention_reduction={attention_reduction}"
-            )
+        check_positive_int(attention_reduction=attention_reduction)
         # === Config ===
         self.consistency_weight = float(consistency_weight)
         self.use_channel_attention = bool(use_channel_attention)

@@ -5,6 +5,7 @@ from ferzoo.backbones.backbone import Backbone
 from ferzoo.layers.apcl import APCL
 from ferzoo.layers.apcl import anchor_center_loss
 from ferzoo.layers.apcl import anchor_separation_loss
+from ferzoo.layers.arguments import check_positive_int
 from ferzoo.layers.cross_attention import DynamicWeightedCrossAttention
 from ferzoo.layers.cross_attention import MultiScaleTokens
 from ferzoo.losses import given_probability
@@ -344,11 +345,7 @@ class DWMCA(LabelCorrection, NoisyLabelClassifier):
 
 
 def _check_args(sizes, scalars):
-    for arg, value in sizes.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{arg}` must be a positive int. Received: {arg}={value}"
-            )
+    check_positive_int(**sizes)
     if sizes["token_dim"] % sizes["num_heads"]:
         raise ValueError(
             "`token_dim` must be divisible by `num_heads`. Received: "

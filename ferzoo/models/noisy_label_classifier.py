@@ -453,13 +453,6 @@ def infer_num_samples(x):
     )
 
 
-def check_non_negative(**values):
-    """Raise a `ValueError` naming the first argument below 0."""
-    for arg, value in values.items():
-        if value < 0:
-            raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value}")
-
-
 def _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout):
     if not isinstance(backbone, Backbone):
         raise ValueError(

@@ -15,8 +15,8 @@ import keras
 from keras import ops
 
 from ferzoo import losses
+from ferzoo.layers.arguments import check_non_negative
 from ferzoo.layers.sample_table import SampleTable
-from ferzoo.models.noisy_label_classifier import check_non_negative
 
 # SCN's arguments, in their `get_config` order.
 SELF_CURE_ARGS = ("high_fraction", "rank_margin", "relabel_margin")
