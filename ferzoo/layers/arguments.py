@@ -15,3 +15,12 @@ def check_non_negative(**values):
     for arg, value in values.items():
         if value < 0:
             raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value}")
+
+
+def check_unit_interval(**values):
+    """Raise a `ValueError` naming the first argument outside [0, 1]."""
+    for arg, value in values.items():
+        if not 0 <= value <= 1:
+            raise ValueError(
+                f"`{arg}` must be in [0, 1]. Received: {arg}={value}"
+            )

@@ -5,6 +5,7 @@ from keras import ops
 
 from ferzoo import losses
 from ferzoo.layers.arguments import check_non_negative
+from ferzoo.layers.arguments import check_unit_interval
 from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.losses import weighted_mean
 from ferzoo.models.flip_attention import flip_attention_forward
@@ -111,11 +112,7 @@ class AFCN(SelfCure, NoisyLabelClassifier):
     ):
         # === Config ===
         self.set_self_cure_args(high_fraction, rank_margin, relabel_margin)
-        if not 0 <= entropy_weight <= 1:
-            raise ValueError(
-                "`entropy_weight` must be in [0, 1]. Received: "
-                f"entropy_weight={entropy_weight}"
-            )
+        check_unit_interval(entropy_weight=entropy_weight)
         check_non_negative(
             rank_weight=rank_weight, consistency_weight=consistency_weight
         )

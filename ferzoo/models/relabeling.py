@@ -16,6 +16,7 @@ from keras import ops
 
 from ferzoo import losses
 from ferzoo.layers.arguments import check_non_negative
+from ferzoo.layers.arguments import check_unit_interval
 from ferzoo.layers.sample_table import SampleTable
 
 # SCN's arguments, in their `get_config` order.
@@ -86,11 +87,7 @@ class SelfCure(LabelCorrection):
 
     def set_self_cure_args(self, high_fraction, rank_margin, relabel_margin):
         """Check and keep the group fraction beta and margins delta1, 2."""
-        if not 0 <= high_fraction <= 1:
-            raise ValueError(
-                "`high_fraction` must be in [0, 1]. Received: "
-                f"high_fraction={high_fraction}"
-            )
+        check_unit_interval(high_fraction=high_fraction)
         check_non_negative(
             rank_margin=rank_margin, relabel_margin=relabel_margin
         )

@@ -1,6 +1,7 @@
 import keras
 
 from ferzoo import losses
+from ferzoo.layers.arguments import check_unit_interval
 from ferzoo.losses import weighted_mean
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.relabeling import SELF_CURE_ARGS
@@ -81,11 +82,7 @@ class SCN(SelfCure, NoisyLabelClassifier):
     ):
         # === Config ===
         self.set_self_cure_args(high_fraction, rank_margin, relabel_margin)
-        if not 0 <= rank_weight <= 1:
-            raise ValueError(
-                f"`rank_weight` must be in [0, 1]. Received: "
-                f"rank_weight={rank_weight}"
-            )
+        check_unit_interval(rank_weight=rank_weight)
         self.rank_weight = float(rank_weight)
         self.relabel_low_group_only = bool(relabel_low_group_only)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
