@@ -107,9 +107,11 @@ class Distribution:
         `compute_loss`, so it is done here. JAX needs nothing: its step
         is one program over the global batch.
 
-        On TensorFlow, batch normalization and average-expression
-        anchoring are synchronized across the replicas: their statistics
-        are those of the global batch, as on one device and on JAX.
+        On TensorFlow, the layers with batch statistics (batch
+        normalization, average-expression anchoring: any layer with a
+        `synchronized` switch) are synchronized across the replicas:
+        their statistics are those of the global batch, as on one device
+        and on JAX.
         Batch-level terms of a method's loss (SCN's and AFCN's rank
         regularization and low-importance group) stay per replica.
         """
@@ -130,18 +132,17 @@ class Distribution:
 def _synchronize_batch_statistics(model):
     """Global-batch statistics in the model's batch-level layers (TF).
 
-    `BatchNormalization` and `AverageExpressionAnchoring` compute their
-    training statistics over the global batch (`synchronized=True`, an
+    Every layer whose training statistics come from the batch takes the
+    switch as Keras' `BatchNormalization` does: a boolean `synchronized`
+    attribute (ferzoo's `AverageExpressionAnchoring` has one too). With
+    it on, the layer computes those statistics over the global batch (an
     all-reduce across the replicas), as on one device. Set on the built
     layers, not saved: ferzoo backbones and heads rebuild their layers
     from their own arguments, so a checkpoint loads unchanged on one
     device and on JAX (which refuses `synchronized=True`).
     """
-    from ferzoo.layers import AverageExpressionAnchoring
-
-    kinds = (keras.layers.BatchNormalization, AverageExpressionAnchoring)
     for layer in model._flatten_layers(include_self=False):
-        if isinstance(layer, kinds):
+        if isinstance(getattr(layer, "synchronized", None), bool):
             layer.synchronized = True
 
 

@@ -66,3 +66,18 @@ def relabel(probs, labels, margin=0.2, candidates=None):
     if candidates is not None:
         changed = ops.logical_and(changed, candidates)
     return ops.where(changed, l_max, labels), changed
+
+
+def weighted_mean(values, sample_weight=None):
+    """Mean of per-sample `values`, weighted by `sample_weight` if given."""
+    values = ops.cast(values, "float32")
+    if sample_weight is None:
+        return ops.mean(values)
+    weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
+    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1e-12)
+
+
+def given_probability(probs, labels):
+    """`probs[i, labels[i]]` for each row."""
+    labels = ops.cast(ops.reshape(labels, (-1, 1)), "int32")
+    return ops.take_along_axis(probs, labels, axis=1)[:, 0]

@@ -10,6 +10,7 @@ same epoch-end step lives here too.
 import math
 
 import numpy as np
+from scipy import special
 
 
 class BetaMixture:
@@ -77,11 +78,11 @@ class BetaMixture:
     def responsibilities(self, x):
         """`(2, n)` posterior of each component (E-step)."""
         joint = self._joint(x)
-        return np.exp(joint - _logsumexp(joint))
+        return np.exp(joint - special.logsumexp(joint, axis=0))
 
     def log_likelihood(self, x):
         """Mean log-likelihood of `x` under the mixture."""
-        return float(np.mean(_logsumexp(self._joint(x))))
+        return float(np.mean(special.logsumexp(self._joint(x), axis=0)))
 
     def fit(self, x):
         """Fit to the values `x` in [0, 1]; returns `self`."""
@@ -112,8 +113,6 @@ class BetaMixture:
 
     def _m_step(self, x, resp):
         """Weighted maximum likelihood of each beta, by Newton steps."""
-        from scipy import special
-
         total = resp.sum(axis=1)
         safe = np.maximum(total, 1e-12)
         log_x = (resp @ np.log(x)) / safe
@@ -224,8 +223,3 @@ def epoch_end_state(similarity, labels, distributions, clean, threshold):
         distributions[seen], labels[seen], num_classes, threshold
     )
     return clean, scores, class_distributions.astype("float32")
-
-
-def _logsumexp(values):
-    top = np.max(values, axis=0)
-    return top + np.log(np.sum(np.exp(values - top), axis=0))

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from ferzoo.callbacks import ExponentialEpochDecay
+
 
 @keras.saving.register_keras_serializable(package="ferzoo")
 class AdamL2(keras.optimizers.Adam):
@@ -59,3 +61,28 @@ class AdamL2(keras.optimizers.Adam):
         config = super().get_config()
         config["l2"] = self.l2
         return config
+
+
+def make_optimizer(recipe):
+    """The optimizer and per-epoch LR callback of a recipe dict."""
+    name = str(recipe.get("optimizer", "adam")).lower()
+    lr = float(recipe.get("learning_rate", 1e-3))
+    weight_decay = recipe.get("weight_decay") or None
+    if name == "adam":
+        # PyTorch's Adam: the weight decay is an L2 term of the gradient
+        # (`ferzoo.optimizers.AdamL2`), not Keras' decoupled decay.
+        optimizer = AdamL2(lr, l2=weight_decay or 0.0)
+    elif name == "adamw":
+        optimizer = keras.optimizers.AdamW(lr, weight_decay=weight_decay)
+    elif name == "sgd":
+        optimizer = keras.optimizers.SGD(
+            lr, momentum=0.9, weight_decay=weight_decay
+        )
+    else:
+        raise ValueError(
+            "recipe `optimizer` must be one of 'adam', 'adamw', 'sgd'. "
+            f"Received: optimizer={name!r}"
+        )
+    decay = recipe.get("lr_decay")
+    callback = ExponentialEpochDecay(lr, decay) if decay else None
+    return optimizer, callback

@@ -42,6 +42,7 @@ DACFER = "ferzoo/models/dacfer.py"
 DWMCA = "ferzoo/models/dwmca.py"
 DUAL = "ferzoo/models/dual_branch.py"
 BASE = "ferzoo/models/noisy_label_classifier.py"
+RELABEL = "ferzoo/models/relabeling.py"
 LOSSES = "ferzoo/losses.py"
 CAM = "ferzoo/layers/cam.py"
 APCL = "ferzoo/layers/apcl.py"
@@ -49,16 +50,32 @@ MIXTURE = "ferzoo/mixture.py"
 FLIP = "ferzoo/models/flip_attention.py"
 OPTIM = "ferzoo/optimizers.py"
 
-T_SCN = ("tests/models/scn_test.py", "tests/models/scn_official_test.py")
-T_AFCN = ("tests/models/afcn_test.py", "tests/models/afcn_reference_test.py")
-T_DACFER = ("tests/models/dacfer_test.py", "tests/models/eac_official_test.py")
+T_SCN = (
+    "tests/models/scn_test.py",
+    "tests/losses_test.py",
+    "tests/models/relabeling_test.py",
+    "tests/models/scn_official_test.py",
+)
+T_AFCN = (
+    "tests/models/afcn_test.py",
+    "tests/models/relabeling_test.py",
+    "tests/models/flip_attention_test.py",
+    "tests/models/afcn_reference_test.py",
+)
+T_DACFER = (
+    "tests/models/dacfer_test.py",
+    "tests/models/flip_attention_test.py",
+    "tests/models/eac_official_test.py",
+)
 T_DWMCA = (
     "tests/models/dwmca_test.py",
+    "tests/models/dwmca_streams_test.py",
     "tests/layers/apcl_test.py",
     "tests/models/dwmca_reference_test.py",
 )
 T_DUAL = (
     "tests/models/dual_branch_test.py",
+    "tests/models/dual_branch_epoch_test.py",
     "tests/test_mixture.py",
     "tests/models/ada_df_official_test.py",
 )
@@ -154,7 +171,7 @@ MUTANTS = [
     ),
     Mutant(
         "relabel_forgets_earlier",
-        BASE,
+        RELABEL,
         "ops.where(changed, new_labels, stored)",
         "ops.where(changed, new_labels, -1)",
         T_SCN,
@@ -162,7 +179,7 @@ MUTANTS = [
     ),
     Mutant(
         "relabel_table_unused",
-        BASE,
+        RELABEL,
         "return ops.where(stored >= 0, stored, labels)",
         "return labels",
         T_SCN,
@@ -171,10 +188,20 @@ MUTANTS = [
     Mutant(
         "relabel_against_given_label",
         SCN,
-        "relabel_step(self, ids, labels, weighted_logits,",
-        "relabel_step(self, ids, ops.cast(y, 'int32'), weighted_logits,",
+        "ids, labels, weighted_logits, candidates, training",
+        "ids, keras.ops.cast(y, 'int32'), weighted_logits, candidates, "
+        "training",
         T_SCN,
         "the margin is measured against the given, not the current label",
+    ),
+    Mutant(
+        "relabel_step_ignores_changed",
+        RELABEL,
+        "acts = ops.logical_and(changed, acts)",
+        "acts = ops.logical_or(changed, acts)",
+        T_SCN + T_AFCN,
+        "the shared relabel step writes every candidate (and before the "
+        "warm-up)",
     ),
     Mutant(
         "rank_hinge_removed",
@@ -309,8 +336,8 @@ MUTANTS = [
     Mutant(
         "afcn_relabel_unweighted",
         AFCN,
-        "self, ids, labels, alpha[:, None] * logits, low_group, training",
-        "self, ids, labels, logits, low_group, training",
+        "ids, labels, alpha[:, None] * logits, low_group, training",
+        "ids, labels, logits, low_group, training",
         T_AFCN,
         "relabel on softmax(logits), not softmax(alpha * logits)",
     ),
@@ -406,9 +433,8 @@ MUTANTS = [
     Mutant(
         "dwmca_label_table_no_reset",
         DWMCA,
-        "self.write_labels(ids, new, self.after_warmup())",
-        "self.write_labels(ids, new, ops.logical_and("
-        "self.after_warmup(), new >= 0))",
+        "self.relabel_step(ids, new, None, training)",
+        "self.relabel_step(ids, new, new >= 0, training)",
         T_DWMCA,
         "a flagged sample stays flagged once the prediction agrees",
     ),

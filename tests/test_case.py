@@ -46,6 +46,53 @@ def tiny_batch(num_samples=16, size=32, num_classes=7, seed=0):
     return x, y
 
 
+# --- NumPy references shared by the method tests ---------------------------
+def numpy_softmax(logits):
+    """Softmax over the last axis."""
+    e = np.exp(logits - logits.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def numpy_ce(logits, labels):
+    """Per-sample cross-entropy of integer `labels` under `logits`."""
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    return -log_p[np.arange(len(labels)), labels]
+
+
+def numpy_rank_loss(alpha, beta, margin):
+    """SCN's RR-Loss: margin hinge on the top-beta and the rest's means."""
+    ranked = np.sort(alpha)[::-1]
+    m = int(beta * len(alpha))
+    return max(0.0, margin - (ranked[:m].mean() - ranked[m:].mean()))
+
+
+def raw_outputs(model, x):
+    """`call(x, training=False)` as a dict, compiled (fast on JAX)."""
+    return keras.Model.predict(model, x, batch_size=len(x["images"]), verbose=0)
+
+
+def symmetrize_kernels(model):
+    """Make every conv kernel left-right symmetric: a flip-equivariant net."""
+    for layer in model.backbone.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            k = np.asarray(layer.kernel.numpy())
+            layer.kernel.assign(0.5 * (k + k[:, ::-1]))
+
+
+def noisy_synthetic(num_samples=224, size=32):
+    """Synthetic faces with 30% symmetric label noise, as a train batch."""
+    images, clean = ferzoo.data.make_synthetic_faces(
+        num_samples, image_size=size
+    )
+    noisy = ferzoo.data.symmetric_noise(clean, 0.3, 7, seed=0).labels
+    x = {
+        "images": np.repeat(images[..., None], 3, -1).astype("float32"),
+        "sample_ids": np.arange(num_samples, dtype="int32"),
+    }
+    return x, noisy
+
+
 def gradients(fn, *values):
     """NumPy gradients of the scalar `fn(*values)` for each of `values`.
 
@@ -196,7 +243,47 @@ def table_values(model):
 
 
 class MethodTestCase(TestCase):
-    """Checks every method in `ferzoo.models` must pass."""
+    """Checks every method in `ferzoo.models` must pass.
+
+    `setUp` gives `self.kwargs` (a tiny backbone, 7 classes, 16 samples
+    and the method's `method_kwargs()`) and `self.data` (16 images of
+    `image_size`).
+    """
+
+    image_size = 32
+
+    def method_kwargs(self):
+        """The method's own arguments of `self.kwargs` (subclasses)."""
+        return {}
+
+    def setUp(self):
+        super().setUp()
+        self.kwargs = {
+            "backbone": tiny_backbone(self.image_size),
+            "num_classes": 7,
+            "num_samples": 16,
+            **self.method_kwargs(),
+        }
+        self.data = tiny_batch(16, size=self.image_size)
+
+    def loss_of(self, model, y_pred, labels, ids, training=True):
+        """`compute_loss` on crafted outputs; `(loss, {term: value})`."""
+        y_pred = {
+            k: ops.convert_to_tensor(np.asarray(v, "float32"))
+            for k, v in y_pred.items()
+        }
+        x = {"images": None, "sample_ids": ops.convert_to_tensor(ids)}
+        for tracker in model.loss_trackers:
+            tracker.reset_state()
+        loss = model.compute_loss(x, labels, y_pred, training=training)
+        terms = {m.name[5:]: float(m.result()) for m in model.loss_trackers}
+        return float(loss), terms
+
+    def run_round_trip_tests(self, cls, init_kwargs, train_data):
+        """Saving, the two backends' equality and the SavedModel export."""
+        self.run_model_saving_test(cls, init_kwargs, train_data)
+        self.run_backend_consistency_test(cls, init_kwargs, train_data)
+        self.run_export_test(cls, init_kwargs, train_data)
 
     def run_method_test(
         self, cls, init_kwargs, train_data, expected_output_shape

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from ferzoo.mixture import BetaMixture
+from ferzoo.mixture import mine_class_distributions
 
 
 def two_betas(n, noisy, clean, weight, seed=0):
@@ -54,3 +55,30 @@ def test_invalid_input():
         BetaMixture().fit([0.5])
     with pytest.raises(ValueError, match="max_iterations"):
         BetaMixture(max_iterations=0)
+
+
+def numpy_class_distributions(dists, labels, num_classes, t):
+    out = np.zeros((num_classes, num_classes))
+    for c in range(num_classes):
+        rows = [d for d, y in zip(dists, labels) if y == c]
+        mean = np.mean(rows, axis=0) if rows else None
+        if mean is not None and mean[c] >= t:
+            out[c] = mean
+        else:
+            out[c] = (1 - t) / (num_classes - 1)
+            out[c, c] = t
+    return out
+
+
+def test_class_distribution_mining():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 6, 60)  # class 6 has no sample
+    dists = rng.dirichlet(np.ones(7) * 0.3, 60)
+    dists[labels == 2, 2] += 3.0  # class 2 is stable
+    dists /= dists.sum(axis=1, keepdims=True)
+    got = mine_class_distributions(dists, labels, 7, 0.7)
+    want = numpy_class_distributions(dists, labels, 7, 0.7)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    assert got[2, 2] > 0.7
+    np.testing.assert_allclose(got[6, 6], 0.7)
+    np.testing.assert_allclose(got.sum(axis=1), np.ones(7), atol=1e-9)

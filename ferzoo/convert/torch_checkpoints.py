@@ -4,25 +4,9 @@ The mapping works on a flat dict `{torch name: NumPy array}`; torch is
 needed only to read `.pth` / `.pth.tar` files (`pip install ferzoo[torch]`).
 A `.npz` file whose keys are the torch names (a `/` in a key nests it, so
 `state_dict/module.conv1.weight` is `ckpt["state_dict"]["module.conv1.weight"]`)
-converts without torch.
-
-Layouts (`LAYOUTS`):
-
-- `"resnet"`: torchvision ResNet-18/34/50/101/152 and timm's ResNets,
-  SE-ResNet-50 included (`conv1`, `bn1`, `layer{s}.{b}.conv{k}` /
-  `.bn{k}` / `.downsample.{0,1}` / `.se.fc{1,2}`; head `fc`, or
-  `feature` in some MS-Celeb-1M checkpoints) -> `ResNetBackbone`.
-- `"cadene_senet"`: Cadene's `se_resnet50` / timm's `legacy_seresnet50`
-  (`layer0.conv1`, `layer0.bn1`, `.se_module.fc{1,2}`; head
-  `last_linear`) -> `ResNetBackbone(caffe_style=True)`.
-- `"iresnet"`: insightface / face.evoLVe IR and IR-SE as in POSTER's
-  `ir50.py` (`input_layer.{0,1,2}`, `body.{i}.res_layer.{0..5}`,
-  `body.{i}.shortcut_layer.{0,1}`; head `output_layer`) ->
-  `IResNetBackbone`. A stage starts wherever a unit's depth changes.
-- `"mobilefacenet"`: POSTER's / TreB1eN's MobileFaceNet (`conv1`,
-  `conv2_dw`, `conv_23`, `conv_3.model.{i}`, `conv_34`, `conv_4.model.{i}`,
-  `conv_45`, `conv_5.model.{i}`, `conv_6_sep`; head `output_layer` or
-  `conv_6_dw` / `linear` / `bn`) -> `MobileFaceNetBackbone`.
+converts without torch. The layouts (`LAYOUTS`: torchvision / timm
+ResNet, Cadene's SE-ResNet, insightface IR, MobileFaceNet) are described
+in `ferzoo.convert.torch_layouts`.
 
 Every backbone tensor must be in the checkpoint and every checkpoint
 tensor must be a backbone tensor or part of the layout's head (dropped and
@@ -33,37 +17,22 @@ layer and the torch key.
 
 import hashlib
 import pathlib
-import re
 import zipfile
 
 import numpy as np
 
-from ferzoo.errors import DataError
-
-LAYOUTS = ("resnet", "cadene_senet", "iresnet", "mobilefacenet")
+from ferzoo.convert.torch_layouts import DEFAULT_IMAGE_SHAPES
+from ferzoo.convert.torch_layouts import HEAD_PREFIXES
+from ferzoo.convert.torch_layouts import LAYOUTS
+from ferzoo.convert.torch_layouts import ConversionError
+from ferzoo.convert.torch_layouts import backbone_config
+from ferzoo.convert.torch_layouts import detect_layout
+from ferzoo.convert.torch_layouts import mobilefacenet_modules
+from ferzoo.convert.torch_layouts import short_names
+from ferzoo.convert.torch_layouts import torch_module_name
 
 # Keys under which training scripts nest the state dict, tried in order.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")
-
-HEAD_PREFIXES = {
-    "resnet": ("fc.", "feature."),
-    "cadene_senet": ("last_linear.",),
-    "iresnet": ("output_layer.",),
-    "mobilefacenet": ("output_layer.", "conv_6_dw.", "linear.", "bn."),
-}
-
-DEFAULT_IMAGE_SHAPES = {
-    "resnet": (224, 224, 3),
-    "cadene_senet": (224, 224, 3),
-    "iresnet": (112, 112, 3),
-    "mobilefacenet": (112, 112, 3),
-}
-
-_MAX_LISTED = 40
-
-
-class ConversionError(DataError):
-    """A checkpoint does not fit a ferzoo backbone (keys or shapes)."""
 
 
 # --- Reading checkpoints ---------------------------------------------------
@@ -155,7 +124,7 @@ def find_state_dict(checkpoint, key=None, source=None):
             if not isinstance(node, dict) or part not in node:
                 raise ConversionError(
                     f"no entry {'/'.join(path + [part])!r} in the checkpoint; "
-                    f"top-level keys: {_short(sorted(checkpoint))}.",
+                    f"top-level keys: {short_names(sorted(checkpoint))}.",
                     source,
                 )
             node, path = node[part], path + [part]
@@ -181,7 +150,7 @@ def find_state_dict(checkpoint, key=None, source=None):
     if bad:
         where = "/".join(path) or "the top level"
         raise ConversionError(
-            f"entries of {where} are not tensors: {_short(sorted(bad))}. "
+            f"entries of {where} are not tensors: {short_names(sorted(bad))}. "
             "Pass the key of the state dict (--key).",
             source,
         )
@@ -190,237 +159,7 @@ def find_state_dict(checkpoint, key=None, source=None):
     return state, "/".join(path)
 
 
-# --- Layouts ---------------------------------------------------------------
-
-
-def detect_layout(state_dict):
-    """Guess the layout of a (prefix-free) state dict; see `LAYOUTS`."""
-    keys = set(state_dict)
-    if "input_layer.0.weight" in keys and any(
-        k.startswith("body.") for k in keys
-    ):
-        return "iresnet"
-    if "conv1.conv.weight" in keys and "conv2_dw.conv.weight" in keys:
-        return "mobilefacenet"
-    if "layer0.conv1.weight" in keys:
-        return "cadene_senet"
-    if "conv1.weight" in keys and "layer1.0.conv1.weight" in keys:
-        return "resnet"
-    raise ConversionError(
-        "cannot tell the checkpoint's layout from its keys (expected one of "
-        f"{', '.join(LAYOUTS)}); first keys: {_short(sorted(keys), 12)}. "
-        "Pass `layout`."
-    )
-
-
-def backbone_config(state_dict, layout):
-    """`(backbone class, config)` read from the tensor shapes."""
-    from ferzoo import backbones
-
-    if layout in ("resnet", "cadene_senet"):
-        return backbones.ResNetBackbone, _resnet_config(state_dict, layout)
-    if layout == "iresnet":
-        return backbones.IResNetBackbone, _iresnet_config(state_dict)
-    if layout == "mobilefacenet":
-        return backbones.MobileFaceNetBackbone, _mobilefacenet_config(
-            state_dict
-        )
-    raise ValueError(
-        f"`layout` must be one of {LAYOUTS}. Received: layout={layout}"
-    )
-
-
-def _shape(state_dict, key):
-    if key not in state_dict:
-        raise ConversionError(
-            f"missing key {key!r}, needed to read the architecture."
-        )
-    return state_dict[key].shape
-
-
-def _indices(state_dict, pattern):
-    found = set()
-    for key in state_dict:
-        m = re.match(pattern, key)
-        if m:
-            found.add(int(m.group(1)))
-    return sorted(found)
-
-
-def _resnet_config(sd, layout):
-    stem_key = "layer0.conv1.weight" if layout == "cadene_senet" else (
-        "conv1.weight"
-    )  # fmt: skip
-    stem = _shape(sd, stem_key)
-    if stem[2] not in (3, 7):
-        raise ConversionError(
-            f"{stem_key} has a {stem[2]}x{stem[3]} kernel; ResNetBackbone "
-            "has a 7x7 (imagenet) or 3x3 (small) stem."
-        )
-    stages = _indices(sd, r"layer([1-9]\d*)\.\d+\.")
-    if stages != list(range(1, len(stages) + 1)) or not stages:
-        raise ConversionError(
-            f"stages must be layer1..layerN; found layers {stages}."
-        )
-    se = "se_module" if layout == "cadene_senet" else "se"
-    return {
-        "stackwise_num_filters": [
-            int(_shape(sd, f"layer{s}.0.conv1.weight")[0]) for s in stages
-        ],
-        "stackwise_num_blocks": [
-            len(_indices(sd, rf"layer{s}\.(\d+)\.")) for s in stages
-        ],
-        "block_type": (
-            "bottleneck_block"
-            if "layer1.0.conv3.weight" in sd
-            else "basic_block"
-        ),  # fmt: skip
-        "use_squeeze_excite": f"layer1.0.{se}.fc1.weight" in sd,
-        "stem": "imagenet" if stem[2] == 7 else "small",
-        "stem_filters": int(stem[0]),
-        **({"caffe_style": True} if layout == "cadene_senet" else {}),
-    }
-
-
-def _iresnet_config(sd):
-    units = _indices(sd, r"body\.(\d+)\.")
-    if units != list(range(len(units))) or not units:
-        raise ConversionError(f"units must be body.0..body.N; found {units}.")
-    depths = [int(_shape(sd, f"body.{i}.res_layer.1.weight")[0]) for i in units]
-    filters, blocks = [], []
-    for depth in depths:
-        if filters and filters[-1] == depth:
-            blocks[-1] += 1
-        else:
-            filters.append(depth)
-            blocks.append(1)
-    return {
-        "stackwise_num_filters": filters,
-        "stackwise_num_blocks": blocks,
-        "use_squeeze_excite": "body.0.res_layer.5.fc1.weight" in sd,
-        "stem_filters": int(_shape(sd, "input_layer.0.weight")[0]),
-    }
-
-
-# MobileFaceNet stages: (first block, repeated blocks) modules.
-_MFN_STAGES = (
-    ("conv_23", "conv_3"),
-    ("conv_34", None),
-    (None, "conv_4"),
-    ("conv_45", None),
-    (None, "conv_5"),
-)
-
-
-def _mobilefacenet_modules(sd):
-    """Per stage, the torch module path of each block."""
-    stages = []
-    for first, repeated in _MFN_STAGES:
-        modules = [first] if first else []
-        if repeated:
-            n = len(_indices(sd, rf"{repeated}\.model\.(\d+)\."))
-            modules += [f"{repeated}.model.{i}" for i in range(n)]
-        stages.append(modules)
-    return stages
-
-
-def _mobilefacenet_config(sd):
-    stem = int(_shape(sd, "conv1.conv.weight")[0])
-    widths, expansions, blocks = [], [], []
-    in_c = stem
-    for modules in _mobilefacenet_modules(sd):
-        if not modules:
-            raise ConversionError(
-                "a MobileFaceNet stage has no blocks; expected conv_23, "
-                "conv_3, conv_34, conv_4, conv_45 and conv_5."
-            )
-        out_c = int(_shape(sd, f"{modules[0]}.project.conv.weight")[0])
-        expanded = {
-            int(_shape(sd, f"{m}.conv.conv.weight")[0]) // c
-            for m, c in zip(modules, [in_c] + [out_c] * len(modules))
-        }
-        if len(expanded) != 1:
-            raise ConversionError(
-                f"blocks {modules} expand by different factors "
-                f"{sorted(expanded)}; MobileFaceNetBackbone has one per stage."
-            )
-        widths.append(out_c)
-        expansions.append(expanded.pop())
-        blocks.append(len(modules))
-        in_c = out_c
-    return {
-        "stackwise_expansion": expansions,
-        "stackwise_num_filters": widths,
-        "stackwise_num_blocks": blocks,
-        "stackwise_strides": [2, 2, 1, 2, 1],
-        "stem_filters": stem,
-        "output_filters": int(_shape(sd, "conv_6_sep.conv.weight")[0]),
-    }
-
-
-def torch_module_name(layer_name, layout, mobilefacenet_stages=None):
-    """The torch module path of a ferzoo backbone layer, or None."""
-    if layout in ("resnet", "cadene_senet"):
-        cadene = layout == "cadene_senet"
-        stem = {"conv1_conv": "conv1", "conv1_bn": "bn1"}
-        if layer_name in stem:
-            return ("layer0." if cadene else "") + stem[layer_name]
-        m = re.fullmatch(r"layer(\d+)_(\d+)_(.+)", layer_name)
-        if not m:
-            return None
-        rest = {
-            "downsample_conv": "downsample.0",
-            "downsample_bn": "downsample.1",
-            "se_fc1": "se_module.fc1" if cadene else "se.fc1",
-            "se_fc2": "se_module.fc2" if cadene else "se.fc2",
-        }.get(m.group(3), m.group(3))
-        return f"layer{m.group(1)}.{m.group(2)}.{rest}"
-    if layout == "iresnet":
-        m = re.fullmatch(r"input_layer_(conv|bn|prelu)", layer_name)
-        if m:
-            return (
-                "input_layer."
-                + {"conv": "0", "bn": "1", "prelu": "2"}[m.group(1)]
-            )
-        m = re.fullmatch(r"body_(\d+)_(.+)", layer_name)
-        if not m:
-            return None
-        rest = {
-            "res_bn1": "res_layer.0",
-            "res_conv1": "res_layer.1",
-            "res_prelu": "res_layer.2",
-            "res_conv2": "res_layer.3",
-            "res_bn2": "res_layer.4",
-            "se_fc1": "res_layer.5.fc1",
-            "se_fc2": "res_layer.5.fc2",
-            "shortcut_conv": "shortcut_layer.0",
-            "shortcut_bn": "shortcut_layer.1",
-        }.get(m.group(2))
-        return None if rest is None else f"body.{m.group(1)}.{rest}"
-    if layout == "mobilefacenet":
-        m = re.fullmatch(
-            r"(conv1|conv2_dw|conv_6_sep)_(conv|bn|prelu)", layer_name
-        )
-        if m:
-            return f"{m.group(1)}.{m.group(2)}"
-        m = re.fullmatch(
-            r"stage(\d+)_(\d+)_(expand|dw|project)_(conv|bn|prelu)", layer_name
-        )
-        if not m or mobilefacenet_stages is None:
-            return None
-        stage, block = int(m.group(1)) - 1, int(m.group(2))
-        part = {"expand": "conv", "dw": "conv_dw", "project": "project"}
-        try:
-            module = mobilefacenet_stages[stage][block]
-        except IndexError:
-            return None
-        return f"{module}.{part[m.group(3)]}.{m.group(4)}"
-    raise ValueError(
-        f"`layout` must be one of {LAYOUTS}. Received: layout={layout}"
-    )
-
-
-# --- Conversion ------------------------------------------------------------
+# --- Conversion ---------------------------------------------------------
 
 
 def _layer_tensors(layer):
@@ -446,14 +185,6 @@ def _layer_tensors(layer):
         f"ferzoo layer `{layer.name}` ({type(layer).__name__}) has no "
         "PyTorch mapping."
     )
-
-
-def _short(names, limit=_MAX_LISTED):
-    names = list(names)
-    text = ", ".join(names[:limit])
-    if len(names) > limit:
-        text += f", ... ({len(names) - limit} more)"
-    return text
 
 
 def convert_state_dict(state_dict, layout=None, image_shape=None, source=None):
@@ -482,13 +213,50 @@ def convert_state_dict(state_dict, layout=None, image_shape=None, source=None):
         raise ConversionError(str(e), source) from None
     config["image_shape"] = tuple(image_shape or DEFAULT_IMAGE_SHAPES[layout])
     backbone = cls(**config)
-    stages = (
-        _mobilefacenet_modules(state_dict)
-        if layout == "mobilefacenet"
-        else None
+    plan, expected = _plan(backbone, state_dict, layout, source)
+    head = HEAD_PREFIXES[layout]
+    dropped = sorted(
+        k for k in state_dict if k not in expected and k.startswith(head)
     )
+    unknown = sorted(set(state_dict) - expected - set(dropped))
+    missing = sorted(
+        k
+        for k in expected - set(state_dict)
+        if not k.endswith(".num_batches_tracked")
+    )
+    if unknown or missing:
+        parts = [
+            f"{what} keys ({len(keys)}): {short_names(keys)}"
+            for what, keys in (("missing", missing), ("unknown", unknown))
+            if keys
+        ]
+        raise ConversionError(
+            f"the checkpoint does not match a {layout} "
+            f"{cls.__name__}({_config_text(config)}): " + "; ".join(parts),
+            source,
+        )
+    for layer_name, key, transform, variable in plan:
+        _assign(variable, state_dict[key], transform, layer_name, key, source)
+    info = {
+        "layout": layout,
+        "config": config,
+        "num_tensors": len(plan),
+        "dropped": dropped,
+    }
+    return backbone, info
 
-    # Which torch tensor fills which ferzoo variable.
+
+def _plan(backbone, state_dict, layout, source):
+    """Which torch tensor fills which ferzoo variable.
+
+    Returns `(plan, expected)`: `[(layer name, torch key, transform,
+    variable)]` and the set of torch keys the backbone reads.
+    """
+    import keras
+
+    stages = (
+        mobilefacenet_modules(state_dict) if layout == "mobilefacenet" else None
+    )
     plan, expected = [], set()
     for layer in backbone.layers:
         if not layer.weights:
@@ -510,65 +278,33 @@ def convert_state_dict(state_dict, layout=None, image_shape=None, source=None):
             key = f"{module}.{suffix}"
             expected.add(key)
             plan.append((layer.name, key, transform, variable))
-        if isinstance(layer, _bn_class()):
+        if isinstance(layer, keras.layers.BatchNormalization):
             expected.add(f"{module}.num_batches_tracked")
+    return plan, expected
 
-    head = HEAD_PREFIXES[layout]
-    dropped = sorted(
-        k for k in state_dict if k not in expected and k.startswith(head)
-    )
-    unknown = sorted(set(state_dict) - expected - set(dropped))
-    missing = sorted(
-        k
-        for k in expected - set(state_dict)
-        if not k.endswith(".num_batches_tracked")
-    )
-    if unknown or missing:
-        parts = []
-        if missing:
-            parts.append(f"missing keys ({len(missing)}): {_short(missing)}")
-        if unknown:
-            parts.append(f"unknown keys ({len(unknown)}): {_short(unknown)}")
+
+def _assign(variable, tensor, transform, layer_name, key, source):
+    """Copy one torch tensor into a ferzoo variable, in Keras' layout."""
+    value = np.asarray(tensor, dtype="float32")
+    if transform == "prelu":
+        # torch: one slope per channel (or one shared); keras: (1, 1, C).
+        channels = variable.shape[-1]
+        if value.shape in ((1,), (channels,)):
+            value = np.broadcast_to(value, (channels,)).reshape(
+                tuple(variable.shape)
+            )
+    elif transform is not None and value.ndim == 4:
+        value = transform(value)
+    if tuple(value.shape) != tuple(variable.shape):
         raise ConversionError(
-            f"the checkpoint does not match a {layout} "
-            f"{cls.__name__}({_config_text(config)}): " + "; ".join(parts),
+            f"shape mismatch at ferzoo layer `{layer_name}` "
+            f"(torch `{key}`, shape {tuple(tensor.shape)}): "
+            f"the layer's `{variable.path.split('/')[-1]}` needs "
+            f"{tuple(variable.shape)} (after the layout transform), got "
+            f"{tuple(value.shape)}.",
             source,
         )
-
-    for layer_name, key, transform, variable in plan:
-        value = np.asarray(state_dict[key], dtype="float32")
-        if transform == "prelu":
-            # torch: one slope per channel (or one shared); keras: (1, 1, C).
-            channels = variable.shape[-1]
-            if value.shape in ((1,), (channels,)):
-                value = np.broadcast_to(value, (channels,)).reshape(
-                    tuple(variable.shape)
-                )
-        elif transform is not None and value.ndim == 4:
-            value = transform(value)
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ConversionError(
-                f"shape mismatch at ferzoo layer `{layer_name}` "
-                f"(torch `{key}`, shape {tuple(state_dict[key].shape)}): "
-                f"the layer's `{variable.path.split('/')[-1]}` needs "
-                f"{tuple(variable.shape)} (after the layout transform), got "
-                f"{tuple(value.shape)}.",
-                source,
-            )
-        variable.assign(value)
-    info = {
-        "layout": layout,
-        "config": config,
-        "num_tensors": len(plan),
-        "dropped": dropped,
-    }
-    return backbone, info
-
-
-def _bn_class():
-    import keras
-
-    return keras.layers.BatchNormalization
+    variable.assign(value)
 
 
 def _config_text(config):

@@ -3,6 +3,8 @@ import math
 import keras
 from keras import ops
 
+from ferzoo.layers.arguments import check_positive_int
+
 EPSILON = 1e-7
 
 
@@ -99,11 +101,7 @@ class APCL(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(anchors_per_class, int) or anchors_per_class < 1:
-            raise ValueError(
-                "`anchors_per_class` must be a positive int. Received: "
-                f"anchors_per_class={anchors_per_class}"
-            )
+        check_positive_int(anchors_per_class=anchors_per_class)
         if not temperature > 0:
             raise ValueError(
                 "`temperature` must be > 0. Received: "

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from ferzoo.layers.arguments import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="ferzoo")
 class ChannelAttention(keras.layers.Layer):
@@ -27,11 +29,7 @@ class ChannelAttention(keras.layers.Layer):
 
     def __init__(self, reduction=16, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(reduction, int) or reduction < 1:
-            raise ValueError(
-                "`reduction` must be a positive int. "
-                f"Received: reduction={reduction}"
-            )
+        check_positive_int(reduction=reduction)
         self.reduction = reduction
 
     def build(self, input_shape):

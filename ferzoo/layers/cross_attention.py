@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from ferzoo.layers.arguments import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="ferzoo")
 class DynamicChannelWeighting(keras.layers.Layer):
@@ -22,11 +24,7 @@ class DynamicChannelWeighting(keras.layers.Layer):
 
     def __init__(self, hidden_dim, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(hidden_dim, int) or hidden_dim < 1:
-            raise ValueError(
-                "`hidden_dim` must be a positive int. "
-                f"Received: hidden_dim={hidden_dim}"
-            )
+        check_positive_int(hidden_dim=hidden_dim)
         self.hidden_dim = hidden_dim
         self.squeeze = keras.layers.Dense(
             hidden_dim, activation="relu", dtype=self.dtype_policy, name="fc1"
@@ -79,11 +77,7 @@ class GatedCrossAttention(keras.layers.Layer):
 
     def __init__(self, num_heads, key_dim, **kwargs):
         super().__init__(**kwargs)
-        for arg, value in (("num_heads", num_heads), ("key_dim", key_dim)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"`{arg}` must be a positive int. Received: {arg}={value}"
-                )
+        check_positive_int(num_heads=num_heads, key_dim=key_dim)
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.attention = keras.layers.MultiHeadAttention(
@@ -219,11 +213,7 @@ class MultiScaleTokens(keras.layers.Layer):
 
     def __init__(self, token_dim, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(token_dim, int) or token_dim < 1:
-            raise ValueError(
-                "`token_dim` must be a positive int. "
-                f"Received: token_dim={token_dim}"
-            )
+        check_positive_int(token_dim=token_dim)
         self.token_dim = token_dim
         self.projections, self.pools = [], []
 

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from ferzoo.layers.arguments import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="ferzoo")
 class SampleTable(keras.layers.Layer):
@@ -35,11 +37,7 @@ class SampleTable(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(
-                "`num_samples` must be a positive int. "
-                f"Received: num_samples={num_samples}"
-            )
+        check_positive_int(num_samples=num_samples)
         self.num_samples = num_samples
         self.row_shape = tuple(int(d) for d in row_shape)
         self.fill_value = fill_value

@@ -4,17 +4,18 @@ import keras
 from keras import ops
 
 from ferzoo import losses
+from ferzoo.layers.arguments import check_non_negative
+from ferzoo.layers.arguments import check_unit_interval
 from ferzoo.layers.cam import FlipClassActivationMaps
+from ferzoo.losses import weighted_mean
 from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import weighted_mean
-from ferzoo.models.scn import check_self_cure_args
-from ferzoo.models.scn import importance_head
-from ferzoo.models.scn import relabel_step
+from ferzoo.models.relabeling import SELF_CURE_ARGS
+from ferzoo.models.relabeling import SelfCure
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
-class AFCN(NoisyLabelClassifier):
+class AFCN(SelfCure, NoisyLabelClassifier):
     """AFCN: certainty-weighted CE, label correction, fusion consistency.
 
     A FC + sigmoid head gives each sample a certainty alpha (optionally
@@ -68,16 +69,14 @@ class AFCN(NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.AFCN(backbone=backbone, num_samples=8,
-    ...                            warmup_epochs=1)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=2, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.AFCN.from_preset(
+    ...     "afcn_small_cnn_synthetic", num_samples=8, entropy_weight=0.5)
+    >>> out = model({"images": np.random.uniform(0, 255, (4, 48, 48, 3)),
+    ...              "sample_ids": np.arange(4)})
+    >>> sorted(out)  # the CAMs of x and of flip(x), mirrored back
+    ['cam', 'cam_flipped', 'importance', 'logits']
+    >>> model.certainty(out).shape  # alpha blended with 1 - H(p) / log C
+    (4,)
 
     Reference:
         Wei, Pei and Mao, "AFCN: An Attention-Based Fusion Consistency
@@ -85,7 +84,11 @@ class AFCN(NoisyLabelClassifier):
     """
 
     loss_terms = ("wce", "rank", "consistency")
-    warmup_tables = ("label_table",)
+    config_args = SELF_CURE_ARGS + (
+        "rank_weight",
+        "consistency_weight",
+        "entropy_weight",
+    )
     score_name = "sample certainty alpha"
     score_uses_label = False
     # A zero classifier: the certainty-weighted CE starts at log C whatever
@@ -107,48 +110,25 @@ class AFCN(NoisyLabelClassifier):
         entropy_weight=0.0,
         **kwargs,
     ):
-        check_self_cure_args(high_fraction, rank_margin, relabel_margin)
-        if not 0 <= entropy_weight <= 1:
-            raise ValueError(
-                "`entropy_weight` must be in [0, 1]. Received: "
-                f"entropy_weight={entropy_weight}"
-            )
-        for arg, value in (
-            ("rank_weight", rank_weight),
-            ("consistency_weight", consistency_weight),
-        ):
-            if value < 0:
-                raise ValueError(
-                    f"`{arg}` must be >= 0. Received: {arg}={value}"
-                )
         # === Config ===
-        self.high_fraction = float(high_fraction)
-        self.rank_margin = float(rank_margin)
-        self.relabel_margin = float(relabel_margin)
+        self.set_self_cure_args(high_fraction, rank_margin, relabel_margin)
+        check_unit_interval(entropy_weight=entropy_weight)
+        check_non_negative(
+            rank_weight=rank_weight, consistency_weight=consistency_weight
+        )
         self.rank_weight = float(rank_weight)
         self.consistency_weight = float(consistency_weight)
         self.entropy_weight = float(entropy_weight)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
-        self.importance = importance_head(backbone)
+        self.create_importance_head(backbone)
         self.cam = FlipClassActivationMaps(name="cam")
-        self.build_model()
-
-    def build_tables(self, num_samples):
-        super().build_tables(num_samples)
-        # === State ===
-        self.add_label_table()
 
     def call(self, inputs, training=False):
         def head(pooled):
-            pooled = self.dropout_layer(pooled, training=training)
-            return {
-                "logits": ops.cast(self.classifier(pooled), "float32"),
-                "importance": ops.cast(self.importance(pooled), "float32")[
-                    :, 0
-                ],
-            }
+            return self.importance_outputs(pooled, training=training)
 
         return flip_attention_forward(self, inputs, training, head)
 
@@ -181,8 +161,8 @@ class AFCN(NoisyLabelClassifier):
         # 3.3 label correction of low-certainty samples after the warm-up.
         # On the certainty-weighted logits, as SCN: a low certainty
         # flattens p, so only a confident prediction relabels.
-        relabel_step(
-            self, ids, labels, alpha[:, None] * logits, low_group, training
+        self.relabel_uncertain(
+            ids, labels, alpha[:, None] * logits, low_group, training
         )
         # 3.4-3.5 attention generation and fusion consistency.
         if "cam" in y_pred:
@@ -204,17 +184,3 @@ class AFCN(NoisyLabelClassifier):
         self.track(wce=wce, rank=rank, consistency=consistency)
         self.record_scores(ids, alpha, training)
         return self.with_regularization(total)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "high_fraction": self.high_fraction,
-                "rank_margin": self.rank_margin,
-                "relabel_margin": self.relabel_margin,
-                "rank_weight": self.rank_weight,
-                "consistency_weight": self.consistency_weight,
-                "entropy_weight": self.entropy_weight,
-            }
-        )
-        return config

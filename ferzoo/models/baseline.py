@@ -32,7 +32,3 @@ class Baseline(NoisyLabelClassifier):
     >>> model.predict(x["images"], verbose=0).shape
     (8, 7)
     """
-
-    def __init__(self, backbone, **kwargs):
-        super().__init__(backbone, **kwargs)
-        self.build_model()

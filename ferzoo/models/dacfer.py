@@ -2,11 +2,12 @@ import keras
 from keras import ops
 
 from ferzoo import losses
+from ferzoo.layers.arguments import check_positive_int
 from ferzoo.layers.cam import FlipClassActivationMaps
 from ferzoo.layers.channel_attention import ChannelAttention
+from ferzoo.losses import weighted_mean
 from ferzoo.models.flip_attention import flip_attention_forward
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import weighted_mean
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
@@ -51,15 +52,13 @@ class DacFER(NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.DacFER(backbone=backbone, num_samples=8)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=1, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.DacFER.from_preset("dacfer_small_cnn_synthetic")
+    >>> images = np.random.uniform(0, 255, (2, 48, 48, 3))
+    >>> sorted(model(images))  # serving bare images: no flip branch
+    ['logits']
+    >>> paired = model({"images": images, "sample_ids": np.arange(2)})
+    >>> model.consistency_errors(paired).shape  # minus the clean score
+    (2,)
 
     Reference:
         "DacFER: Dual Attention Correction for Facial Expression
@@ -69,6 +68,11 @@ class DacFER(NoisyLabelClassifier):
     """
 
     loss_terms = ("ce", "consistency")
+    config_args = (
+        "consistency_weight",
+        "use_channel_attention",
+        "attention_reduction",
+    )
     warmup_tables = ()
     score_name = "minus the flip attention-consistency error"
     score_uses_label = False
@@ -86,27 +90,23 @@ class DacFER(NoisyLabelClassifier):
                 "`consistency_weight` must be >= 0. Received: "
                 f"consistency_weight={consistency_weight}"
             )
-        if not isinstance(attention_reduction, int) or attention_reduction < 1:
-            raise ValueError(
-                "`attention_reduction` must be a positive int. Received: "
-                f"attention_reduction={attention_reduction}"
-            )
+        check_positive_int(attention_reduction=attention_reduction)
         # === Config ===
         self.consistency_weight = float(consistency_weight)
         self.use_channel_attention = bool(use_channel_attention)
         self.attention_reduction = int(attention_reduction)
         super().__init__(backbone, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
         self.channel_attention = None
         if self.use_channel_attention:
             self.channel_attention = ChannelAttention(
-                attention_reduction,
+                self.attention_reduction,
                 dtype=backbone.dtype_policy,
                 name="channel_attention",
             )
         self.cam = FlipClassActivationMaps(name="cam")
-        self.build_model()
 
     def call(self, inputs, training=False):
         def head(pooled):
@@ -115,6 +115,13 @@ class DacFER(NoisyLabelClassifier):
         return flip_attention_forward(
             self, inputs, training, head, attend=self.channel_attention
         )
+
+    def feature_map(self, images):
+        """The backbone's map after LAC's channel attention."""
+        features = super().feature_map(images)
+        if self.channel_attention is not None:
+            features = self.channel_attention(features)
+        return features
 
     def consistency_errors(self, y_pred):
         """Per-sample mean of (M - Flip(M'))^2 over classes, h and w."""
@@ -142,14 +149,3 @@ class DacFER(NoisyLabelClassifier):
         total = ce + self.consistency_weight * consistency
         self.track(ce=ce, consistency=consistency)
         return self.with_regularization(total)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "consistency_weight": self.consistency_weight,
-                "use_channel_attention": self.use_channel_attention,
-                "attention_reduction": self.attention_reduction,
-            }
-        )
-        return config

@@ -6,11 +6,11 @@ from ferzoo.layers.average_expression_anchoring import (
     AverageExpressionAnchoring,
 )
 from ferzoo.layers.sample_table import SampleTable
+from ferzoo.losses import given_probability
+from ferzoo.losses import weighted_mean
 from ferzoo.mixture import epoch_end_state
 from ferzoo.mixture import threshold_distribution
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import given_probability
-from ferzoo.models.noisy_label_classifier import weighted_mean
 
 SCHEDULES = ("paper", "ada_df")
 FUSED_TARGETS = ("ada_df", "reversed")
@@ -85,15 +85,12 @@ class DualBranch(NoisyLabelClassifier):
         `min_weight`.
 
     Example:
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.DualBranch(backbone=backbone, num_samples=8)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=2, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.DualBranch.from_preset(
+    ...     "dual_branch_small_cnn_synthetic", num_samples=8)
+    >>> [round(float(mu), 4) for mu in model.loss_weights()]  # epoch 1
+    [1.0, 0.0183]
+    >>> model.clean_table.numpy()[:3]  # w = 1 until the first mixture fit
+    array([1., 1., 1.], dtype=float32)
 
     Reference:
         Liu, "A Dual-Branch Facial Expression Recognition Network with
@@ -101,6 +98,15 @@ class DualBranch(NoisyLabelClassifier):
     """
 
     loss_terms = ("ce", "kld")
+    config_args = (
+        "threshold",
+        "ramp_epochs",
+        "schedule",
+        "fused_target",
+        "branch_filters",
+        "anchor_momentum",
+        "min_weight",
+    )
     warmup_tables = ("clean_table",)
     score_name = "BMM clean probability"
 
@@ -154,8 +160,9 @@ class DualBranch(NoisyLabelClassifier):
         self.min_weight = float(min_weight)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
-        filters = branch_filters
+        filters = self.branch_filters
         filters = backbone.num_features if filters is None else filters
         dtype = backbone.dtype_policy
         for part in ("aux", "target"):
@@ -180,7 +187,7 @@ class DualBranch(NoisyLabelClassifier):
                 self,
                 f"{part}_anchor",
                 AverageExpressionAnchoring(
-                    anchor_momentum, dtype=dtype, name=f"{part}_anchor"
+                    self.anchor_momentum, dtype=dtype, name=f"{part}_anchor"
                 ),
             )
         self.aux_classifier = keras.layers.Dense(
@@ -196,7 +203,6 @@ class DualBranch(NoisyLabelClassifier):
             ),
             trainable=False,
         )
-        self.build_model()
 
     def build_tables(self, num_samples):
         super().build_tables(num_samples)
@@ -230,6 +236,10 @@ class DualBranch(NoisyLabelClassifier):
             "logits": ops.cast(target, "float32"),
             "aux_logits": ops.cast(aux, "float32"),
         }
+
+    def class_maps(self, images):
+        """None: each branch adds a block and AEA before its classifier."""
+        return None
 
     def loss_weights(self):
         """`(mu1, mu2)` of Eq. 12-13 at the current (1-based) epoch."""
@@ -313,21 +323,6 @@ class DualBranch(NoisyLabelClassifier):
 
     def default_callbacks(self):
         return super().default_callbacks() + [DualBranchEpochEnd()]
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "threshold": self.threshold,
-                "ramp_epochs": self.ramp_epochs,
-                "schedule": self.schedule,
-                "fused_target": self.fused_target,
-                "branch_filters": self.branch_filters,
-                "anchor_momentum": self.anchor_momentum,
-                "min_weight": self.min_weight,
-            }
-        )
-        return config
 
 
 class DualBranchEpochEnd(keras.callbacks.Callback):

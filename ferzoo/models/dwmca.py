@@ -5,13 +5,15 @@ from ferzoo.backbones.backbone import Backbone
 from ferzoo.layers.apcl import APCL
 from ferzoo.layers.apcl import anchor_center_loss
 from ferzoo.layers.apcl import anchor_separation_loss
+from ferzoo.layers.arguments import check_positive_int
 from ferzoo.layers.cross_attention import DynamicWeightedCrossAttention
 from ferzoo.layers.cross_attention import MultiScaleTokens
+from ferzoo.losses import given_probability
+from ferzoo.losses import weighted_mean
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import given_probability
-from ferzoo.models.noisy_label_classifier import weighted_mean
+from ferzoo.models.relabeling import LabelCorrection
 
-# Constructor arguments kept as same-named attributes (see `get_config`).
+# Constructor arguments kept as same-named attributes (`config_args`).
 _ARGS = (
     "token_dim num_heads channel_reduction num_scales fusion_dim "
     "embedding_dim anchors_per_class similarity_temperature anchor_margin "
@@ -20,7 +22,7 @@ _ARGS = (
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
-class DWMCA(NoisyLabelClassifier):
+class DWMCA(LabelCorrection, NoisyLabelClassifier):
     """Two-stream dynamic-weighted cross-attention with APCL correction.
 
     Image-stream maps (the last `num_scales` stages when `backbone` has
@@ -77,20 +79,11 @@ class DWMCA(NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> def cnn():
-    ...     return ferzoo.backbones.SmallCNNBackbone(
-    ...         image_shape=(32, 32, 3), stackwise_num_filters=[8, 16],
-    ...         num_convs_per_stage=1)
-    >>> model = ferzoo.models.DWMCA(
-    ...     backbone=cnn(), landmark_backbone=cnn(), num_samples=8,
-    ...     token_dim=16, num_heads=2, fusion_dim=32, embedding_dim=16,
-    ...     anchors_per_class=2)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=1, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.DWMCA.from_preset(
+    ...     "dwmca_small_cnn_synthetic", num_samples=8)
+    >>> out = model(np.random.uniform(0, 255, (2, 48, 48, 3)))
+    >>> out["final"].shape, out["embedding"].shape  # fused p, APCL embedding
+    ((2, 7), (2, 64))
 
     Reference:
         Sun, "Facial Expression Recognition Method Based on Dynamic
@@ -98,7 +91,7 @@ class DWMCA(NoisyLabelClassifier):
     """
 
     loss_terms = ("cls", "anchor", "center")
-    warmup_tables = ("label_table",)
+    config_args = _ARGS
     score_name = "fused probability of the given label"
     relabels_train = False  # `label_table` is a report only
 
@@ -148,12 +141,17 @@ class DWMCA(NoisyLabelClassifier):
         for arg, value in {**sizes, **scalars}.items():
             setattr(self, arg, value)
         self.freeze_landmark_backbone = bool(freeze_landmark_backbone)
+        # Held untracked until `create_layers` assigns it, so the model
+        # tracks its layers in their usual order (backbone first).
+        object.__setattr__(self, "_landmark_arg", landmark_backbone)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
         policy = backbone.dtype_policy
+        token_dim, num_heads = self.token_dim, self.num_heads
         names = list(getattr(backbone, "stage_output_names", None) or [])
-        names = names[-num_scales:] if num_scales > 1 else []
+        names = names[-self.num_scales :] if self.num_scales > 1 else []
         self.image_features = None
         if len(names) > 1:
             self.image_features = keras.Model(
@@ -164,41 +162,38 @@ class DWMCA(NoisyLabelClassifier):
         self.image_tokens = MultiScaleTokens(
             token_dim, dtype=policy, name="image_tokens"
         )
-        self.landmark_backbone = landmark_backbone
+        self.landmark_backbone = self.__dict__.pop("_landmark_arg")
         if self.freeze_landmark_backbone:
-            landmark_backbone.trainable = False
+            self.landmark_backbone.trainable = False
         self.landmark_tokens = MultiScaleTokens(
             token_dim, dtype=policy, name="landmark_tokens"
         )
         self.cross_attention = DynamicWeightedCrossAttention(
             num_heads,
-            token_dim // channel_reduction,
+            token_dim // self.channel_reduction,
             dtype=policy,
             name="cross_attention",
         )
         self.fusion = keras.layers.Dense(
-            fusion_dim, activation="relu", dtype=policy, name="fusion"
+            self.fusion_dim, activation="relu", dtype=policy, name="fusion"
         )
         self.reduction = keras.layers.Dense(
-            embedding_dim, dtype=policy, name="reduction"
+            self.embedding_dim, dtype=policy, name="reduction"
         )
         self.primary_hidden = keras.layers.Dense(
-            embedding_dim, activation="relu", dtype=policy, name="primary_mlp"
+            self.embedding_dim,
+            activation="relu",
+            dtype=policy,
+            name="primary_mlp",
         )
         self.apcl = APCL(
             self.num_classes,
-            anchors_per_class,
+            self.anchors_per_class,
             self.similarity_temperature,
             num_heads,
             dtype=policy,
             name="apcl",
         )
-        self.build_model()
-
-    def build_tables(self, num_samples):
-        super().build_tables(num_samples)
-        # === State ===
-        self.add_label_table()
 
     def _scale_layers(self):
         """Layer names of the image scales, and those in the frozen trunk."""
@@ -321,16 +316,20 @@ class DWMCA(NoisyLabelClassifier):
             + self.center_weight * center
         )
         self.track(cls=cls, anchor=anchor, center=center)
-        if training and ids is not None:
-            predicted = ops.cast(ops.argmax(final, axis=-1), "int32")
-            new = ops.where(predicted != labels, predicted, -1)
-            self.write_labels(ids, new, self.after_warmup())
+        # A report: the prediction where it differs from the label, -1
+        # (the given label) where they agree.
+        predicted = ops.cast(ops.argmax(final, axis=-1), "int32")
+        new = ops.where(predicted != labels, predicted, -1)
+        self.relabel_step(ids, new, None, training)
         self.record_scores(ids, given, training)
         return self.with_regularization(total)
 
+    def class_maps(self, images):
+        """None: the logits come from APCL's fusion, not GAP + dense."""
+        return None
+
     def get_config(self):
         config = super().get_config()
-        config.update({arg: getattr(self, arg) for arg in _ARGS})
         config["landmark_backbone"] = keras.layers.serialize(
             self.landmark_backbone
         )
@@ -346,11 +345,7 @@ class DWMCA(NoisyLabelClassifier):
 
 
 def _check_args(sizes, scalars):
-    for arg, value in sizes.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(
-                f"`{arg}` must be a positive int. Received: {arg}={value}"
-            )
+    check_positive_int(**sizes)
     if sizes["token_dim"] % sizes["num_heads"]:
         raise ValueError(
             "`token_dim` must be divisible by `num_heads`. Received: "

@@ -4,10 +4,12 @@ from keras import ops
 from ferzoo import presets as preset_utils
 from ferzoo.backbones.backbone import Backbone
 from ferzoo.callbacks import EpochCounter
-from ferzoo.callbacks import ExponentialEpochDecay
 from ferzoo.layers.sample_table import SampleTable
+from ferzoo.losses import given_probability
+from ferzoo.losses import weighted_mean
 from ferzoo.models import preset_loading
-from ferzoo.optimizers import AdamL2
+from ferzoo.models.inference import Inference
+from ferzoo.optimizers import make_optimizer
 
 DEFAULT_RECIPE = {
     "optimizer": "adam",
@@ -22,7 +24,7 @@ DEFAULT_RECIPE = {
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
-class NoisyLabelClassifier(keras.Model):
+class NoisyLabelClassifier(Inference, keras.Model):
     """Base class of ferzoo methods: a backbone, a head and its own loss.
 
     Batches are `({"images": ..., "sample_ids": ...}, labels)`. `call`
@@ -69,6 +71,9 @@ class NoisyLabelClassifier(keras.Model):
     default_recipe = DEFAULT_RECIPE
     # Initializer of the classifier's kernel (Keras' default; AFCN zeros).
     classifier_initializer = "glorot_uniform"
+    # The method's own arguments, kept as same-named attributes and
+    # written by `get_config` in this order after the common ones.
+    config_args = ()
 
     def __init__(
         self,
@@ -80,32 +85,7 @@ class NoisyLabelClassifier(keras.Model):
         freeze_until=None,
         **kwargs,
     ):
-        if not isinstance(backbone, Backbone):
-            raise ValueError(
-                "`backbone` must be a `ferzoo.backbones.Backbone`. "
-                f"Received: backbone={backbone!r}"
-            )
-        if not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                f"`num_classes` must be an int >= 2. Received: "
-                f"num_classes={num_classes}"
-            )
-        if num_samples is not None and (
-            not isinstance(num_samples, int) or num_samples < 1
-        ):
-            raise ValueError(
-                "`num_samples` must be a positive int or None. Received: "
-                f"num_samples={num_samples}"
-            )
-        if warmup_epochs < 0:
-            raise ValueError(
-                "`warmup_epochs` must be >= 0. Received: "
-                f"warmup_epochs={warmup_epochs}"
-            )
-        if not 0 <= dropout < 1:
-            raise ValueError(
-                f"`dropout` must be in [0, 1). Received: dropout={dropout}"
-            )
+        _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout)
         super().__init__(**kwargs)
 
         # === Config ===
@@ -150,8 +130,19 @@ class NoisyLabelClassifier(keras.Model):
         self.score_table = None
         if num_samples is not None:
             self.build_tables(num_samples)
+        self.create_layers(backbone)
+        self.build_model()
 
     # --- Construction helpers ----------------------------------------
+    def create_layers(self, backbone):
+        """Create the method's own layers and state (subclasses).
+
+        Called at the end of `__init__`, after the shared head (`pool`,
+        `dropout_layer`, `classifier`), the `epoch` counter and the
+        per-sample tables, and before `build_model`. The subclass keeps
+        its arguments before calling `super().__init__`, so they are set.
+        """
+
     def build_tables(self, num_samples):
         """Create the per-sample tables. Subclasses add theirs."""
         self.num_samples = int(num_samples)
@@ -159,44 +150,11 @@ class NoisyLabelClassifier(keras.Model):
             self.num_samples, fill_value=float("nan"), name="score_table"
         )
 
-    def add_label_table(self):
-        """Create `label_table`: corrected labels, -1 where a label is kept."""
-        self.label_table = SampleTable(
-            self.num_samples,
-            fill_value=-1,
-            table_dtype="int32",
-            name="label_table",
-        )
-
-    def current_labels(self, sample_ids, y, training=True):
-        """Labels to train on: `label_table` where set, else `y`.
-
-        Only training batches read the table: evaluation batches (whose
-        `sample_ids` index another split) keep their own labels.
-        """
-        labels = ops.cast(y, "int32")
-        if (
-            not training
-            or sample_ids is None
-            or getattr(self, "label_table", None) is None
-        ):
-            return labels
-        stored = self.label_table.gather(sample_ids)
-        return ops.where(stored >= 0, stored, labels)
-
-    def write_labels(self, sample_ids, new_labels, changed):
-        """Store `new_labels` where `changed` (a boolean tensor)."""
-        stored = self.label_table.gather(sample_ids)
-        self.label_table.update(
-            sample_ids, ops.where(changed, new_labels, stored)
-        )
-
     def build_model(self):
         """Create every weight now, by one symbolic forward pass.
 
-        Subclasses call this at the end of `__init__`, so a model is
-        complete as soon as it exists (needed by `load_model` and
-        `from_preset`).
+        `__init__` calls it last, so a model is complete as soon as it
+        exists (needed by `load_model` and `from_preset`).
         """
         height, width = self.backbone.input_shape[1:3]
         images = keras.KerasTensor((2, height or 64, width or 64, 3))
@@ -404,81 +362,6 @@ class NoisyLabelClassifier(keras.Model):
     def needs_tables(self):
         return True
 
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, **kw):
-        """Class probabilities, `(num_images, num_classes)`."""
-        out = super().predict(
-            x, batch_size=batch_size, verbose=verbose, steps=steps, **kw
-        )
-        return _softmax_numpy(out["logits"])
-
-    def predict_on_batch(self, x):
-        out = super().predict_on_batch(x)
-        return _softmax_numpy(out["logits"])
-
-    def probabilities(self, images):
-        """Class probabilities as a backend tensor (used by the export)."""
-        return ops.softmax(self(images, training=False)["logits"])
-
-    def export(
-        self,
-        filepath,
-        format="tf_saved_model",
-        verbose=None,
-        input_signature=None,
-        **kwargs,
-    ):
-        """Export for inference; a SavedModel is ferzoo's serving one.
-
-        With `format="tf_saved_model"` (the default) this is
-        `ferzoo.export.export_saved_model` on every backend: `serve` takes
-        uint8 or float32 RGB batches of any height and width (resized
-        inside) and returns probabilities; `class_names()` names them.
-        `kwargs` may give its `image_shape`, `class_names` and
-        `overwrite` (replace an earlier ferzoo export at `filepath`).
-        `format="onnx" | "litert" | "tfjs"` is `ferzoo.export.export`
-        (uint8 pixels of any size -> probabilities, class names in the
-        metadata). An `input_signature` or Keras' own `kwargs` use
-        `keras.Model.export`.
-        """
-        ours = {"image_shape", "class_names", "overwrite"}
-        if (
-            format == "tf_saved_model"
-            and input_signature is None
-            and (set(kwargs) <= ours)
-        ):
-            from ferzoo.export import export_saved_model
-
-            return export_saved_model(
-                self, filepath, verbose=bool(verbose), **kwargs
-            )
-        light = {
-            "image_shape",
-            "class_names",
-            "grayscale",
-            "overwrite",
-            "face_nets",
-        }
-        if (
-            format in ("onnx", "litert", "tfjs")
-            and input_signature is None
-            and (set(kwargs) <= light)
-        ):
-            # ferzoo's exports: uint8 pixels of any size -> probabilities,
-            # class names in the metadata; `filepath` is the folder that
-            # receives model.onnx / model.tflite / model.json.
-            from ferzoo.export import export
-
-            return export(
-                self, filepath, format, verbose=bool(verbose), **kwargs
-            )
-        return super().export(
-            filepath,
-            format=format,
-            verbose=verbose,
-            input_signature=input_signature,
-            **kwargs,
-        )
-
     # --- Per-sample state --------------------------------------------
     def clean_scores(self):
         """Per-sample clean score from the last epoch (NaN if unseen)."""
@@ -507,6 +390,7 @@ class NoisyLabelClassifier(keras.Model):
                 if self.freeze_until is not None
                 else {}
             ),
+            **{arg: getattr(self, arg) for arg in self.config_args},
         }
 
     @classmethod
@@ -550,46 +434,6 @@ class NoisyLabelClassifier(keras.Model):
         preset_utils.save_to_preset(self, preset_dir, metadata)
 
 
-def weighted_mean(values, sample_weight=None):
-    """Mean of per-sample `values`, weighted by `sample_weight` if given."""
-    values = ops.cast(values, "float32")
-    if sample_weight is None:
-        return ops.mean(values)
-    weight = ops.cast(ops.reshape(sample_weight, (-1,)), "float32")
-    return ops.sum(values * weight) / ops.maximum(ops.sum(weight), 1e-12)
-
-
-def given_probability(probs, labels):
-    """`probs[i, labels[i]]` for each row."""
-    labels = ops.cast(ops.reshape(labels, (-1, 1)), "int32")
-    return ops.take_along_axis(probs, labels, axis=1)[:, 0]
-
-
-def make_optimizer(recipe):
-    """The optimizer and per-epoch LR callback of a recipe dict."""
-    name = str(recipe.get("optimizer", "adam")).lower()
-    lr = float(recipe.get("learning_rate", 1e-3))
-    weight_decay = recipe.get("weight_decay") or None
-    if name == "adam":
-        # PyTorch's Adam: the weight decay is an L2 term of the gradient
-        # (`ferzoo.optimizers.AdamL2`), not Keras' decoupled decay.
-        optimizer = AdamL2(lr, l2=weight_decay or 0.0)
-    elif name == "adamw":
-        optimizer = keras.optimizers.AdamW(lr, weight_decay=weight_decay)
-    elif name == "sgd":
-        optimizer = keras.optimizers.SGD(
-            lr, momentum=0.9, weight_decay=weight_decay
-        )
-    else:
-        raise ValueError(
-            "recipe `optimizer` must be one of 'adam', 'adamw', 'sgd'. "
-            f"Received: optimizer={name!r}"
-        )
-    decay = recipe.get("lr_decay")
-    callback = ExponentialEpochDecay(lr, decay) if decay else None
-    return optimizer, callback
-
-
 def infer_num_samples(x):
     """Number of training samples: max `sample_id` + 1 in the data."""
     import numpy as np
@@ -609,10 +453,30 @@ def infer_num_samples(x):
     )
 
 
-def _softmax_numpy(logits):
-    import numpy as np
-
-    logits = np.asarray(logits, dtype="float64")
-    logits = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(logits)
-    return (e / e.sum(axis=-1, keepdims=True)).astype("float32")
+def _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout):
+    if not isinstance(backbone, Backbone):
+        raise ValueError(
+            "`backbone` must be a `ferzoo.backbones.Backbone`. "
+            f"Received: backbone={backbone!r}"
+        )
+    if not isinstance(num_classes, int) or num_classes < 2:
+        raise ValueError(
+            f"`num_classes` must be an int >= 2. Received: "
+            f"num_classes={num_classes}"
+        )
+    if num_samples is not None and (
+        not isinstance(num_samples, int) or num_samples < 1
+    ):
+        raise ValueError(
+            "`num_samples` must be a positive int or None. Received: "
+            f"num_samples={num_samples}"
+        )
+    if warmup_epochs < 0:
+        raise ValueError(
+            "`warmup_epochs` must be >= 0. Received: "
+            f"warmup_epochs={warmup_epochs}"
+        )
+    if not 0 <= dropout < 1:
+        raise ValueError(
+            f"`dropout` must be in [0, 1). Received: dropout={dropout}"
+        )

@@ -1,13 +1,15 @@
 import keras
-from keras import ops
 
 from ferzoo import losses
+from ferzoo.layers.arguments import check_unit_interval
+from ferzoo.losses import weighted_mean
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
-from ferzoo.models.noisy_label_classifier import weighted_mean
+from ferzoo.models.relabeling import SELF_CURE_ARGS
+from ferzoo.models.relabeling import SelfCure
 
 
 @keras.saving.register_keras_serializable(package="ferzoo")
-class SCN(NoisyLabelClassifier):
+class SCN(SelfCure, NoisyLabelClassifier):
     """Self-Cure Network: importance weighting, rank regularization, relabel.
 
     An FC + sigmoid head gives each sample an importance weight alpha
@@ -49,16 +51,13 @@ class SCN(NoisyLabelClassifier):
 
     Example:
     >>> import numpy as np
-    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
-    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8, 16])
-    >>> model = ferzoo.models.SCN(backbone=backbone, num_samples=8,
-    ...                           warmup_epochs=1)
-    >>> x = {"images": np.random.uniform(0, 255, (8, 32, 32, 3)),
-    ...      "sample_ids": np.arange(8)}
-    >>> _ = model.fit(x, np.random.randint(0, 7, (8,)), batch_size=4,
-    ...               epochs=2, verbose=0)
-    >>> model.predict(x["images"], verbose=0).shape
-    (8, 7)
+    >>> model = ferzoo.models.SCN.from_preset(
+    ...     "scn_small_cnn_synthetic", num_samples=8)
+    >>> out = model(np.random.uniform(0, 255, (8, 48, 48, 3)))
+    >>> out["importance"].shape  # alpha, which scales each sample's logits
+    (8,)
+    >>> model.relabels()  # the label table: -1 until a label is corrected
+    array([-1, -1, -1, -1, -1, -1, -1, -1], dtype=int32)
 
     Reference:
         Wang et al., "Suppressing Uncertainties for Large-Scale Facial
@@ -66,7 +65,7 @@ class SCN(NoisyLabelClassifier):
     """
 
     loss_terms = ("wce", "rank")
-    warmup_tables = ("label_table",)
+    config_args = SELF_CURE_ARGS + ("rank_weight", "relabel_low_group_only")
     score_name = "importance weight alpha"
     score_uses_label = False
 
@@ -81,36 +80,21 @@ class SCN(NoisyLabelClassifier):
         relabel_low_group_only=True,
         **kwargs,
     ):
-        check_self_cure_args(high_fraction, rank_margin, relabel_margin)
-        if not 0 <= rank_weight <= 1:
-            raise ValueError(
-                f"`rank_weight` must be in [0, 1]. Received: "
-                f"rank_weight={rank_weight}"
-            )
         # === Config ===
-        self.high_fraction = float(high_fraction)
-        self.rank_margin = float(rank_margin)
-        self.relabel_margin = float(relabel_margin)
+        self.set_self_cure_args(high_fraction, rank_margin, relabel_margin)
+        check_unit_interval(rank_weight=rank_weight)
         self.rank_weight = float(rank_weight)
         self.relabel_low_group_only = bool(relabel_low_group_only)
         super().__init__(backbone, warmup_epochs=warmup_epochs, **kwargs)
 
+    def create_layers(self, backbone):
         # === Layers ===
-        self.importance = importance_head(backbone)
-        self.build_model()
-
-    def build_tables(self, num_samples):
-        super().build_tables(num_samples)
-        # === State ===
-        self.add_label_table()
+        self.create_importance_head(backbone)
 
     def call(self, inputs, training=False):
         images, _ = self.unpack_inputs(inputs)
         _, pooled = self.extract(images, training=training)
-        pooled = self.dropout_layer(pooled, training=training)
-        alpha = ops.cast(self.importance(pooled), "float32")[:, 0]
-        logits = ops.cast(self.classifier(pooled), "float32")
-        return {"logits": logits, "importance": alpha}
+        return self.importance_outputs(pooled, training=training)
 
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
@@ -132,63 +116,8 @@ class SCN(NoisyLabelClassifier):
         self.track(wce=wce, rank=rank)
         # Eq. 5: relabel uncertain samples after the warm-up.
         candidates = low_group if self.relabel_low_group_only else None
-        relabel_step(self, ids, labels, weighted_logits, candidates, training)
+        self.relabel_uncertain(
+            ids, labels, weighted_logits, candidates, training
+        )
         self.record_scores(ids, alpha, training)
         return self.with_regularization(total)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "high_fraction": self.high_fraction,
-                "rank_margin": self.rank_margin,
-                "relabel_margin": self.relabel_margin,
-                "rank_weight": self.rank_weight,
-                "relabel_low_group_only": self.relabel_low_group_only,
-            }
-        )
-        return config
-
-
-# --- Pieces shared with AFCN (ferzoo/models/afcn.py) ----------------------
-def check_self_cure_args(high_fraction, rank_margin, relabel_margin):
-    """Check SCN's group fraction beta and margins delta1, delta2."""
-    if not 0 <= high_fraction <= 1:
-        raise ValueError(
-            "`high_fraction` must be in [0, 1]. Received: "
-            f"high_fraction={high_fraction}"
-        )
-    for arg, value in (
-        ("rank_margin", rank_margin),
-        ("relabel_margin", relabel_margin),
-    ):
-        if value < 0:
-            raise ValueError(f"`{arg}` must be >= 0. Received: {arg}={value}")
-
-
-def importance_head(backbone):
-    """Eq. 1: the FC + sigmoid importance (certainty) head."""
-    return keras.layers.Dense(
-        1,
-        activation="sigmoid",
-        dtype=backbone.dtype_policy,
-        name="importance",
-    )
-
-
-def relabel_step(model, ids, labels, weighted_logits, candidates, training):
-    """Eq. 5 on softmax(alpha * logits), written to `model.label_table`.
-
-    Only for training batches and once the model's warm-up is over; uses
-    `model.relabel_margin`.
-    """
-    if not training or ids is None:
-        return
-    new_labels, changed = losses.relabel(
-        ops.softmax(ops.stop_gradient(weighted_logits)),
-        labels,
-        model.relabel_margin,
-        candidates,
-    )
-    changed = ops.logical_and(changed, model.after_warmup())
-    model.write_labels(ids, new_labels, changed)

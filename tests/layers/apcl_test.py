@@ -89,9 +89,7 @@ def layer_gradients(layer, embedding, tokens, logits, v):
     def fn(anchors, logits):
         values = [w.value for w in trainable]
         values[index] = anchors
-        out, _ = layer.stateless_call(
-            values, frozen, embedding, tokens, logits
-        )
+        out, _ = layer.stateless_call(values, frozen, embedding, tokens, logits)
         return ops.sum(out["final"] * v)
 
     grads = jax.grad(fn, (0, 1))(layer.anchors.value, logits)
@@ -178,9 +176,7 @@ class APCLTest(TestCase):
         s = np_softmax(-d / 0.7)
         d_l = s * (r_m - (s * r_m).sum(1, keepdims=True))
         want = np.einsum("bm,bmk->mk", d_l, -diff / (0.7 * d[..., None]))
-        self.assertAllClose(
-            d_anchors.reshape(6, 4), want, atol=1e-5, rtol=1e-4
-        )
+        self.assertAllClose(d_anchors.reshape(6, 4), want, atol=1e-5, rtol=1e-4)
 
     def test_anchor_separation_matches_numpy_and_is_bounded(self):
         rng = np.random.default_rng(2)

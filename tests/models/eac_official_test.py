@@ -21,18 +21,9 @@ from tests.models.official import load
 from tests.models.official import set_conv
 from tests.models.official import set_dense
 from tests.models.official import torch_named
+from tests.models.official import torch_variables
 from tests.test_case import TestCase
 from tests.test_case import loss_gradients
-
-
-def variables(model):
-    conv = model.backbone.get_layer("conv")
-    return {
-        "features.0.weight": conv.kernel,
-        "features.0.bias": conv.bias,
-        "fc.weight": model.classifier.kernel,
-        "fc.bias": model.classifier.bias,
-    }
 
 
 class EACOfficialTest(TestCase):
@@ -78,7 +69,7 @@ class EACOfficialTest(TestCase):
         )
         self.assertGreater(float(f["loss_flip"]), 0.1)
         self.assertAllClose(loss, f["loss"], atol=1e-4, rtol=1e-5)
-        paths = {n: v.path for n, v in variables(model).items()}
+        paths = {n: v.path for n, v in torch_variables(model).items()}
         got = torch_named(grads, lambda g: {n: g[p] for n, p in paths.items()})
         for name, value in got.items():
             self.assertAllClose(
@@ -94,7 +85,7 @@ class EACOfficialTest(TestCase):
             )
         )
         model.train_on_batch(self.x, self.y)
-        for name, value in torch_named(model, variables).items():
+        for name, value in torch_named(model, torch_variables).items():
             self.assertAllClose(
                 value, f[f"after/{name}"], atol=2e-5, rtol=0, msg=name
             )

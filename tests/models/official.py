@@ -63,3 +63,22 @@ def torch_named(model, names):
             value = value.T
         out[name] = value
     return out
+
+
+def torch_variables(model):
+    """`{official torch name: ferzoo variable}` of a fixture's net.
+
+    The convolution and the classifier, and SCN's importance head where
+    the model has one.
+    """
+    conv = model.backbone.get_layer("conv")
+    names = {
+        "features.0.weight": conv.kernel,
+        "features.0.bias": conv.bias,
+        "fc.weight": model.classifier.kernel,
+        "fc.bias": model.classifier.bias,
+    }
+    if hasattr(model, "importance"):
+        names["alpha.0.weight"] = model.importance.kernel
+        names["alpha.0.bias"] = model.importance.bias
+    return names

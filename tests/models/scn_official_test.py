@@ -21,20 +21,9 @@ from tests.models.official import load
 from tests.models.official import set_conv
 from tests.models.official import set_dense
 from tests.models.official import torch_named
+from tests.models.official import torch_variables
 from tests.test_case import TestCase
 from tests.test_case import loss_gradients
-
-
-def variables(model):
-    conv = model.backbone.get_layer("conv")
-    return {
-        "features.0.weight": conv.kernel,
-        "features.0.bias": conv.bias,
-        "fc.weight": model.classifier.kernel,
-        "fc.bias": model.classifier.bias,
-        "alpha.0.weight": model.importance.kernel,
-        "alpha.0.bias": model.importance.bias,
-    }
 
 
 class SCNOfficialTest(TestCase):
@@ -85,7 +74,7 @@ class SCNOfficialTest(TestCase):
         self.assertGreater(float(f["loss_rr"]), 0.01)
         # Documented: 0.5 RR + 0.5 WCE is half the official CE + RR.
         self.assertAllClose(2 * loss, f["loss"], atol=1e-4)
-        paths = {n: v.path for n, v in variables(model).items()}
+        paths = {n: v.path for n, v in torch_variables(model).items()}
         got = torch_named(grads, lambda g: {n: g[p] for n, p in paths.items()})
         for name, value in got.items():
             self.assertAllClose(
@@ -99,7 +88,7 @@ class SCNOfficialTest(TestCase):
         l2 = float(f["weight_decay"]) / 2
         model.compile(optimizer=AdamL2(float(f["lr"]), l2=l2, epsilon=1e-8))
         model.train_on_batch(self.x, self.y)
-        after = torch_named(model, variables)
+        after = torch_named(model, torch_variables)
         for name, value in after.items():
             self.assertAllClose(
                 value, f[f"after/{name}"], atol=1e-4, rtol=0, msg=name
