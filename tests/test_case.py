@@ -33,6 +33,23 @@ def tiny_backbone(image_size=32, filters=(8, 16)):
     )
 
 
+def tiny_dwmca(backbone, landmark_backbone, num_samples, **kwargs):
+    """A DWMCA with small streams (token 16, 2 heads, fusion 32, anchors 2)."""
+    sizes = dict(
+        token_dim=16,
+        num_heads=2,
+        fusion_dim=32,
+        embedding_dim=16,
+        anchors_per_class=2,
+    )
+    return ferzoo.models.DWMCA(
+        backbone=backbone,
+        landmark_backbone=landmark_backbone,
+        num_samples=num_samples,
+        **{**sizes, **kwargs},
+    )
+
+
 def tiny_batch(num_samples=16, size=32, num_classes=7, seed=0):
     """`(x, y)` with RGB pixels in [0, 255], sample ids and labels."""
     rng = np.random.default_rng(seed)

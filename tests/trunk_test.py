@@ -8,11 +8,11 @@ from ferzoo.data import make_dataset
 from ferzoo.data import trunk_cache as trunk
 from ferzoo.data.datasets import DatasetInfo
 from ferzoo.errors import DataError
-from ferzoo.models import DWMCA
 from ferzoo.models import Baseline
 from ferzoo.models import DacFER
 from tests.test_case import TestCase
 from tests.test_case import tiny_backbone
+from tests.test_case import tiny_dwmca
 
 N, SIZE, BATCH = 12, 16, 4
 
@@ -111,17 +111,12 @@ class TrunkTest(TestCase):
         rng = np.random.default_rng(1)
         images = rng.integers(0, 256, (N, size, size, 3), dtype="uint8")
         labels = rng.integers(0, 7, N).astype("int32")
-        live = DWMCA(
+        live = tiny_dwmca(
             DlibResNetBackbone((size, size, 3), include_last_block=False),
             tiny_backbone(16),
-            num_samples=N,
+            N,
             freeze_until="conv256_1",
             freeze_landmark_backbone=True,
-            token_dim=16,
-            num_heads=2,
-            fusion_dim=32,
-            embedding_dim=16,
-            anchors_per_class=2,
         )
         maps, histories = _fit_both(self, live, images, labels, size)
         self.assertEqual(

@@ -22,6 +22,8 @@ import sys
 
 import numpy as np
 
+from ferzoo.data.readers import FER2013_CLASS_NAMES
+
 ALIASES = {
     "fearful": "fear",
     "disgusted": "disgust",
@@ -149,15 +151,7 @@ def _shipped_preset():
     return str(folder) if (folder / "model.weights.h5").is_file() else None
 
 
-FER2013_ORDER = [
-    "angry",
-    "disgust",
-    "fear",
-    "happy",
-    "neutral",
-    "sad",
-    "surprise",
-]
+FER2013_ORDER = list(FER2013_CLASS_NAMES)
 
 
 def _fer_default():

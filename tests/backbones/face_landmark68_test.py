@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-import ferzoo
 from ferzoo.backbones import FaceLandmark68Backbone
 from tests.backbones.dlib_resnet_test import pooled_features
 from tests.test_case import TestCase
 from tests.test_case import tiny_backbone
 from tests.test_case import tiny_batch
+from tests.test_case import tiny_dwmca
 
 
 class FaceLandmark68BackboneTest(TestCase):
@@ -35,16 +35,7 @@ class FaceLandmark68BackboneTest(TestCase):
 
     def test_dwmca_landmark_stream_stays_frozen(self):
         landmark = FaceLandmark68Backbone(image_shape=(32, 32, 3))
-        model = ferzoo.models.DWMCA(
-            backbone=tiny_backbone(),
-            landmark_backbone=landmark,
-            num_samples=8,
-            token_dim=16,
-            num_heads=2,
-            fusion_dim=32,
-            embedding_dim=16,
-            anchors_per_class=2,
-        )
+        model = tiny_dwmca(tiny_backbone(), landmark, num_samples=8)
         before = [np.array(w) for w in landmark.weights]
         x, y = tiny_batch(8)
         model.fit(x, y, batch_size=4, epochs=1, verbose=0)

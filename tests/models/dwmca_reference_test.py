@@ -16,7 +16,6 @@ and `lambda_cls L_cls + lambda_a L_a + lambda_c L_c`.
 import numpy as np
 from keras import ops
 
-from ferzoo.models import DWMCA
 from tests.layers.apcl_test import np_attention_distribution
 from tests.layers.apcl_test import np_confidence
 from tests.layers.apcl_test import np_fuse
@@ -26,6 +25,7 @@ from tests.models.afcn_reference_test import np_conv_relu
 from tests.models.official import load
 from tests.test_case import TestCase
 from tests.test_case import tiny_backbone
+from tests.test_case import tiny_dwmca
 
 
 class DWMCAReferenceTest(TestCase):
@@ -42,15 +42,13 @@ class DWMCAReferenceTest(TestCase):
         tokens = feats.reshape(n, 36, 8)
         embedding = feats.mean((1, 2))
         primary_logits = embedding @ w["fc.weight"].T + w["fc.bias"]
-        model = DWMCA(
-            backbone=tiny_backbone(16),
-            landmark_backbone=tiny_backbone(16),
-            num_samples=n,
+        model = tiny_dwmca(
+            tiny_backbone(16),
+            tiny_backbone(16),
+            n,
             token_dim=8,
-            num_heads=2,
             fusion_dim=16,
             embedding_dim=8,
-            anchors_per_class=2,
             similarity_temperature=2.0,
             anchor_margin=3.0,
             center_weight=0.05,
