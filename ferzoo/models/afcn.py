@@ -75,7 +75,7 @@ class AFCN(SelfCure, NoisyLabelClassifier):
     ...              "sample_ids": np.arange(4)})
     >>> sorted(out)  # the CAMs of x and of flip(x), mirrored back
     ['cam', 'cam_flipped', 'importance', 'logits']
-    >>> model.certainty(out).shape  # alpha blended with 1 - H(p) / log C
+    >>> tuple(model.certainty(out).shape)  # alpha blended with 1 - H(p) / log C
     (4,)
 
     Reference:

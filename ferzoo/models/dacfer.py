@@ -57,7 +57,7 @@ class DacFER(NoisyLabelClassifier):
     >>> sorted(model(images))  # serving bare images: no flip branch
     ['logits']
     >>> paired = model({"images": images, "sample_ids": np.arange(2)})
-    >>> model.consistency_errors(paired).shape  # minus the clean score
+    >>> tuple(model.consistency_errors(paired).shape)  # minus the clean score
     (2,)
 
     Reference:

@@ -82,7 +82,7 @@ class DWMCA(LabelCorrection, NoisyLabelClassifier):
     >>> model = ferzoo.models.DWMCA.from_preset(
     ...     "dwmca_small_cnn_synthetic", num_samples=8)
     >>> out = model(np.random.uniform(0, 255, (2, 48, 48, 3)))
-    >>> out["final"].shape, out["embedding"].shape  # fused p, APCL embedding
+    >>> tuple(out["final"].shape), tuple(out["embedding"].shape)  # p, APCL
     ((2, 7), (2, 64))
 
     Reference:

@@ -54,7 +54,7 @@ class SCN(SelfCure, NoisyLabelClassifier):
     >>> model = ferzoo.models.SCN.from_preset(
     ...     "scn_small_cnn_synthetic", num_samples=8)
     >>> out = model(np.random.uniform(0, 255, (8, 48, 48, 3)))
-    >>> out["importance"].shape  # alpha, which scales each sample's logits
+    >>> tuple(out["importance"].shape)  # alpha, scaling each sample's logits
     (8,)
     >>> model.relabels()  # the label table: -1 until a label is corrected
     array([-1, -1, -1, -1, -1, -1, -1, -1], dtype=int32)
