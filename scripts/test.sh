@@ -3,8 +3,9 @@
 # export runtimes of the deploy-test extra), lint, then
 # run the default and `large` test tiers under TensorFlow and under JAX,
 # and a CLI smoke run. Usage: bash scripts/test.sh [extra pytest args]
-# Two pytest-xdist workers (CI has 2 cores): 17.7 min for both backends on a
-# 2-core AMD EPYC on 2026-12-07, against 33.5 min in one process; pass `-n 0`
+# Two pytest-xdist workers (CI has 2 cores): 26 min for both backends on a
+# 2-core machine shared with a niced benchmark (2026-12-07, after issue 31;
+# 17.7 min before the suite grew); pass `-n 0`
 # to run in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
