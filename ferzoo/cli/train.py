@@ -18,6 +18,15 @@ from ferzoo.cli import options
 @options.stream_option
 @options.freeze_until_option
 @options.trunk_cache_option
+@click.option(
+    "--class-balance",
+    type=click.Choice(["none", "logit-adjusted", "reweighted"]),
+    default=None,
+    help="Account for the training labels' class imbalance in the "
+    "Baseline's loss: logit-adjusted (Menon et al., 2021) or reweighted "
+    "by the effective number of samples (Cui et al., 2019); none turns a "
+    "preset's off. Default: the preset's (none).",
+)
 @options.on_error_option
 @options.backend_option
 @options.json_option
@@ -37,6 +46,7 @@ def main(
     stream,
     freeze_until,
     trunk_cache,
+    class_balance,
     skip_bad_samples,
     backend,
     as_json,
@@ -97,6 +107,7 @@ def main(
         stream=stream,
         freeze_until=freeze_until,
         trunk_cache=trunk_cache,
+        overrides=_balance_overrides(class_balance),
         **options.run_settings(settings),
     )
     results = training.train(
@@ -106,6 +117,14 @@ def main(
         resume=not no_resume,
     )
     options.emit(results, as_json, summary_text(results, output_dir))
+
+
+def _balance_overrides(choice):
+    if choice is None:
+        return None
+    return {
+        "class_balance": None if choice == "none" else choice.replace("-", "_")
+    }
 
 
 def summary_text(results, output_dir):

@@ -2,12 +2,14 @@ import keras
 from keras import ops
 
 from ferzoo import presets as preset_utils
-from ferzoo.backbones.backbone import Backbone
 from ferzoo.callbacks import EpochCounter
 from ferzoo.layers.sample_table import SampleTable
 from ferzoo.losses import given_probability
 from ferzoo.losses import weighted_mean
 from ferzoo.models import preset_loading
+from ferzoo.models.arguments import check_args
+from ferzoo.models.arguments import infer_num_samples
+from ferzoo.models.class_balance import ClassBalance
 from ferzoo.models.inference import Inference
 from ferzoo.optimizers import make_optimizer
 
@@ -54,6 +56,14 @@ class NoisyLabelClassifier(Inference, keras.Model):
             e.g. dlib's `"conv256_1"`); the model then also accepts the
             frozen trunk's cached maps where it takes images (see
             `ferzoo.trunk`). Defaults to `None` (nothing frozen).
+        class_balance: str or None. `"logit_adjusted"` or `"reweighted"`:
+            the Baseline's cross-entropy accounts for the class imbalance
+            of `class_counts` (`ferzoo.models.class_balance`; the methods
+            with their own loss refuse it). Defaults to `None`.
+        class_counts: list of int or None. Training samples per class
+            (`ferzoo-train` fills it from the training labels).
+        class_balance_strength: float or None. `tau` of the logit
+            adjustment or `beta` of the reweighting; None: 1.0 / 0.9999.
     """
 
     # Names of the loss terms logged as `loss_<term>`.
@@ -83,10 +93,18 @@ class NoisyLabelClassifier(Inference, keras.Model):
         warmup_epochs=0,
         dropout=0.0,
         freeze_until=None,
+        class_balance=None,
+        class_counts=None,
+        class_balance_strength=None,
         **kwargs,
     ):
-        _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout)
+        check_args(backbone, num_classes, num_samples, warmup_epochs, dropout)
         super().__init__(**kwargs)
+        self.balance = None
+        if class_balance is not None:
+            self.set_class_balance(
+                class_balance, class_counts, class_balance_strength
+            )
 
         # === Config ===
         self.num_classes = num_classes
@@ -134,6 +152,20 @@ class NoisyLabelClassifier(Inference, keras.Model):
         self.build_model()
 
     # --- Construction helpers ----------------------------------------
+    def set_class_balance(self, kind, counts, strength=None):
+        """Account for the class imbalance of `counts` in the loss (before
+        the first training step; see `ferzoo.models.class_balance`)."""
+        own_loss = type(self).compute_loss is not (
+            NoisyLabelClassifier.compute_loss
+        )
+        if own_loss:
+            raise ValueError(
+                f"`class_balance` acts on the Baseline's cross-entropy; "
+                f"{type(self).__name__} has its own loss and does not take "
+                f"it. Received: class_balance={kind!r}"
+            )
+        self.balance = ClassBalance(kind, counts, strength)
+
     def create_layers(self, backbone):
         """Create the method's own layers and state (subclasses).
 
@@ -275,9 +307,14 @@ class NoisyLabelClassifier(Inference, keras.Model):
         ids = self.sample_ids(x, training)
         labels = ops.cast(y, "int32")
         logits = y_pred["logits"]
+        balance = self.balance
         ce = keras.losses.sparse_categorical_crossentropy(
-            labels, logits, from_logits=True
+            labels,
+            logits if balance is None else balance.loss_logits(logits),
+            from_logits=True,
         )
+        if balance is not None and balance.kind == "reweighted":
+            ce = ce * balance.sample_weights(labels)
         ce = weighted_mean(ce, sample_weight)
         self.track(ce=ce)
         probs = ops.softmax(logits)
@@ -391,6 +428,15 @@ class NoisyLabelClassifier(Inference, keras.Model):
                 else {}
             ),
             **{arg: getattr(self, arg) for arg in self.config_args},
+            **(
+                {
+                    "class_balance": self.balance.kind,
+                    "class_counts": self.balance.counts,
+                    "class_balance_strength": self.balance.strength,
+                }
+                if self.balance is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -432,51 +478,3 @@ class NoisyLabelClassifier(Inference, keras.Model):
         """Write this model as a preset folder (config, metadata, weights)."""
         metadata = {"recipe": self.recipe, **(metadata or {})}
         preset_utils.save_to_preset(self, preset_dir, metadata)
-
-
-def infer_num_samples(x):
-    """Number of training samples: max `sample_id` + 1 in the data."""
-    import numpy as np
-
-    info = getattr(x, "ferzoo_info", None)
-    if info is not None:
-        return int(info.num_samples)
-    if isinstance(x, dict) and "sample_ids" in x:
-        return int(np.max(ops.convert_to_numpy(x["sample_ids"]))) + 1
-    if hasattr(x, "map") and hasattr(x, "as_numpy_iterator"):
-        ids = x.map(lambda inputs, *rest: inputs["sample_ids"])
-        return int(max(int(np.max(b)) for b in ids.as_numpy_iterator())) + 1
-    raise ValueError(
-        "Cannot infer `num_samples` from this data: pass `num_samples=` to "
-        "the model (the number of training samples), or train on "
-        '`({"images": ..., "sample_ids": ...}, labels)` batches.'
-    )
-
-
-def _check_args(backbone, num_classes, num_samples, warmup_epochs, dropout):
-    if not isinstance(backbone, Backbone):
-        raise ValueError(
-            "`backbone` must be a `ferzoo.backbones.Backbone`. "
-            f"Received: backbone={backbone!r}"
-        )
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(
-            f"`num_classes` must be an int >= 2. Received: "
-            f"num_classes={num_classes}"
-        )
-    if num_samples is not None and (
-        not isinstance(num_samples, int) or num_samples < 1
-    ):
-        raise ValueError(
-            "`num_samples` must be a positive int or None. Received: "
-            f"num_samples={num_samples}"
-        )
-    if warmup_epochs < 0:
-        raise ValueError(
-            "`warmup_epochs` must be >= 0. Received: "
-            f"warmup_epochs={warmup_epochs}"
-        )
-    if not 0 <= dropout < 1:
-        raise ValueError(
-            f"`dropout` must be in [0, 1). Received: dropout={dropout}"
-        )

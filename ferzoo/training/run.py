@@ -268,6 +268,9 @@ def build_model(spec, recipe, info, out, state):
             )
     else:
         records, best = [], -math.inf
+        overrides = dict(spec.overrides)
+        if overrides.get("class_balance"):
+            overrides.setdefault("class_counts", info.counts)
         model = NoisyLabelClassifier.from_preset(
             spec.preset,
             num_classes=info.num_classes,
@@ -275,8 +278,12 @@ def build_model(spec, recipe, info, out, state):
             **(
                 {"freeze_until": spec.freeze_until} if spec.freeze_until else {}
             ),
-            **spec.overrides,
+            **overrides,
         )
+        if model.balance is not None and "class_counts" not in overrides:
+            # A preset's own balance counts this run's training labels.
+            balance = model.balance
+            model.set_class_balance(balance.kind, info.counts, balance.strength)
         # The class names travel with the model (.keras and preset).
         model.recipe = {**recipe, "class_names": list(info.class_names)}
         model.compile()
