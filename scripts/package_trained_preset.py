@@ -53,7 +53,9 @@ def main(
     run = pathlib.Path(run_dir)
     results = json.loads((run / "results.json").read_text())
     run_meta = json.loads((run / "metadata.json").read_text())
-    model = keras.saving.load_model(run / "best.keras", compile=False)
+    model = _without_frozen_trunk(
+        keras.saving.load_model(run / "best.keras", compile=False)
+    )
     test = results.get("test") or {}
     final = test.get("final") or {}
     class_names = final.get("class_names")
@@ -90,6 +92,28 @@ def main(
     click.echo(f"wrote {out} (model.weights.h5: {size / 1e6:.1f} MB)")
     if size > 25e6:
         sys.exit("model.weights.h5 is over the 25 MB limit for presets")
+
+
+def _without_frozen_trunk(model):
+    """The model with nothing frozen, if it was trained on a cached trunk.
+
+    A run with `--freeze-until` keeps `freeze_until` in its config, so a
+    user fine-tuning the shipped preset would train its tail only. The
+    weights move by layer path (a `.weights.h5`), not by variable order,
+    which freezing changes.
+    """
+    import tempfile
+
+    config = model.get_config()
+    if config.pop("freeze_until", None) is None:
+        return model
+    clean = type(model).from_config(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = pathlib.Path(tmp) / "model.weights.h5"
+        model.save_weights(path)
+        clean.load_weights(path)
+    clean.recipe = model.recipe
+    return clean
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Profiles (what a grid trains), data unpacking, methods and presets."""
 
+import hashlib
 import json
 import os
 import pathlib
@@ -324,7 +325,10 @@ def prepare_data(data, data_cache):
     archive = pathlib.Path(path).expanduser().resolve()
     if not archive.is_file():
         raise click.ClickException(f"{archive}: no such archive")
-    stamp = f"{archive.stat().st_size}-{int(archive.stat().st_mtime)}"
+    # Size and content, not the modification time: a copy of the same
+    # archive (a new session's mount) must not unpack it again under jobs
+    # that read the folder.
+    stamp = f"{archive.stat().st_size}-{_sha256(archive)[:16]}"
     name = archive.name.split(".")[0]
     target = pathlib.Path(data_cache).expanduser() / name
     marker = target / ".unpacked"
@@ -337,6 +341,14 @@ def prepare_data(data, data_cache):
             tar.extractall(target, filter="data")
         marker.write_text(stamp)
     return f"{kind}:{target}"
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 # --- Methods and presets ------------------------------------------------

@@ -709,3 +709,37 @@ class BenchmarkScriptTest(TestCase):
         self.assertIn("--speed", result.output)
         self.assertIn("--peer", result.output)
         self.assertIn("cpu-pretrained", result.output)
+
+
+class PrepareDataTest(TestCase):
+    def test_unpacks_once_per_archive_content(self):
+        import tarfile
+
+        profiles = bench("ferzoo_bench.profiles")
+        root = pathlib.Path(self.tmp_dir())
+        (root / "src" / "train").mkdir(parents=True)
+        (root / "src" / "train" / "a.txt").write_text("one")
+        archive = root / "set.tar.gz"
+
+        def pack():
+            with tarfile.open(archive, "w:gz") as tar:
+                tar.add(root / "src" / "train", arcname="set/train")
+
+        pack()
+        cache = root / "cache"
+        spec = profiles.prepare_data(f"fer2013:{archive}", cache)
+        self.assertEqual(spec, f"fer2013:{cache / 'set'}")
+        mark = cache / "set" / "set" / "train" / "b.txt"
+        mark.write_text("left by a job reading the folder")
+        # A newer copy of the same archive (a new mount) is not unpacked
+        # again: that would delete the folder under running jobs.
+        os.utime(archive, (1, 1))
+        profiles.prepare_data(f"fer2013:{archive}", cache)
+        self.assertTrue(mark.is_file())
+        # New content is.
+        (root / "src" / "train" / "a.txt").write_text("two")
+        pack()
+        profiles.prepare_data(f"fer2013:{archive}", cache)
+        self.assertFalse(mark.is_file())
+        text = (cache / "set" / "set" / "train" / "a.txt").read_text()
+        self.assertEqual(text, "two")
