@@ -127,7 +127,18 @@ def presets_table(definitions):
         "folder, for example) is a preset too.",
         "",
     ]
+    lines += model_cards()
     return "\n".join(lines)
+
+
+def model_cards():
+    """The `model_card.md` of each trained preset, one section each."""
+    lines = []
+    for card in sorted((ROOT / "presets").glob("*/model_card.md")):
+        lines += [f"## Model card: `{card.parent.name}`", ""]
+        lines += card.read_text().rstrip("\n").split("\n")
+        lines.append("")
+    return lines
 
 
 def backbone_presets_table(definitions):
