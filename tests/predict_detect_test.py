@@ -103,16 +103,73 @@ class ResizeAndNMSTest(TestCase):
         x, y, w, h = back.box
         self.assertEqual((w, h), (10, 10))
         np.testing.assert_allclose([x + w / 2, y + h / 2], [72, 12], atol=1)
-        # Passes' boxes merge by overlap, the best score kept.
-        detector = detect.SSDFaceDetector.__new__(detect.SSDFaceDetector)
-        detector.merge_iou = 0.3
-        faces = [
-            detect.Detection((0, 0, 10, 10), 0.6),
-            detect.Detection((1, 1, 10, 10), 0.8),
-            detect.Detection((30, 0, 10, 10), 0.4),
-        ]
-        merged = detector._merge(faces)
-        self.assertEqual([d.score for d in merged], [0.8, 0.4])
+
+    def test_fuse_boxes_weighted_mean_and_mean_score(self):
+        # Two passes: A (pass 0, 0.8) and B (pass 1, 0.6) overlap (IoU
+        # 0.68), C (pass 0, 0.4) is elsewhere; D (pass 0, 0.3) overlaps A
+        # but pass 0 already counts A's 0.8 for that face.
+        a = detect.Detection((0.0, 0.0, 10.0, 10.0), 0.8)
+        b = detect.Detection((2.0, 0.0, 10.0, 10.0), 0.6)
+        c = detect.Detection((30.0, 0.0, 10.0, 10.0), 0.4)
+        d = detect.Detection((0.0, 1.0, 10.0, 10.0), 0.3)
+        fused = detect.fuse_boxes([[a, c, d], [b]], merge_iou=0.3)
+        self.assertEqual(len(fused), 2)
+        # Box: score-weighted mean of A, B and D; score: (0.8 + 0.6) / 2.
+        x = (0.8 * 0 + 0.6 * 2 + 0.3 * 0) / 1.7
+        y = (0.3 * 1) / 1.7
+        np.testing.assert_allclose(fused[0].box, (x, y, 10, 10))
+        self.assertAlmostEqual(fused[0].score, 0.7)
+        # C: seen by one of two passes.
+        np.testing.assert_allclose(fused[1].box, c.box)
+        self.assertAlmostEqual(fused[1].score, 0.2)
+
+    def test_views_map_back(self):
+        rgb = np.zeros((60, 100, 3), np.uint8)
+        rgb[10:14, 70:74] = (255, 128, 0)  # a spot centred at (72, 12)
+        for spec in (
+            detect.Pass(zoom=2.0),
+            detect.Pass(-25.0, zoom=2.5),
+            detect.Pass(25.0, gray=True),
+        ):
+            view, inverse = detect._view(rgb, spec)
+            side = round(100 * spec.zoom)
+            self.assertEqual(view.shape[:2], (side, side) if spec.zoom > 1
+                             else (60, 100))  # fmt: skip
+            ys, xs = np.nonzero(view.max(-1) > 60)
+            found = detect.Detection((xs.mean() - 2, ys.mean() - 2, 4, 4), 1)
+            x, y, w, h = detect._rotate_back(found, inverse).box
+            np.testing.assert_allclose([x + 2, y + 2], [72, 12], atol=1)
+        # Gray: ITU-R 601 luma in all three channels (OpenCV's weights).
+        view, _ = detect._view(rgb, detect.Pass(gray=True))
+        luma = round(0.299 * 255 + 0.587 * 128)
+        np.testing.assert_allclose(view[12, 72], [luma] * 3, atol=1)
+
+    def test_default_passes_find_what_one_pass_misses(self):
+        # A stand-in net "sees" the bright square only when it is under
+        # 250 px in the 512 px input, as the SSD misses FER2013's large
+        # upscaled faces: the plain pass (a 320 px square) misses it, the
+        # zoomed-out ones (160 px, 213 px turned) find it, and fusion
+        # averages 3 passes of 0.9 over 6: 0.45.
+        def net(batch):
+            out = np.zeros((len(batch), 2, 5), np.float32)
+            for i, image in enumerate(batch):
+                ys, xs = np.nonzero(image[..., 0] > 128)
+                y0, x0, y1, x1 = ys.min(), xs.min(), ys.max() + 1, xs.max() + 1
+                out[i, 0, :4] = np.array([y0, x0, y1, x1]) / 512
+                out[i, 0, 4] = 0.9 if max(y1 - y0, x1 - x0) < 250 else 0.05
+            return out
+
+        rgb = np.zeros((64, 64, 3), np.uint8)
+        rgb[12:52, 12:52] = 255
+        self.assertEqual(
+            detect.load_detector("ssd-upright", net=net).detect(rgb), []
+        )
+        faces = detect.load_detector("ssd", net=net).detect(rgb)
+        self.assertEqual(len(faces), 1)
+        self.assertAlmostEqual(faces[0].score, 0.45, places=5)
+        x, y, w, h = faces[0].box
+        np.testing.assert_allclose([x + w / 2, y + h / 2], [32, 32], atol=1)
+        self.assertTrue(40 <= w <= 54)
 
 
 @pytest.mark.large

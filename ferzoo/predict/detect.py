@@ -7,10 +7,12 @@ bottom/right and resized to 512 x 512 (`ssd_input`), the net scores its
 5,118 anchor boxes, boxes scoring above `min_score` (face-api's
 `minConfidence`, 0.5) go through greedy non-maximum suppression at
 IoU 0.5 (`non_max_suppression`), and each kept box is clipped to the
-square and scaled to pixels. `HaarFaceDetector` is OpenCV's frontal-face
-cascade. Every detector returns `Detection`s: a box `(x, y, w, h)` in
-pixels, a score (None for Haar) and, for the SSD, the box as found
-before it is reframed for the classifier (`framed_box`).
+square and scaled to pixels. ferzoo-predict's default also looks at the
+image turned and zoomed out (`Pass`, `DEFAULT_PASSES`) and fuses the
+boxes of all passes (`fuse_boxes`). `HaarFaceDetector` is
+OpenCV's frontal-face cascade. Every detector returns `Detection`s: a
+box `(x, y, w, h)` in pixels and a score (None for Haar); the SSD's box
+is reframed like FER2013's crops for the classifier (`frame_box`).
 """
 
 import dataclasses
@@ -25,10 +27,36 @@ SSD_MIN_SCORE = 0.5
 SSD_IOU = 0.5
 SSD_MAX_RESULTS = 100
 SSD_MERGE_IOU = 0.3
-# ferzoo-predict's default detector: face-api's pass plus two turned ones,
-# and a lower score threshold (scripts/detection_check.py, docs/cli.md).
-DEFAULT_ROTATIONS = (25.0, -25.0)
-DEFAULT_MIN_SCORE = 0.4
+
+
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    """One look of the SSD at an image: turned `angle` degrees
+    (counter-clockwise) about its centre, made gray (`gray`), and/or
+    zoomed out `zoom` times (centred on a black square canvas `zoom`
+    times the image's longer side, so large faces come out smaller)."""
+
+    angle: float = 0.0
+    gray: bool = False
+    zoom: float = 1.0
+
+
+# ferzoo-predict's default detector: the upright image and the image
+# turned +-25 degrees, each as it is and zoomed out 2 times; a box is
+# kept by any pass scoring it above 0.1, and a fused face must score
+# above 0.1 averaged over the six passes (scripts/detection_check.py,
+# docs/cli.md; chosen on seed-1 scenes and real photos, reported on
+# seed 0).
+DEFAULT_PASSES = (
+    Pass(),
+    Pass(25.0),
+    Pass(-25.0),
+    Pass(zoom=2.0),
+    Pass(25.0, zoom=2.0),
+    Pass(-25.0, zoom=2.0),
+)
+DEFAULT_MIN_SCORE = 0.1
+DEFAULT_PASS_MIN_SCORE = 0.1
 # FER2013's crops against the SSD's boxes: medians over the 25 matched,
 # near-upright, unoccluded faces of 200 scenes of FER2013 *training*
 # faces (`python scripts/detection_check.py --data DIR --calibrate
@@ -156,19 +184,26 @@ def frame_box(
 class SSDFaceDetector:
     """face-api's SSD MobileNet v1 face detector (module docstring).
 
-    Besides the upright pass (face-api's own), the image is also searched
-    turned by each of `rotations` degrees (the net misses faces tilted
-    by more than about 15 degrees): each extra pass's boxes are mapped
-    back (centre rotated back, size kept), and the boxes of all passes
-    are merged by NMS at IoU `merge_iou`, best score first.
+    Each of `passes` (`Pass`) runs the net on a view of the image (the
+    upright image, turned, gray, zoomed out) and keeps the boxes scoring
+    above `pass_min_score` (after face-api's NMS); a view's boxes are
+    mapped back to the image (centre mapped, size kept). With one pass
+    these are the faces (face-api's `locateFaces`). With more, boxes of
+    all passes are grouped and fused (`fuse_boxes`): one box per face,
+    the score-weighted mean of its group's boxes, scored by the mean
+    over the passes of each pass's best score in the group (0 for a
+    pass that missed it), so that a face seen by several passes beats
+    a pattern that one pass takes for a face; faces scoring above
+    `min_score` are kept.
 
     Args:
         preset: str. The detector's preset. Defaults to
             `"ssd_mobilenetv1_face"`.
         min_score: float. Keep faces scoring above this. Defaults to 0.5
             (face-api's `minConfidence`).
-        rotations: tuple of floats. Extra passes, in degrees
-            (counter-clockwise). Defaults to `()` (face-api's one pass).
+        rotations: tuple of floats. Extra passes on the colour image
+            turned by these degrees (counter-clockwise). Defaults to
+            `()` (face-api's one pass). Ignored if `passes` is given.
         merge_iou: float. Boxes of different passes overlapping more than
             this are one face. Defaults to 0.3.
         batch_size: int. Images per forward pass. Defaults to 8.
@@ -177,6 +212,10 @@ class SSDFaceDetector:
             box `(ymin, xmin, ymax, xmax)` then score (an ONNX / LiteRT
             export's `face_net("detector")`). Defaults to the Keras net
             of `preset`.
+        passes: tuple of `Pass` or None. Every pass, the upright one
+            included. Defaults to None: upright, then `rotations`.
+        pass_min_score: float or None. With several passes, each keeps
+            boxes scoring above this. Defaults to None: `min_score`.
     """
 
     name = "ssd"
@@ -189,10 +228,25 @@ class SSDFaceDetector:
         merge_iou=SSD_MERGE_IOU,
         batch_size=8,
         net=None,
+        passes=None,
+        pass_min_score=None,
     ):
-        if not 0 < min_score < 1:
+        if pass_min_score is None:
+            pass_min_score = min_score
+        for name, value in (
+            ("min_score", min_score),
+            ("pass_min_score", pass_min_score),
+        ):
+            if not 0 < value < 1:
+                raise ValueError(
+                    f"`{name}` must be in (0, 1). Received: {value}"
+                )
+        if passes is None:
+            passes = (Pass(),) + tuple(Pass(float(r)) for r in rotations)
+        if not passes or any(p.zoom < 1 for p in passes):
             raise ValueError(
-                f"`min_score` must be in (0, 1). Received: {min_score}"
+                "`passes` must be a non-empty tuple of `Pass`es with "
+                f"zoom >= 1. Received: passes={passes!r}"
             )
         if net is None:
             from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
@@ -200,7 +254,8 @@ class SSDFaceDetector:
             net = SSDMobileNetV1FaceDetector.from_preset(preset)
         self.net = net
         self.min_score = float(min_score)
-        self.rotations = tuple(float(r) for r in rotations)
+        self.pass_min_score = float(pass_min_score)
+        self.passes = tuple(passes)
         self.merge_iou = float(merge_iou)
         self.batch_size = int(batch_size)
 
@@ -219,14 +274,25 @@ class SSDFaceDetector:
         out = []
         for start in range(0, len(images), self.batch_size):
             chunk = images[start : start + self.batch_size]
-            found = self._pass(chunk)
-            for angle in self.rotations:
-                turned, inverses = zip(*(_rotate(rgb, angle) for rgb in chunk))
-                more = self._pass(turned)
+            several = len(self.passes) > 1
+            threshold = self.pass_min_score if several else self.min_score
+            found = [[] for _ in chunk]  # per image: per pass: Detections
+            for spec in self.passes:
+                views, inverses = zip(*(_view(rgb, spec) for rgb in chunk))
+                more = self._pass(views, threshold)
                 for faces, extra, inverse in zip(found, more, inverses):
-                    faces.extend(_rotate_back(d, inverse) for d in extra)
-            if self.rotations:
-                found = [self._merge(faces) for faces in found]
+                    faces.append([_rotate_back(d, inverse) for d in extra])
+            if several:
+                found = [
+                    [
+                        d
+                        for d in fuse_boxes(faces, self.merge_iou)
+                        if d.score > self.min_score
+                    ]
+                    for faces in found
+                ]
+            else:
+                found = [faces[0] for faces in found]
             out.extend(
                 sorted(faces, key=lambda d: (d.box[0], d.box[1]))
                 for faces in found
@@ -236,29 +302,79 @@ class SSDFaceDetector:
     def detect(self, rgb):
         return self.detect_batch([rgb])[0]
 
-    def _pass(self, images):
+    def _pass(self, images, threshold):
         prepared = [ssd_input(rgb) for rgb in images]
         boxes, scores = self.raw(np.stack([p[0] for p in prepared]))
         return [
-            self._faces(b, s, side)
+            self._faces(b, s, side, threshold)
             for (_, side), b, s in zip(prepared, boxes, scores)
         ]
 
-    def _faces(self, boxes, scores, side):
+    def _faces(self, boxes, scores, side, threshold):
         faces = []
-        for i in non_max_suppression(boxes, scores, min_score=self.min_score):
+        for i in non_max_suppression(boxes, scores, min_score=threshold):
             y0, x0 = max(0.0, boxes[i][0]), max(0.0, boxes[i][1])
             y1, x1 = min(1.0, boxes[i][2]), min(1.0, boxes[i][3])
             box = (x0 * side, y0 * side, (x1 - x0) * side, (y1 - y0) * side)
             faces.append(Detection(box, float(scores[i])))
         return faces
 
-    def _merge(self, faces):
-        kept = []
-        for d in sorted(faces, key=lambda d: -d.score):
-            if all(xywh_iou(d.box, k.box) <= self.merge_iou for k in kept):
-                kept.append(d)
-        return kept
+
+def fuse_boxes(passes, merge_iou=SSD_MERGE_IOU):
+    """Weighted box fusion of the `Detection`s of several passes.
+
+    `passes` holds one list of `Detection`s per pass. Best score first,
+    each detection joins the first group whose leading (best) box it
+    overlaps at IoU > `merge_iou`, else leads a new group. A group
+    becomes one `Detection`: the score-weighted mean of its boxes,
+    scored by the sum of each pass's best score in the group divided by
+    the number of passes. Faces come best score first.
+    """
+    found = [(d, k) for k, faces in enumerate(passes) for d in faces]
+    groups = []
+    for d, k in sorted(found, key=lambda item: -item[0].score):
+        for group in groups:
+            if xywh_iou(d.box, group[0][0].box) > merge_iou:
+                group.append((d, k))
+                break
+        else:
+            groups.append([(d, k)])
+    fused = []
+    for group in groups:
+        weights = np.array([d.score for d, _ in group], np.float64)
+        boxes = np.array([d.box for d, _ in group], np.float64)
+        mean = weights @ boxes / weights.sum()
+        best = {}
+        for d, k in group:
+            best[k] = max(best.get(k, 0.0), d.score)
+        score = sum(best.values()) / len(passes)
+        fused.append(Detection(tuple(float(v) for v in mean), score))
+    return sorted(fused, key=lambda d: -d.score)
+
+
+def _view(rgb, spec):
+    """The view of `rgb` that `spec` (`Pass`) describes, and the 2 x 3
+    map from its pixels back to `rgb`'s."""
+    import cv2
+
+    rgb = np.ascontiguousarray(np.asarray(rgb)[..., :3])
+    if spec.gray:
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        rgb = np.repeat(gray[..., None], 3, -1)
+    inverse = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    if spec.angle:
+        rgb, inverse = _rotate(rgb, spec.angle)
+    if spec.zoom > 1:
+        height, width = rgb.shape[:2]
+        side = int(round(max(height, width) * spec.zoom))
+        top, left = (side - height) // 2, (side - width) // 2
+        canvas = np.zeros((side, side, 3), rgb.dtype)
+        canvas[top : top + height, left : left + width] = rgb
+        rgb = canvas
+        inverse = inverse @ np.array(
+            [[1.0, 0.0, -left], [0.0, 1.0, -top], [0.0, 0.0, 1.0]]
+        )
+    return rgb, inverse
 
 
 def _rotate(rgb, angle):
@@ -278,6 +394,8 @@ def _rotate(rgb, angle):
 
 
 def _rotate_back(detection, inverse):
+    """`detection` found in a view, its centre mapped back by the 2 x 3
+    `inverse` (a rotation and/or shift), its size kept."""
     x, y, w, h = detection.box
     cx, cy = inverse @ np.array([x + w / 2, y + h / 2, 1.0])
     return Detection((cx - w / 2, cy - h / 2, w, h), detection.score)
@@ -319,25 +437,33 @@ class WholeImage:
 
 
 @functools.lru_cache(maxsize=4)
-def _ssd(preset, min_score, rotations):
-    return SSDFaceDetector(preset, min_score, rotations)
+def _ssd(preset, min_score, passes, pass_min_score):
+    return SSDFaceDetector(
+        preset, min_score, passes=passes, pass_min_score=pass_min_score
+    )
 
 
 def load_detector(name, net=None):
     """The detector called `name`, or an object with `detect` /
-    `detect_batch` passed through: `"ssd"` (upright and +-25 degree
-    passes, score > 0.4), `"ssd-upright"` (face-api's own: one pass,
-    score > 0.5), `"haar"` or `"none"`. `net`: the SSD's net on another
-    runtime (`SSDFaceDetector`'s `net`), or None for Keras'."""
+    `detect_batch` passed through: `"ssd"` (`DEFAULT_PASSES` fused,
+    mean score > 0.1), `"ssd-upright"` (face-api's own: one pass, score >
+    0.5), `"haar"` or `"none"`. `net`: the SSD's net on another runtime
+    (`SSDFaceDetector`'s `net`), or None for Keras'."""
     if not isinstance(name, str):
         return name
     if name in ("ssd", "ssd-upright"):
-        score, turns = DEFAULT_MIN_SCORE, DEFAULT_ROTATIONS
+        score, passes = DEFAULT_MIN_SCORE, DEFAULT_PASSES
         if name == "ssd-upright":
-            score, turns = SSD_MIN_SCORE, ()
+            score, passes = SSD_MIN_SCORE, (Pass(),)
+        per_pass = DEFAULT_PASS_MIN_SCORE if len(passes) > 1 else score
         if net is not None:
-            return SSDFaceDetector(min_score=score, rotations=turns, net=net)
-        return _ssd(SSD_PRESET, score, turns)
+            return SSDFaceDetector(
+                min_score=score,
+                passes=passes,
+                net=net,
+                pass_min_score=per_pass,
+            )
+        return _ssd(SSD_PRESET, score, passes, per_pass)
     if name == "haar":
         return HaarFaceDetector()
     if name == "none":
