@@ -391,6 +391,7 @@ class NoisyLabelClassifier(Inference, keras.Model):
                 else {}
             ),
             **{arg: getattr(self, arg) for arg in self.config_args},
+            **self.inference_config(),  # test_time_flip, only when on
         }
 
     @classmethod
