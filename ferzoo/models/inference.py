@@ -17,8 +17,6 @@ loss on one forward pass, so that they match the training curves;
 use the flip.
 """
 
-import contextlib
-
 from keras import ops
 
 from ferzoo.layers.cam import class_activation_maps
@@ -212,20 +210,6 @@ class Inference:
         return class_activation_maps(
             self.feature_map(images), self.classifier.kernel
         )
-
-
-@contextlib.contextmanager
-def test_time_flip_as(model, value):
-    """`model.test_time_flip` set to `value` inside the block (`None`:
-    the model's own), restored after it (the exports use it)."""
-    before = model.test_time_flip
-    if value is not None:
-        model.test_time_flip = bool(value)
-    try:
-        yield model
-    finally:
-        if model.test_time_flip != before:
-            model.test_time_flip = before
 
 
 def mean_probabilities(logits, mirror_logits):

@@ -430,3 +430,46 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"")
     with pytest.raises(PresetError, match="for the onnx runtime, not litert"):
         load_predictor(tmp_path, runtime="litert")
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    not (has("onnxruntime") and has("tf2onnx") and has("ai_edge_litert")),
+    reason="needs the deploy-test extra",
+)
+def test_exports_carry_the_test_time_flip(tmp_path):
+    # On every backend: off TensorFlow the flip reaches the child process
+    # through the metadata.
+    from tests.models.inference_test import lopsided_images
+    from tests.models.inference_test import peaked
+    from tests.models.inference_test import plain_logits
+    from tests.test_case import numpy_softmax
+
+    model = peaked()
+    names = [f"c{i}" for i in range(7)]
+    x = lopsided_images().round()
+    plain = numpy_softmax(plain_logits(model, x))
+    mirror = numpy_softmax(plain_logits(model, x[:, :, ::-1]))
+    flipped = (plain + mirror) / 2
+    x = x.astype("uint8")
+    folders = {f: tmp_path / f for f in ("onnx", "litert")}
+    deploy.export_formats(
+        model, folders, (32, 32), names, face_nets=False, test_time_flip=True
+    )
+    assert model.test_time_flip is False
+    deploy.export_format(model, tmp_path / "plain", "onnx", (32, 32), names)
+    for fmt, folder in folders.items():
+        exported = runtimes.load_exported(folder)
+        assert exported.metadata["test_time_flip"] is True
+        np.testing.assert_allclose(exported(x), flipped, atol=ATOL)
+        predictor = load_predictor(folder)
+        assert predictor.describe()["test_time_flip"] is True
+        with pytest.raises(PresetError, match="--no-tta"):
+            load_predictor(folder, test_time_flip=False)
+    # An export without the flip: off as it is, flipped here on request.
+    predictor = load_predictor(tmp_path / "plain")
+    assert predictor.describe()["test_time_flip"] is False
+    np.testing.assert_allclose(predictor.predict(x), plain, atol=ATOL)
+    predictor = load_predictor(tmp_path / "plain", test_time_flip=True)
+    assert predictor.describe()["test_time_flip"] is True
+    np.testing.assert_allclose(predictor.predict(x), flipped, atol=ATOL)

@@ -151,7 +151,7 @@ class TestTimeFlipTest(TestCase):
 
 @pytest.mark.parametrize("flip", [False, True])
 def test_flip_setting_is_restored_after_an_export_block(flip):
-    from ferzoo.models.inference import test_time_flip_as
+    from ferzoo.deploy.common import test_time_flip_as
 
     model = Baseline(backbone=tiny_backbone(), num_classes=3)
     model.test_time_flip = flip
