@@ -17,6 +17,7 @@ loss on one forward pass, so that they match the training curves;
 use the flip.
 """
 
+import keras
 from keras import ops
 
 from ferzoo.layers.cam import class_activation_maps
@@ -31,6 +32,19 @@ class Inference:
             (probabilities averaged, not logits). Training and Keras'
             `evaluate` are unaffected. Defaults to `False`; written to
             the config only when `True`.
+
+    Example:
+    >>> backbone = ferzoo.backbones.SmallCNNBackbone(
+    ...     image_shape=(32, 32, 3), stackwise_num_filters=[8])
+    >>> model = ferzoo.models.Baseline(
+    ...     backbone=backbone, num_classes=2, test_time_flip=True)
+    >>> images = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3))
+    >>> probs = model.predict(images, verbose=0)  # two passes, averaged
+    >>> probs.shape
+    (4, 2)
+    >>> model.test_time_flip = False  # one pass from here on
+    >>> model.get_config().get("test_time_flip") is None
+    True
     """
 
     def __init__(self, *args, test_time_flip=False, **kwargs):
@@ -80,8 +94,6 @@ class Inference:
         """
         if not self.test_time_flip:
             return super().predict_step(*args)
-        import keras
-
         *state, data = args
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         plain = super().predict_step(*state, (x,))
