@@ -14,7 +14,8 @@ logits: each view's softmax first, then their mean. Training (`fit`,
 `fit`'s validation): its loss and metrics stay those of the training
 loss on one forward pass, so that they match the training curves;
 `ferzoo.training.evaluate` (`ferzoo-eval`) reads `predict`, so it does
-use the flip.
+use the flip. Cached trunk maps (`ferzoo.trunk`) are not pixels: on
+them `predict` makes one pass.
 """
 
 import keras
@@ -92,10 +93,10 @@ class Inference:
         `args` is `(data,)` on TensorFlow and torch, `(state, data)` on
         JAX (whose step also returns the non-trainable variables).
         """
-        if not self.test_time_flip:
-            return super().predict_step(*args)
         *state, data = args
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if not (self.test_time_flip and self.holds_pixels(x)):
+            return super().predict_step(*args)
         plain = super().predict_step(*state, (x,))
         mirror = super().predict_step(*state, (self.flip_inputs(x),))
         if state:  # JAX
@@ -110,20 +111,26 @@ class Inference:
             )
         }
 
+    def holds_pixels(self, inputs):
+        """Whether `inputs` are images, which the test-time flip mirrors.
+
+        Cached trunk maps (a `features` dict, or bare maps of a model
+        with `freeze_until`; `ferzoo.trunk`) are not: `predict` then
+        makes one pass, as `fit`'s per-epoch reports on a trunk cache do.
+        """
+        if isinstance(inputs, dict) and "images" not in inputs:
+            return False
+        images, _ = self.unpack_inputs(inputs)
+        split = self.trunk_split
+        return not (split is not None and split.is_map(images))
+
     def flip_inputs(self, inputs):
         """Inputs with their images flipped left-right (`(B, H, W, C)`).
 
-        A dict keeps its other entries (`sample_ids`); cached trunk maps
-        (`features`) are refused: the flip is on pixels.
+        A dict keeps its other entries (`sample_ids`).
         """
         if not isinstance(inputs, dict):
             return ops.flip(inputs, axis=2)
-        if "features" in inputs:
-            raise ValueError(
-                "`test_time_flip` flips images; these inputs are cached "
-                "trunk maps (`features`). Predict on images, or set "
-                "`model.test_time_flip = False`."
-            )
         images, _ = self.unpack_inputs(inputs)
         return {**inputs, "images": ops.flip(images, axis=2)}
 

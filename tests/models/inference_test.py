@@ -141,12 +141,19 @@ class TestTimeFlipTest(TestCase):
         for a, b in zip(results[False], results[True]):
             self.assertAllClose(np.asarray(a), np.asarray(b), atol=1e-6)
 
-    def test_cached_trunk_maps_are_refused(self):
-        model = Baseline(backbone=tiny_backbone(), num_classes=3)
+    def test_cached_trunk_maps_get_one_pass(self):
+        # Maps of a frozen trunk are not pixels: no flip, and no error
+        # (training reports predict on them every epoch).
+        model = peaked(freeze_until="stage1_pool", num_samples=5)
+        logits, want = self.reference(model)
         model.test_time_flip = True
-        maps = {"features": np.zeros((2, 8, 8, 16), "float32")}
-        with self.assertRaisesRegex(ValueError, "features"):
-            model.flip_inputs(maps)
+        maps = keras.ops.convert_to_numpy(
+            model.trunk_outputs(self.x)["features"]
+        )
+        for inputs in ({"features": maps, "sample_ids": self.ids}, maps):
+            got = model.predict(inputs, verbose=0)
+            self.assertAllClose(got, numpy_softmax(logits), ATOL)
+        self.assertAllClose(model.predict(self.x, verbose=0), want, ATOL)
 
 
 @pytest.mark.parametrize("flip", [False, True])
