@@ -17,6 +17,13 @@ The SavedModel serves what users send, with no outside preprocessing:
 - `class_names()`: the class names in output order, a string tensor.
 - `probabilities(images)`: float32 images already at the model's input
   size -> probabilities (what `serve` calls after resizing).
+- `metadata()`: a JSON string: `format`, `class_names`, `image_size`,
+  `test_time_flip` and the `ferzoo_version` that wrote it.
+
+With `test_time_flip` (the model's setting, or `test_time_flip=True`
+here, `ferzoo-export --tta`), every format returns the mean of the
+probabilities of each image and of its left-right mirror, computed in
+the graph (two forward passes); its metadata says so.
 
 Normalisation is inside the model. Training-only branches (flips, second
 streams' losses) are not exported. It works the same on the TensorFlow
@@ -43,6 +50,7 @@ def export(
     verbose=False,
     overwrite=False,
     face_nets=True,
+    test_time_flip=None,
 ):
     """Write `model` at `path` in `format`.
 
@@ -68,6 +76,10 @@ def export(
             (`detector.onnx`, `landmarks.onnx` / `.tflite`), so that
             `ferzoo-predict --runtime onnx|litert` needs no TensorFlow.
             Defaults to True.
+        test_time_flip: bool or None. Bake the test-time flip (mean of
+            the probabilities of each image and of its mirror) into the
+            export, or not; recorded in its metadata. Defaults to `None`:
+            the model's own `test_time_flip`.
 
     Returns:
         The path written (the SavedModel folder, or the model file).
@@ -94,6 +106,7 @@ def export(
             class_names,
             verbose=verbose,
             overwrite=overwrite,
+            test_time_flip=test_time_flip,
         )
     from ferzoo import deploy
     from ferzoo import outputs
@@ -112,6 +125,7 @@ def export(
         grayscale,
         verbose=verbose,
         face_nets=face_nets,
+        test_time_flip=test_time_flip,
     )
 
 
@@ -122,6 +136,7 @@ def export_saved_model(
     class_names=None,
     verbose=False,
     overwrite=False,
+    test_time_flip=None,
 ):
     """Write `model` as a SavedModel at `path` (written atomically).
 
@@ -142,6 +157,9 @@ def export_saved_model(
         verbose: bool. Print Keras' export summary. Defaults to `False`.
         overwrite: bool. Replace an earlier ferzoo export at `path`.
             Defaults to `False`.
+        test_time_flip: bool or None. Serve the mean of the probabilities
+            of each image and of its mirror (recorded in `metadata()`).
+            Defaults to `None`: the model's own `test_time_flip`.
 
     Returns:
         The path written, as a `pathlib.Path`.
@@ -156,9 +174,8 @@ def export_saved_model(
     >>> (out / "saved_model.pb").exists()
     True
     """
-    import tensorflow as tf
-
     from ferzoo import outputs
+    from ferzoo.deploy.common import test_time_flip_as
 
     height, width = _input_size(model, image_shape)
     names = _class_names(model, class_names)
@@ -167,36 +184,66 @@ def export_saved_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=path.parent, prefix=".export-"))
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        probabilities = archive.add_endpoint(
-            name="probabilities",
-            fn=model.probabilities,
-            input_signature=[
-                keras.InputSpec(
-                    shape=(None, height, width, 3),
-                    dtype="float32",
-                    name="images",
-                )
-            ],
-        )
-
-        serve = _serve_function(probabilities, height, width, len(names))
-
-        @tf.function(input_signature=[])
-        def class_names_fn():
-            return tf.constant(names, tf.string)
-
-        class_names_fn.get_concrete_function()
-        archive.add_endpoint(name="serve", fn=serve)
-        archive.add_endpoint(name="serving_default", fn=serve)
-        archive.add_endpoint(name="class_names", fn=class_names_fn)
-        archive.write_out(str(tmp / "saved"), verbose=verbose)
+        with test_time_flip_as(model, test_time_flip):
+            archive = _archive(model, height, width, names)
+            archive.write_out(str(tmp / "saved"), verbose=verbose)
         outputs.write_marker(tmp / "saved", "export")
         outputs.replace_folder(tmp / "saved", path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _archive(model, height, width, names):
+    """The SavedModel's `ExportArchive`: its endpoints traced for `model`
+    as it is set now (`test_time_flip`)."""
+    import json
+
+    import tensorflow as tf
+
+    from ferzoo.version import __version__
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    probabilities = archive.add_endpoint(
+        name="probabilities",
+        fn=model.probabilities,
+        input_signature=[
+            keras.InputSpec(
+                shape=(None, height, width, 3),
+                dtype="float32",
+                name="images",
+            )
+        ],
+    )
+
+    serve = _serve_function(probabilities, height, width, len(names))
+
+    @tf.function(input_signature=[])
+    def class_names_fn():
+        return tf.constant(names, tf.string)
+
+    text = json.dumps(
+        {
+            "ferzoo_version": __version__,
+            "format": "savedmodel",
+            "class_names": names,
+            "image_size": [height, width],
+            "test_time_flip": bool(model.test_time_flip),
+        }
+    )
+
+    @tf.function(input_signature=[])
+    def metadata_fn():
+        return tf.constant(text, tf.string)
+
+    class_names_fn.get_concrete_function()
+    metadata_fn.get_concrete_function()
+    archive.add_endpoint(name="serve", fn=serve)
+    archive.add_endpoint(name="serving_default", fn=serve)
+    archive.add_endpoint(name="class_names", fn=class_names_fn)
+    archive.add_endpoint(name="metadata", fn=metadata_fn)
+    return archive
 
 
 def _serve_function(probabilities, height, width, num_classes):

@@ -167,3 +167,50 @@ class ExportTest(TestCase):
         self.assertEqual(names, NAMES[::-1])
         parent = os.listdir(os.path.dirname(path))
         self.assertEqual(parent, ["saved"])  # no temporary folder left
+
+
+@pytest.mark.large
+def test_saved_model_serves_the_test_time_flip_and_records_it(tmp_path):
+    import json
+
+    import tensorflow as tf
+
+    from tests.models.inference_test import lopsided_images
+    from tests.models.inference_test import peaked
+    from tests.models.inference_test import plain_logits
+    from tests.test_case import numpy_softmax
+
+    model = peaked()
+    names = [f"c{i}" for i in range(7)]
+    x = lopsided_images().round()  # the same as uint8
+    plain = numpy_softmax(plain_logits(model, x))
+    mirror = numpy_softmax(plain_logits(model, x[:, :, ::-1]))
+    flipped = (plain + mirror) / 2
+    assert np.abs(flipped - plain).max() > 1e-3
+    # The model's own setting by default (Keras' `export` API) ...
+    model.test_time_flip = True
+    model.export(str(tmp_path / "on"), class_names=names)
+    # ... or the argument, for this export only.
+    ferzoo_export(model, tmp_path / "off", names, test_time_flip=False)
+    assert model.test_time_flip is True
+    for folder, want in (("on", flipped), ("off", plain)):
+        loaded = tf.saved_model.load(str(tmp_path / folder))
+        for batch in (x, x.astype("uint8")):
+            served = loaded.serve(tf.constant(batch)).numpy()
+            np.testing.assert_allclose(served, want, atol=1e-5, err_msg=folder)
+        meta = json.loads(loaded.metadata().numpy().decode())
+        assert meta["test_time_flip"] is (folder == "on")
+        assert meta["class_names"] == names
+    # The Keras model, flip on, serves the same as the "on" export.
+    loaded = tf.saved_model.load(str(tmp_path / "on"))
+    np.testing.assert_allclose(
+        loaded.serve(tf.constant(x)).numpy(),
+        model.predict(x, verbose=0),
+        atol=1e-5,
+    )
+
+
+def ferzoo_export(model, path, names, **kwargs):
+    from ferzoo.export import export_saved_model
+
+    return export_saved_model(model, str(path), class_names=names, **kwargs)

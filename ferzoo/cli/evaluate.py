@@ -24,6 +24,13 @@ from ferzoo.cli import options
     help="Split to evaluate.",
 )
 @options.eval_batch_size_option
+@click.option(
+    "--tta/--no-tta",
+    "tta",
+    default=None,
+    help="Test-time flip: average each image's probabilities with its "
+    "mirror image's. Default: the model's own setting.",
+)
 @options.report_dir_option
 @options.on_error_option
 @options.allow_untrained_option
@@ -36,6 +43,7 @@ def main(
     data,
     split,
     batch_size,
+    tta,
     output_dir,
     skip_bad_samples,
     allow_untrained,
@@ -55,6 +63,7 @@ def main(
     Examples:
       ferzoo-eval --model runs/ferzoo/best.keras
       ferzoo-eval --model runs/scn --data fer2013:/data/fer2013 --split val
+      ferzoo-eval --model ferzoo_fer2013 --data fer2013:/data/fer2013 --tta
     """
     options.set_backend(backend)
     import pathlib
@@ -65,8 +74,13 @@ def main(
 
     # The output folder is checked (and locked) before anything is read.
     with outputs.owned(output_dir, "eval"):
+        model = model_path
+        if tta is not None:
+            model = training.load_any(model_path, allow_untrained)
+            model.test_time_flip = tta
+            data = data or training.trained_data(model_path)
         report = training.evaluate(
-            model_path,
+            model,
             data,
             split=split,
             batch_size=batch_size,
@@ -78,9 +92,12 @@ def main(
             training.atomic_write_json(out / "report.json", report)
             metrics.save_confusion_matrix(report, out / "confusion_matrix.png")
     data = report["data"]
+    if tta is not None:
+        report["test_time_flip"] = tta
     lines = [
         f"{data} [{split}]: accuracy {report['accuracy']:.4f}, macro-F1 "
         f"{report['macro_f1']:.4f} over {report['num_samples']} images"
+        + {None: "", True: " (test-time flip)", False: " (no flip)"}[tta]
     ]
     for name, acc in report["per_class_accuracy"].items():
         lines.append(f"  {name:>10}: {acc:.4f}")

@@ -40,6 +40,14 @@ from ferzoo.cli import options
     default=None,
     help="Input height and width in pixels; defaults to the model's.",
 )
+@click.option(
+    "--tta/--no-tta",
+    "tta",
+    default=None,
+    help="Bake the test-time flip into the exported graph: each image's "
+    "probabilities averaged with its mirror image's (recorded in the "
+    "export's metadata). Default: the model's own setting.",
+)
 @options.allow_untrained_option
 @options.backend_option
 @options.json_option
@@ -51,6 +59,7 @@ def main(
     output,
     overwrite,
     image_size,
+    tta,
     allow_untrained,
     backend,
     as_json,
@@ -68,7 +77,9 @@ def main(
     (detector.onnx, landmarks.onnx / .tflite), so that ferzoo-predict
     --runtime onnx|litert needs no TensorFlow. ONNX needs tf2onnx
     (pip install 'ferzoo[export]'). A preset without trained weights is
-    refused unless --allow-untrained.
+    refused unless --allow-untrained. --tta puts the test-time flip in the
+    graph (each image's probabilities averaged with its mirror image's;
+    twice the compute), recorded in the export's metadata.
 
     \b
     Examples:
@@ -76,6 +87,7 @@ def main(
       ferzoo-export --model ferzoo_fer2013 --format onnx --output exported/onnx
       ferzoo-export --model ferzoo_fer2013 --format litert --output out/lite
       ferzoo-export --model ferzoo_fer2013 --format tfjs --output demo/model
+      ferzoo-export --model ferzoo_fer2013 --tta --output exported/tta
       ferzoo-predict photo.jpg --model exported/onnx --runtime onnx
     """
     options.set_backend(backend)
@@ -97,6 +109,7 @@ def main(
         image_shape=shape,
         grayscale=grayscale,
         overwrite=overwrite,
+        test_time_flip=tta,
     )
     info = {
         "format": fmt,
@@ -106,11 +119,13 @@ def main(
         "class_names": list(model.recipe.get("class_names") or []),
         "num_classes": model.num_classes,
         "grayscale": grayscale,
+        "test_time_flip": bool(model.test_time_flip if tta is None else tta),
     }
     if fmt == "savedmodel":
         info["saved_model"] = str(path)
         info["signature"] = "serve"
-    options.emit(info, as_json, f"wrote {fmt} model to {path}")
+    flip = " (test-time flip in the graph)" if info["test_time_flip"] else ""
+    options.emit(info, as_json, f"wrote {fmt} model to {path}{flip}")
 
 
 if __name__ == "__main__":

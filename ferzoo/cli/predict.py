@@ -94,6 +94,15 @@ EXIT_NO_FACE = 6
     show_default=True,
     help="Faces per forward pass.",
 )
+@click.option(
+    "--tta/--no-tta",
+    "tta",
+    default=None,
+    help="Test-time flip: average each face's probabilities with its "
+    "mirror image's (two forward passes). Default: the model's own "
+    "setting (its preset's config, an export's metadata). An export made "
+    "with --tta cannot turn it off.",
+)
 @options.backend_option
 @options.json_option
 @options.verbose_option
@@ -111,6 +120,7 @@ def main(
     every,
     max_frames,
     batch_size,
+    tta,
     backend,
     as_json,
     verbose,
@@ -137,6 +147,7 @@ def main(
       ferzoo-predict photos/ --output-dir predictions --cam
       ferzoo-predict crops/ --detector none --model runs/scn --json
       ferzoo-predict photo.jpg --model exported/onnx --runtime onnx
+      ferzoo-predict photo.jpg --tta
       ferzoo-predict clip.mp4 --every 5 --output-dir out
       ferzoo-predict --camera 0 --every 10 --max-frames 300
     """
@@ -178,6 +189,7 @@ def main(
         every=every,
         max_frames=max_frames,
         batch_size=batch_size,
+        tta=tta,
         as_json=as_json,
     )
 
@@ -204,6 +216,7 @@ class _PredictRun:
     every: int
     max_frames: object
     batch_size: int
+    tta: object
     as_json: bool
 
     def face_options(self):
@@ -220,7 +233,9 @@ def _run(run):
     from ferzoo import predict as api
     from ferzoo.predict import report as reports
 
-    predictor = api.load_predictor(run.model, runtime=run.runtime)
+    predictor = api.load_predictor(
+        run.model, runtime=run.runtime, test_time_flip=run.tta
+    )
     for note in predictor.notes:
         click.echo(f"warning: {note}", err=True)
     if run.videos or run.camera is not None:

@@ -10,10 +10,13 @@ Each export holds one function, the same on every format:
   model's input size (TensorFlow's `tf.image.resize(..., antialias=True)`,
   written as two matrix products so that every runtime has the ops; an
   identity when the image already has the model's size), the model;
-- output `probabilities`: `(batch, num_classes)`, softmax of the logits.
+- output `probabilities`: `(batch, num_classes)`, softmax of the logits
+  (with `test_time_flip`: the mean of the softmax of the image's logits
+  and of its left-right mirror's, both computed in the graph).
 
 Each export carries its metadata (`deploy_metadata`): class names, the
-model's input size, whether the crops should be gray, in ONNX
+model's input size, whether the crops should be gray, whether the
+test-time flip is in the graph (`test_time_flip`), in ONNX
 `metadata_props`, in the `.tflite` file's metadata (and `labels.txt`
 beside it), in TF.js `model.json`'s `userDefinedMetadata`.
 
@@ -64,6 +67,7 @@ def export_format(
     grayscale=None,
     verbose=False,
     face_nets=True,
+    test_time_flip=None,
 ):
     """Write `model` in format `fmt` into the folder `path`.
 
@@ -82,6 +86,9 @@ def export_format(
             (`ferzoo.deploy.face_nets`), so that `ferzoo-predict
             --runtime onnx|litert` runs without TensorFlow. Defaults to
             True.
+        test_time_flip: bool or None. Put the test-time flip in the
+            graph (recorded in the metadata). Defaults to `None`: the
+            model's own `test_time_flip`.
 
     Returns:
         The path of the model file written, as a `pathlib.Path`.
@@ -94,6 +101,7 @@ def export_format(
         grayscale,
         verbose,
         face_nets,
+        test_time_flip,
     )
     return out
 
@@ -106,6 +114,7 @@ def export_formats(
     grayscale=None,
     verbose=False,
     face_nets=True,
+    test_time_flip=None,
 ):
     """`export_format` for several formats: `paths` maps format -> folder.
 
@@ -114,6 +123,8 @@ def export_formats(
     """
     import keras
 
+    if test_time_flip is None:
+        test_time_flip = bool(getattr(model, "test_time_flip", False))
     jobs = []
     for fmt, path in paths.items():
         if fmt not in FORMATS:
@@ -123,7 +134,7 @@ def export_formats(
         path = pathlib.Path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = deploy_metadata(
-            fmt, class_names, image_size, grayscale, face_nets
+            fmt, class_names, image_size, grayscale, face_nets, test_time_flip
         )
         jobs.append((path, fmt, meta))
     if keras.backend.backend() != "tensorflow":
@@ -136,10 +147,14 @@ def export_formats(
 
 def _export_here(model, path, fmt, meta, verbose):
     from ferzoo.deploy import graph
+    from ferzoo.deploy.common import test_time_flip_as
 
     height, width = meta["image_size"]
     dtype = "int32" if fmt == "tfjs" else "uint8"
-    function = graph.deploy_function(model, height, width, dtype)
+    with test_time_flip_as(model, meta.get("test_time_flip")):
+        function = graph.deploy_function(model, height, width, dtype)
+        # Traced now, with the flip as the metadata says.
+        function.get_concrete_function()
     if meta.get("face_nets"):
         from ferzoo.deploy import face_nets
 

@@ -5,6 +5,7 @@
 imports the package that imports them.
 """
 
+import contextlib
 import os
 import pathlib
 import tempfile
@@ -30,12 +31,19 @@ FACE_NET_FILES = {
 
 
 def deploy_metadata(
-    fmt, class_names, image_size, grayscale=None, face_nets=False
+    fmt,
+    class_names,
+    image_size,
+    grayscale=None,
+    face_nets=False,
+    test_time_flip=False,
 ):
     """The metadata every export carries (a JSON-able dict).
 
     With `face_nets` (ONNX and LiteRT), `face_nets` names the files of
     predict's detector and landmark nets written beside the model.
+    `test_time_flip`: the export's probabilities are the mean of each
+    image's and its mirror image's (the graph flips).
     """
     dtype = "int32" if fmt == "tfjs" else "uint8"
     meta = {
@@ -55,10 +63,25 @@ def deploy_metadata(
             "shape": [None, len(class_names)],
         },
         "resize": "bilinear with antialiasing to image_size, inside",
+        "test_time_flip": bool(test_time_flip),
     }
     if face_nets and fmt in FACE_NET_FILES:
         meta["face_nets"] = dict(FACE_NET_FILES[fmt])
     return meta
+
+
+@contextlib.contextmanager
+def test_time_flip_as(model, value):
+    """`model.test_time_flip` set to `value` inside the block (`None`:
+    the model's own), restored after it (the exports use it)."""
+    before = model.test_time_flip
+    if value is not None:
+        model.test_time_flip = bool(value)
+    try:
+        yield model
+    finally:
+        if model.test_time_flip != before:
+            model.test_time_flip = before
 
 
 def write_atomic(path, data):

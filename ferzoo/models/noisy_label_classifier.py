@@ -437,6 +437,7 @@ class NoisyLabelClassifier(Inference, keras.Model):
                 if self.balance is not None
                 else {}
             ),
+            **self.inference_config(),  # test_time_flip, only when on
         }
 
     @classmethod

@@ -43,6 +43,12 @@ class Predictor:
         face_nets: object or None. An export whose `face_net(kind)` runs
             predict's detector and landmark nets on its runtime
             (`ferzoo.predict.pipeline.FaceCropper`); None: Keras'.
+        test_time_flip: bool. Whether the probabilities are the mean of
+            each crop's and its mirror image's: the Keras model's setting,
+            or an export's (in its graph, its metadata says so).
+        flip_here: bool. `serve` has no flip in it: `predict` runs it on
+            the crops and on their mirror images and averages the
+            probabilities (`test_time_flip=True` asked of such an export).
     """
 
     def __init__(
@@ -57,8 +63,12 @@ class Predictor:
         serve=None,
         named=True,
         face_nets=None,
+        test_time_flip=False,
+        flip_here=False,
     ):
         self.model = model
+        self.test_time_flip = bool(test_time_flip or flip_here)
+        self.flip_here = bool(flip_here)
         self.face_nets = face_nets
         self.class_names = list(class_names)
         self.image_size = tuple(int(s) for s in image_size)
@@ -88,6 +98,7 @@ class Predictor:
             "image_size": list(self.image_size),
             "grayscale": self.grayscale,
             "trained": self.trained,
+            "test_time_flip": self.test_time_flip,
         }
 
     def predict(self, crops, batch_size=32):
@@ -96,14 +107,22 @@ class Predictor:
         if len(crops) == 0:
             return np.zeros((0, len(self.class_names)), "float32")
         if self.serve is not None:
-            out = [
-                np.asarray(self.serve(crops[i : i + batch_size]))
-                for i in range(0, len(crops), batch_size)
-            ]
-            return np.concatenate(out).astype("float32")
+            probs = self._served(crops, batch_size)
+            if self.flip_here:
+                flipped = np.ascontiguousarray(crops[:, :, ::-1])
+                mirror = self._served(flipped, batch_size)
+                probs = (probs + mirror) / 2
+            return probs
         return np.asarray(
             self.model.predict(crops, batch_size=batch_size, verbose=0)
         )
+
+    def _served(self, crops, batch_size):
+        out = [
+            np.asarray(self.serve(crops[i : i + batch_size]))
+            for i in range(0, len(crops), batch_size)
+        ]
+        return np.concatenate(out).astype("float32")
 
     def check_cam(self):
         """Raise `CamUnsupportedError` unless logits = GAP(CAM) + bias."""
@@ -161,7 +180,11 @@ class Predictor:
 
 
 def load_predictor(
-    model=DEFAULT_MODEL, class_names=None, grayscale=None, runtime=None
+    model=DEFAULT_MODEL,
+    class_names=None,
+    grayscale=None,
+    runtime=None,
+    test_time_flip=None,
 ):
     """A `Predictor` from a model, preset, run folder, `.keras` file,
     SavedModel folder or ONNX / LiteRT export.
@@ -177,7 +200,42 @@ def load_predictor(
     --format onnx|litert`) in ONNX Runtime or LiteRT, without importing
     TensorFlow or Keras; `"keras"` refuses an export; `None` (default)
     runs an export folder on its runtime and anything else in Keras.
+
+    `test_time_flip`: average each crop's probabilities with its mirror
+    image's (`True`) or not (`False`); `None` (default) keeps the model's
+    own setting (a preset's config, an export's metadata). It sets a
+    Keras model's `test_time_flip`. An export without the flip in its
+    graph is run twice per crop for `True`; an export with it cannot
+    turn it off (`PresetError`: export again with `--no-tta`).
     """
+    predictor = _load(model, class_names, grayscale, runtime)
+    return _set_flip(predictor, test_time_flip)
+
+
+def _set_flip(predictor, test_time_flip):
+    """`predictor` with its test-time flip as asked (`None`: as loaded)."""
+    if test_time_flip is None:
+        return predictor
+    if predictor.model is not None:
+        predictor.model.test_time_flip = bool(test_time_flip)
+        predictor.test_time_flip = bool(test_time_flip)
+    elif test_time_flip and not predictor.test_time_flip:
+        # An export without the flip in its graph: flip the crops here.
+        predictor.test_time_flip = predictor.flip_here = True
+    elif not test_time_flip and predictor.flip_here:
+        predictor.test_time_flip = predictor.flip_here = False
+    elif not test_time_flip and predictor.test_time_flip:
+        raise PresetError(
+            f"{predictor.source}: this export has the test-time flip in its "
+            "graph (ferzoo-export --tta), which cannot be turned off when "
+            "it runs. Export the model again with --no-tta, or run the "
+            "model it came from with --no-tta."
+        )
+    return predictor
+
+
+def _load(model, class_names, grayscale, runtime):
+    """`load_predictor` without the test-time flip setting."""
     if runtime is not None and runtime not in RUNTIMES:
         raise ValueError(
             f"`runtime` must be one of {RUNTIMES}. Received: {runtime!r}"
@@ -268,6 +326,7 @@ def _from_export(path, runtime, class_names, grayscale):
         serve=exported,
         named=named,
         face_nets=exported,
+        test_time_flip=bool(exported.metadata.get("test_time_flip")),
     )
 
 
@@ -331,7 +390,15 @@ def _from_model(
     if grayscale is None:
         grayscale = _grayscale_from_metadata(meta)
     return Predictor(
-        model, names, size, grayscale, source, kind, trained, named=named
+        model,
+        names,
+        size,
+        grayscale,
+        source,
+        kind,
+        trained,
+        named=named,
+        test_time_flip=getattr(model, "test_time_flip", False),
     )
 
 
@@ -369,6 +436,11 @@ def _from_saved_model(path, class_names, grayscale):
     def serve(batch):
         return loaded.serve(tf.constant(batch)).numpy()
 
+    # `metadata()`: written by ferzoo's exporter since the test-time flip.
+    exported = {}
+    if hasattr(loaded, "metadata"):
+        exported = json.loads(loaded.metadata().numpy().decode("utf-8"))
+
     return Predictor(
         None,
         names,
@@ -378,4 +450,5 @@ def _from_saved_model(path, class_names, grayscale):
         "saved_model",
         serve=serve,
         named=named,
+        test_time_flip=bool(exported.get("test_time_flip")),
     )

@@ -283,30 +283,35 @@ def test_tfjs_matches_serve_in_node(setup, tmp_path):
     for i, (batch, expected) in enumerate(
         zip(setup["batches"], setup["expected"])
     ):
-        npy = tmp_path / f"x{i}.npy"
-        np.save(npy, batch)
-        proc = subprocess.run(
-            [
-                "node",
-                str(REPO / "scripts" / "tfjs_predict.mjs"),
-                "--model",
-                str(path.parent),
-                "--images",
-                str(npy),
-                "--node-modules",
-                str(modules),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        out = json.loads(proc.stdout.strip().splitlines()[-1])
-        assert out["backend"] == "wasm"
+        out = run_in_node(path.parent, batch, tmp_path / f"x{i}.npy", modules)
         check_metadata(out["metadata"]["ferzoo"], "tfjs")
         np.testing.assert_allclose(
             np.array(out["probabilities"]), expected, atol=ATOL
         )
+
+
+def run_in_node(folder, batch, npy, modules):
+    """A TF.js export's output on `batch`, run in node (wasm backend)."""
+    np.save(npy, batch)
+    proc = subprocess.run(
+        [
+            "node",
+            str(REPO / "scripts" / "tfjs_predict.mjs"),
+            "--model",
+            str(folder),
+            "--images",
+            str(npy),
+            "--node-modules",
+            str(modules),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "wasm"
+    return out
 
 
 @pytest.mark.large
@@ -430,3 +435,52 @@ def test_errors_name_the_problem(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"")
     with pytest.raises(PresetError, match="for the onnx runtime, not litert"):
         load_predictor(tmp_path, runtime="litert")
+
+
+@pytest.mark.large
+@pytest.mark.skipif(
+    not (has("onnxruntime") and has("tf2onnx") and has("ai_edge_litert")),
+    reason="needs the deploy-test extra",
+)
+def test_exports_carry_the_test_time_flip(tmp_path):
+    # On every backend: off TensorFlow the flip reaches the child process
+    # through the metadata.
+    from tests.models.inference_test import lopsided_images
+    from tests.models.inference_test import peaked
+    from tests.models.inference_test import plain_logits
+    from tests.test_case import numpy_softmax
+
+    model = peaked()
+    names = [f"c{i}" for i in range(7)]
+    x = lopsided_images().round()
+    plain = numpy_softmax(plain_logits(model, x))
+    mirror = numpy_softmax(plain_logits(model, x[:, :, ::-1]))
+    flipped = (plain + mirror) / 2
+    x = x.astype("uint8")
+    formats = ["onnx", "litert"] + ["tfjs"] * demo_setup.node_available()
+    folders = {f: tmp_path / f for f in formats}
+    deploy.export_formats(
+        model, folders, (32, 32), names, face_nets=False, test_time_flip=True
+    )
+    assert model.test_time_flip is False
+    deploy.export_format(model, tmp_path / "plain", "onnx", (32, 32), names)
+    if "tfjs" in folders:  # TF.js runs the graph's flip op too
+        modules = demo_setup.install_npm()
+        out = run_in_node(folders.pop("tfjs"), x, tmp_path / "x.npy", modules)
+        assert out["metadata"]["ferzoo"]["test_time_flip"] is True
+        np.testing.assert_allclose(out["probabilities"], flipped, atol=ATOL)
+    for fmt, folder in folders.items():
+        exported = runtimes.load_exported(folder)
+        assert exported.metadata["test_time_flip"] is True
+        np.testing.assert_allclose(exported(x), flipped, atol=ATOL)
+        predictor = load_predictor(folder)
+        assert predictor.describe()["test_time_flip"] is True
+        with pytest.raises(PresetError, match="--no-tta"):
+            load_predictor(folder, test_time_flip=False)
+    # An export without the flip: off as it is, flipped here on request.
+    predictor = load_predictor(tmp_path / "plain")
+    assert predictor.describe()["test_time_flip"] is False
+    np.testing.assert_allclose(predictor.predict(x), plain, atol=ATOL)
+    predictor = load_predictor(tmp_path / "plain", test_time_flip=True)
+    assert predictor.describe()["test_time_flip"] is True
+    np.testing.assert_allclose(predictor.predict(x), flipped, atol=ATOL)
