@@ -40,8 +40,22 @@ import click
     help="Whether the training faces were gray.",
 )
 @click.option("--note", multiple=True, help="Extra provenance lines.")
+@click.option(
+    "--test-time-flip/--no-test-time-flip",
+    default=False,
+    show_default=True,
+    help="Ship the preset with its horizontal-flip test-time augmentation "
+    "on (`test_time_flip` in its config).",
+)
 def main(
-    run_dir, preset_dir, description, train_command, data_name, grayscale, note
+    run_dir,
+    preset_dir,
+    description,
+    train_command,
+    data_name,
+    grayscale,
+    note,
+    test_time_flip,
 ):
     """Package RUN_DIR's best.keras as a preset in PRESET_DIR."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -53,9 +67,10 @@ def main(
     run = pathlib.Path(run_dir)
     results = json.loads((run / "results.json").read_text())
     run_meta = json.loads((run / "metadata.json").read_text())
-    model = _without_frozen_trunk(
+    model = _for_inference(
         keras.saving.load_model(run / "best.keras", compile=False)
     )
+    model.test_time_flip = test_time_flip
     test = results.get("test") or {}
     final = test.get("final") or {}
     class_names = final.get("class_names")
@@ -94,18 +109,28 @@ def main(
         sys.exit("model.weights.h5 is over the 25 MB limit for presets")
 
 
-def _without_frozen_trunk(model):
-    """The model with nothing frozen, if it was trained on a cached trunk.
+# Training-only arguments a shipped preset leaves out (its metadata's
+# recipe records them): a frozen trunk would make a user's fine-tuning of
+# the preset train its tail only, and class counts are the training set's.
+TRAINING_ONLY = (
+    "freeze_until",
+    "class_balance",
+    "class_counts",
+    "class_balance_strength",
+)
 
-    A run with `--freeze-until` keeps `freeze_until` in its config, so a
-    user fine-tuning the shipped preset would train its tail only. The
-    weights move by layer path (a `.weights.h5`), not by variable order,
-    which freezing changes.
+
+def _for_inference(model):
+    """The model without `TRAINING_ONLY` arguments, weights unchanged.
+
+    The weights move by layer path (a `.weights.h5`), not by variable
+    order, which freezing changes.
     """
     import tempfile
 
     config = model.get_config()
-    if config.pop("freeze_until", None) is None:
+    dropped = [config.pop(key, None) for key in TRAINING_ONLY]
+    if all(value is None for value in dropped):
         return model
     clean = type(model).from_config(config)
     with tempfile.TemporaryDirectory() as tmp:

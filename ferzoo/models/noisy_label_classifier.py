@@ -100,11 +100,6 @@ class NoisyLabelClassifier(Inference, keras.Model):
     ):
         check_args(backbone, num_classes, num_samples, warmup_epochs, dropout)
         super().__init__(**kwargs)
-        self.balance = None
-        if class_balance is not None:
-            self.set_class_balance(
-                class_balance, class_counts, class_balance_strength
-            )
 
         # === Config ===
         self.num_classes = num_classes
@@ -112,6 +107,11 @@ class NoisyLabelClassifier(Inference, keras.Model):
         self.warmup_epochs = int(warmup_epochs)
         self.dropout = float(dropout)
         self.recipe = dict(self.default_recipe)
+        self.balance = None
+        if class_balance is not None:
+            self.set_class_balance(
+                class_balance, class_counts, class_balance_strength
+            )
 
         # === Layers ===
         self.backbone = backbone
@@ -163,6 +163,11 @@ class NoisyLabelClassifier(Inference, keras.Model):
                 f"`class_balance` acts on the Baseline's cross-entropy; "
                 f"{type(self).__name__} has its own loss and does not take "
                 f"it. Received: class_balance={kind!r}"
+            )
+        if counts is not None and len(counts) != self.num_classes:
+            raise ValueError(
+                f"`class_counts` needs one count per class ({self.num_classes}"
+                f"). Received: class_counts={list(counts)}"
             )
         self.balance = ClassBalance(kind, counts, strength)
 

@@ -102,6 +102,13 @@ class ClassBalanceTest(TestCase):
                 class_balance="focal",
                 class_counts=COUNTS,
             )
+        with self.assertRaisesRegex(ValueError, "one count per class"):
+            ferzoo.models.Baseline(
+                backbone=tiny_backbone(),
+                num_classes=8,
+                class_balance="reweighted",
+                class_counts=COUNTS,
+            )
         with self.assertRaisesRegex(ValueError, "SCN has its own loss"):
             ferzoo.models.SCN(
                 backbone=tiny_backbone(),
