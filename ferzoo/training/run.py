@@ -272,10 +272,12 @@ def build_model(spec, recipe, info, out, state):
             spec.preset,
             num_classes=info.num_classes,
             num_samples=info.num_samples,
-            **(
-                {"freeze_until": spec.freeze_until} if spec.freeze_until else {}
-            ),
-            **spec.overrides,
+            **_freeze(spec),
+            **{
+                # To every backbone (the heads take its policy).
+                "dtype": recipe.get("dtype_policy", "float32"),
+                **spec.overrides,
+            },
         )
         # The class names travel with the model (.keras and preset).
         model.recipe = {**recipe, "class_names": list(info.class_names)}
