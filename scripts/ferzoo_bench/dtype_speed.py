@@ -76,7 +76,13 @@ def fit(folder, policy, block, views, labels, epochs, skip, seed):
         def on_train_batch_end(self, step, logs=None):
             times.append(time.perf_counter() - self.start)
 
-    history = model.fit(ds, epochs=epochs, verbose=0, callbacks=[Timer()])
+    history = model.fit(
+        ds,
+        epochs=epochs,
+        steps_per_epoch=-(-len(labels) // batch),
+        verbose=0,
+        callbacks=[Timer()],
+    )
     steps = len(times) // epochs
     timed = [t for i, t in enumerate(times) if i % steps >= skip]
     return {
