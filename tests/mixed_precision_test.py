@@ -286,3 +286,20 @@ class MixedPrecisionTrainingTest(TestCase):
         with self.assertRaisesRegex(RunMismatchError, "dtype_policy"):
             train("baseline_small_cnn_synthetic", output_dir=str(mixed),
                   **common)  # fmt: skip
+
+
+class DtypePolicyOptionTest(TestCase):
+    def test_cli_option_takes_the_policies_only(self):
+        from click.testing import CliRunner
+
+        from ferzoo.cli import train as train_cli
+
+        result = CliRunner().invoke(train_cli.main, ["--help"])
+        self.assertIn("--dtype-policy [float32|mixed_bfloat16]", result.output)
+        result = CliRunner().invoke(
+            train_cli.main,
+            ["--preset", "baseline_small_cnn_synthetic", "--dtype-policy",
+             "float16", "--output-dir", self.tmp_dir()],
+        )  # fmt: skip
+        self.assertEqual(result.exit_code, 2, result.output)
+        self.assertIn("float16", result.output)
