@@ -27,6 +27,20 @@ import typing
 
 SPEC_FILE = "spec.json"
 SPEC_VERSION = 1
+RECIPE_KEYS = ("epochs", "batch_size", "learning_rate", "image_size")
+# Dtype policies a run may train under: mixed bfloat16 computes in
+# bfloat16 and keeps float32 variables, losses and per-sample tables.
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")
+
+
+def check_dtype_policy(policy):
+    """`policy` if it is one of `DTYPE_POLICIES`, else a `ValueError`."""
+    if policy not in DTYPE_POLICIES:
+        raise ValueError(
+            f"`dtype_policy` must be one of {', '.join(DTYPE_POLICIES)}. "
+            f"Received: dtype_policy={policy!r}"
+        )
+    return policy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +76,11 @@ class RecipeSpec:
     """Recipe overrides; None keeps the preset's (resolved at train time).
 
     `extra` holds further recipe keys (e.g. `{"augment": {}}`), applied
-    before the named fields.
+    before the named fields. `dtype_policy` is the Keras dtype policy
+    the model trains under (`DTYPE_POLICIES`); None keeps the recipe's
+    (float32 when it names none). A resolved spec records a float32
+    policy as None, and `to_dict` leaves a None policy out, so a float32
+    run's spec is the one it was before the field existed.
     """
 
     epochs: typing.Optional[int] = None
@@ -70,14 +88,17 @@ class RecipeSpec:
     learning_rate: typing.Optional[float] = None
     image_size: typing.Optional[int] = None
     extra: dict = dataclasses.field(default_factory=dict)
+    dtype_policy: typing.Optional[str] = None
 
     def __post_init__(self):
         object.__setattr__(self, "extra", dict(self.extra or {}))
+        if self.dtype_policy is not None:
+            check_dtype_policy(self.dtype_policy)
 
     def apply(self, recipe):
         """`recipe` (a dict) with these overrides applied."""
         recipe = {**recipe, **self.extra}
-        for key in ("epochs", "batch_size", "learning_rate", "image_size"):
+        for key in (*RECIPE_KEYS, "dtype_policy"):
             if getattr(self, key) is not None:
                 recipe[key] = getattr(self, key)
         return recipe
@@ -146,6 +167,7 @@ class RunSpec:
         image_size=None,
         recipe=None,
         fold=None,
+        dtype_policy=None,
     ):
         """A spec from `ferzoo.training.train`'s keyword arguments."""
         return cls(
@@ -157,7 +179,12 @@ class RunSpec:
                 float(noise_rate or 0.0), noise_type, noise_seed, noise_file
             ),
             recipe=RecipeSpec(
-                epochs, batch_size, learning_rate, image_size, recipe
+                epochs,
+                batch_size,
+                learning_rate,
+                image_size,
+                recipe,
+                dtype_policy=dtype_policy,
             ),
             selection=SelectionSpec(float(val_fraction)),
             seed=seed,
@@ -173,8 +200,12 @@ class RunSpec:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self):
-        """The JSON-able dict (tuples become lists)."""
-        return _plain({"version": SPEC_VERSION, **dataclasses.asdict(self)})
+        """The JSON-able dict (tuples become lists; no `recipe.dtype_policy`
+        when it is None)."""
+        d = dataclasses.asdict(self)
+        if d["recipe"]["dtype_policy"] is None:
+            del d["recipe"]["dtype_policy"]
+        return _plain({"version": SPEC_VERSION, **d})
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)

@@ -9,6 +9,12 @@ in float16 (`ferzoo.data.trunk_cache`); the rest (the tail, the method's
 heads and losses) trains on the stored maps: every method sees the maps
 where it would see the trunk's output, through the same `fit` and the
 same `compute_loss` (`sample_ids` and per-sample tables unchanged).
+
+Under a mixed dtype policy (`dtype="mixed_bfloat16"`) only the tail
+computes in the policy's dtype: the frozen trunk computes in its
+variables' dtype (float32), so its maps, and the cache that holds them,
+are the same whatever the policy (one cache serves every policy, and
+its key, which hashes the weights, stays complete).
 """
 
 from ferzoo.errors import PresetError
@@ -87,8 +93,21 @@ class TrunkSplit:
 
 
 def freeze(model, block):
-    """Freeze `model.backbone` up to `block`; return the `TrunkSplit`."""
+    """Freeze `model.backbone` up to `block`; return the `TrunkSplit`.
+
+    The trunk's layers compute in their variables' dtype (see the module
+    docstring).
+    """
     split = TrunkSplit(model.backbone, block)
     for layer in split.frozen_layers():
         layer.trainable = False
+    compute_in_variable_dtype(split.trunk.layers)
     return split
+
+
+def compute_in_variable_dtype(layers):
+    """Make each layer of a mixed policy compute in its variable dtype."""
+    for layer in layers:
+        policy = layer.dtype_policy
+        if policy.compute_dtype != policy.variable_dtype:
+            layer.dtype_policy = policy.variable_dtype

@@ -54,6 +54,10 @@ class Backbone(FlatConfig, keras.Model):
 
     def __init__(self, *args, dtype=None, **kwargs):
         super().__init__(*args, dtype=dtype, **kwargs)
+        if dtype is not None:
+            # A functional model drops `dtype`; keep it (as keras-hub's
+            # `Backbone` does) for the heads and `get_config`.
+            self.dtype_policy = keras.dtype_policies.get(dtype)
 
     # Standard configurations by name, for `from_name`; set by subclasses.
     standard_configs = {}

@@ -26,7 +26,9 @@ def load_backbone(cls, preset, load_weights=None, overrides=None):
     backbone_config["config"].update(overrides or {})
     backbone = preset_utils.deserialize(backbone_config, folder)
     weights = preset_utils.weights_path(folder, load_weights)
-    if weights is not None and not overrides:
+    # A dtype policy changes no weight: the preset's still load.
+    reshaped = {k for k in overrides or {} if k != "dtype"}
+    if weights is not None and not reshaped:
         if is_model:
             # The model's class must be registered to build it.
             ferzoo._register_classes()

@@ -13,6 +13,8 @@ import sys
 
 import click
 
+from ferzoo.spec import DTYPE_POLICIES
+
 EXIT_USAGE = 2
 EXIT_DATA = 3
 EXIT_DIVERGED = 4
@@ -134,6 +136,16 @@ learning_rate_option = click.option(
     type=FiniteFloatRange(0, min_open=True),
     help="Initial learning rate; default: the preset's recipe.",
 )
+dtype_policy_option = click.option(
+    "--dtype-policy",
+    type=click.Choice(DTYPE_POLICIES),
+    default=None,
+    help="Keras dtype policy to train under; mixed_bfloat16 computes in "
+    "bfloat16 (faster on CPUs with AVX512_BF16, and on GPUs) and keeps "
+    "float32 weights, losses and per-sample tables; with --freeze-until "
+    "only the tail computes in bfloat16. Default: the preset's recipe "
+    "(float32).",
+)
 limit_per_class_option = click.option(
     "--limit-per-class",
     type=click.IntRange(1),
@@ -166,6 +178,7 @@ RUN_OPTIONS = (
     epochs_option,
     batch_size_option,
     learning_rate_option,
+    dtype_policy_option,
     limit_per_class_option,
     seed_option,
 )
@@ -177,6 +190,7 @@ RUN_OPTION_NAMES = (
     "epochs",
     "batch_size",
     "learning_rate",
+    "dtype_policy",
     "limit_per_class",
     "seed",
 )

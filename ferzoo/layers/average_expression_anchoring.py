@@ -64,6 +64,7 @@ class AverageExpressionAnchoring(keras.layers.Layer):
             shape=(channels,),
             initializer="zeros",
             trainable=False,
+            autocast=False,  # float32 under a mixed policy, as BN's
         )
         self.built = True
 

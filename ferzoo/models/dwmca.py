@@ -12,6 +12,7 @@ from ferzoo.losses import given_probability
 from ferzoo.losses import weighted_mean
 from ferzoo.models.noisy_label_classifier import NoisyLabelClassifier
 from ferzoo.models.relabeling import LabelCorrection
+from ferzoo.trunk import compute_in_variable_dtype
 
 # Constructor arguments kept as same-named attributes (`config_args`).
 _ARGS = (
@@ -165,6 +166,10 @@ class DWMCA(LabelCorrection, NoisyLabelClassifier):
         self.landmark_backbone = self.__dict__.pop("_landmark_arg")
         if self.freeze_landmark_backbone:
             self.landmark_backbone.trainable = False
+            if self.trunk_split is not None:
+                # Cached with the trunk: computed in float32 whatever the
+                # policy, as the trunk is (`ferzoo.trunk`).
+                compute_in_variable_dtype(self.landmark_backbone.layers)
         self.landmark_tokens = MultiScaleTokens(
             token_dim, dtype=policy, name="landmark_tokens"
         )
@@ -224,14 +229,20 @@ class DWMCA(LabelCorrection, NoisyLabelClassifier):
             trunk.input,
             [trunk.output, *[self.backbone.get_layer(n).output for n in held]],
         )
-        images = ops.cast(images, self.backbone.compute_dtype)
+        # The cached maps do not depend on the policy: float32 pixels
+        # into the trunk, which computes in float32 (`ferzoo.trunk`).
+        images = ops.cast(images, "float32")
         features, *maps = model(images, training=False)
         out = {"features": features}
         for i, (name, is_frozen) in enumerate(zip(names, frozen)):
             if is_frozen:
                 pool = self.image_tokens.pools[i]
                 x = maps.pop(0)
-                out[f"scale{i}"] = x if pool is None else pool(x)
+                if pool is not None:  # the layer's pooling, in float32
+                    x = ops.average_pool(
+                        x, pool.pool_size, pool.strides, pool.padding
+                    )
+                out[f"scale{i}"] = x
         out["landmarks"] = self._landmarks(images, training=False)
         return out
 

@@ -3,6 +3,10 @@
 `ferzoo.presets` reads the files; this module builds the model, applies
 config overrides and loads the weights (keeping the backbone's when the
 head or the per-sample tables change size).
+
+`dtype` (a dtype policy, e.g. `"mixed_bfloat16"`) goes to every backbone
+of the model, as keras-hub's `from_preset(dtype=...)` does: the heads
+take their backbone's policy, and the weights load as saved.
 """
 
 from ferzoo import presets as preset_utils
@@ -27,6 +31,9 @@ def load_model(cls, preset, load_weights=None, overrides=None):
         )
     overrides = dict(overrides or {})
     inner = config["config"]
+    dtype = overrides.pop("dtype", None)
+    if dtype is not None:
+        set_backbone_dtype(inner, dtype)
     backbone_over = {
         k: overrides.pop(k) for k in BACKBONE_OVERRIDES if k in overrides
     }
@@ -55,6 +62,15 @@ def load_model(cls, preset, load_weights=None, overrides=None):
     for target, origin in zip(_backbones(model), _backbones(source)):
         target.set_weights(origin.get_weights())
     return model
+
+
+def set_backbone_dtype(inner, dtype):
+    """Give every backbone config in a model's `inner` config `dtype`."""
+    for value in inner.values():
+        if isinstance(value, dict) and str(value.get("module", "")).startswith(
+            "ferzoo.backbones"
+        ):
+            value["config"]["dtype"] = dtype
 
 
 def _backbones(model):

@@ -101,6 +101,13 @@ def train(
             `flip`, `crop_padding` and `erasing` only (applied to maps).
         trunk_cache: str or None. Folder of the cached maps. Defaults to
             `~/.cache/ferzoo/trunks` (`$FERZOO_CACHE/trunks`).
+        dtype_policy: str or None. `"float32"` or `"mixed_bfloat16"`
+            (`ferzoo.spec.DTYPE_POLICIES`): the Keras dtype policy of
+            the model (`from_preset(dtype=...)`). Mixed bfloat16 computes
+            in bfloat16 and keeps float32 weights, losses and per-sample
+            tables; with `freeze_until` the frozen trunk still computes
+            in float32 (one cache for both policies). None keeps the
+            recipe's (float32 unless it names one).
 
     Returns:
         The results dict also written to `results.json`.

@@ -16,6 +16,7 @@ import sys
 from ferzoo import presets as preset_utils
 from ferzoo.errors import RunMismatchError
 from ferzoo.spec import RunSpec
+from ferzoo.spec import check_dtype_policy
 
 # Dotted spec field -> the keyword name of `train` (and the key of the
 # flat run config that `state.json` and `metadata.json` record).
@@ -34,9 +35,13 @@ IDENTITY = {
     "freeze_until": "freeze_until",
     "recipe.batch_size": "batch_size",
     "recipe.learning_rate": "learning_rate",
+    "recipe.dtype_policy": "dtype_policy",
     "fold": "fold",
 }
 RUN_FIELDS = tuple(v for v in IDENTITY.values() if v != "fold")
+# Run fields a spec leaves out at their default (a float32 run's config
+# stays as it was before the field existed).
+OPTIONAL_FIELDS = ("dtype_policy",)
 
 
 def base_recipe(preset):
@@ -52,6 +57,9 @@ def resolve(spec):
     """`(spec, recipe)`: the spec with the preset's recipe filled in and
     paths made absolute (what a run folder records), and the recipe."""
     recipe = spec.recipe.apply(base_recipe(spec.preset))
+    policy = check_dtype_policy(recipe.pop("dtype_policy", None) or "float32")
+    if policy != "float32":
+        recipe["dtype_policy"] = policy
     noise = spec.noise
     noise = dataclasses.replace(
         noise,
@@ -72,6 +80,7 @@ def resolve(spec):
                 batch_size=int(recipe["batch_size"]),
                 learning_rate=float(recipe["learning_rate"]),
                 image_size=int(recipe["image_size"]),
+                dtype_policy=recipe.get("dtype_policy"),
             ),
         ),
         recipe,
@@ -94,7 +103,12 @@ def run_config(spec):
     `state.json` and `metadata.json` record it."""
     flat = spec.flat()
     names = {v: k for k, v in IDENTITY.items()}
-    return json.loads(json.dumps({f: flat[names[f]] for f in RUN_FIELDS}))
+    config = {
+        f: flat.get(names[f])
+        for f in RUN_FIELDS
+        if f not in OPTIONAL_FIELDS or flat.get(names[f]) is not None
+    }
+    return json.loads(json.dumps(config))
 
 
 def from_run_config(config):
@@ -114,6 +128,7 @@ def from_run_config(config):
         classes=config.get("classes"),
         val_fraction=config.get("val_fraction", 0.1),
         freeze_until=config.get("freeze_until"),
+        dtype_policy=config.get("dtype_policy"),
     )
 
 

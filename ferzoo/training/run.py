@@ -275,10 +275,12 @@ def build_model(spec, recipe, info, out, state):
             spec.preset,
             num_classes=info.num_classes,
             num_samples=info.num_samples,
-            **(
-                {"freeze_until": spec.freeze_until} if spec.freeze_until else {}
-            ),
-            **overrides,
+            **_freeze(spec),
+            **{
+                # To every backbone (the heads take its policy).
+                "dtype": recipe.get("dtype_policy", "float32"),
+                **overrides,
+            },
         )
         if model.balance is not None and "class_counts" not in overrides:
             # A preset's own balance counts this run's training labels.

@@ -10,6 +10,8 @@ import tarfile
 
 import click
 
+from ferzoo.spec import check_dtype_policy
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SCRIPTS = ROOT / "scripts"
 if str(SCRIPTS) not in sys.path:
@@ -71,6 +73,12 @@ DEFAULTS = {
     # Block up to which the backbone is frozen and its maps cached
     # (`ferzoo.trunk`); None fine-tunes the whole backbone.
     "freeze_until": None,
+    # Keras dtype policy the cells train under (`ferzoo-train
+    # --dtype-policy`): None or "float32" keeps the recipes' (float32,
+    # and the cells' signatures as they were); "mixed_bfloat16" computes
+    # in bfloat16 (with `freeze_until`, the tail only; the trunk cache is
+    # shared with float32).
+    "dtype_policy": None,
 }
 
 PROFILES = {
@@ -433,6 +441,9 @@ def profile_preset(name, folder, profile, target):
     if profile["batch_size"]:
         recipe["batch_size"] = profile["batch_size"]
     recipe.update(profile.get("recipe") or {})
+    policy = profile.get("dtype_policy")
+    if policy and check_dtype_policy(policy) != "float32":
+        recipe["dtype_policy"] = policy
     meta["recipe"] = recipe
     target = pathlib.Path(target)
     target.mkdir(parents=True, exist_ok=True)

@@ -244,6 +244,34 @@ class BenchmarkScriptTest(TestCase):
             with self.assertRaises(click.BadParameter, msg=bad):
                 profiles.derive_profile("cpu-pretrained", [bad])
 
+    def test_dtype_policy_reaches_the_recipe_only_when_mixed(self):
+        profiles = bench("ferzoo_bench.profiles")
+        self.assertIsNone(profiles.PROFILES["cpu-full"]["dtype_policy"])
+        source = pathlib.Path(self.tmp_dir())
+        config = {"config": {"backbone": {"config": {}}}}
+        (source / "config.json").write_text(json.dumps(config))
+        (source / "metadata.json").write_text(json.dumps({"recipe": {}}))
+        recipes = {}
+        for policy in (None, "float32", "mixed_bfloat16"):
+            name = profiles.derive_profile(
+                "cpu-full", [f"dtype_policy={json.dumps(policy)}"]
+            )
+            _, _, recipes[policy] = profiles.profile_preset(
+                "baseline_x", source, profiles.PROFILES[name], self.tmp_dir()
+            )
+        # float32 keeps the recipe (and so the cells' signatures).
+        self.assertEqual(recipes[None], recipes["float32"])
+        self.assertNotIn("dtype_policy", recipes["float32"])
+        self.assertEqual(
+            recipes["mixed_bfloat16"],
+            {**recipes[None], "dtype_policy": "mixed_bfloat16"},
+        )
+        bad = profiles.derive_profile("cpu-full", ["dtype_policy=float16"])
+        with self.assertRaisesRegex(ValueError, "float16"):
+            profiles.profile_preset(
+                "baseline_x", source, profiles.PROFILES[bad], self.tmp_dir()
+            )
+
     def test_committed_cells_keep_their_names(self):
         cells = bench("ferzoo_bench.cells")
         paths = sorted((REPO / "docs" / "benchmarks" / "cells").glob("*/*"))
