@@ -228,11 +228,14 @@ class NoisyLabelClassifier(Inference, keras.Model):
         `features` batch of `ferzoo.trunk.map_batches`) runs through the
         tail only; images run through the whole backbone.
         """
-        images = ops.cast(images, self.backbone.compute_dtype)
         split = self.trunk_split
+        compute = self.backbone.compute_dtype
         if split is not None and split.is_map(images):
-            return split.tail(images, training=training)
-        return self.backbone(images, training=training)
+            return split.tail(ops.cast(images, compute), training=training)
+        # A frozen trunk computes in float32 (`ferzoo.trunk.freeze`), so
+        # its maps from pixels are the cached ones under any policy.
+        dtype = compute if split is None else "float32"
+        return self.backbone(ops.cast(images, dtype), training=training)
 
     def trunk_outputs(self, images):
         """What a cached trunk stores for a batch of images (a dict).
