@@ -246,7 +246,10 @@ class BenchmarkScriptTest(TestCase):
 
     def test_dtype_policy_reaches_the_recipe_only_when_mixed(self):
         profiles = bench("ferzoo_bench.profiles")
-        self.assertIsNone(profiles.PROFILES["cpu-full"]["dtype_policy"])
+        self.assertEqual(
+            profiles.PROFILES["cpu-full"]["dtype_policy"], "mixed_bfloat16"
+        )
+        self.assertIsNone(profiles.PROFILES["cpu-pretrained"]["dtype_policy"])
         source = pathlib.Path(self.tmp_dir())
         config = {"config": {"backbone": {"config": {}}}}
         (source / "config.json").write_text(json.dumps(config))
