@@ -467,8 +467,8 @@ def profile_preset(name, folder, profile, target):
 
 
 def report_profiles(out_dir, current=None):
-    """Both CPU regimes and `gpu` always; others where they have cells."""
-    names = ["cpu", "cpu-pretrained", "gpu"]
+    """The CPU regimes and `gpu` always; others where they have cells."""
+    names = ["cpu", "cpu-pretrained", "cpu-full", "gpu"]
     cells_root = pathlib.Path(out_dir) / "benchmarks" / "cells"
     for p in PROFILES:
         if p not in names and (p == current or (cells_root / p).is_dir()):

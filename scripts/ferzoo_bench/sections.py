@@ -58,6 +58,7 @@ def profile_section(
     lines = [f"## `{profile}` profile", "", spec["description"], ""]
     if not cells:
         lines += _not_run(profile, spec, methods, assets)
+        lines += profile_notes(assets, profile, out_dir)
         return lines, {"profile": profile, "cells": []}
     by, columns, primary = grid(cells, spec)
     rates = [r for t, r in columns if t == "symmetric"]
