@@ -49,6 +49,7 @@ APCL = "ferzoo/layers/apcl.py"
 MIXTURE = "ferzoo/mixture.py"
 FLIP = "ferzoo/models/flip_attention.py"
 OPTIM = "ferzoo/optimizers.py"
+BALANCE = "ferzoo/models/class_balance.py"
 
 T_SCN = (
     "tests/models/scn_test.py",
@@ -81,6 +82,7 @@ T_DUAL = (
 )
 T_BASE = ("tests/models/baseline_test.py",)
 T_OPTIM = ("tests/optimizers_test.py",)
+T_BALANCE = ("tests/models/class_balance_test.py",)
 
 SCN_TOTAL = "total = self.rank_weight * rank + (1.0 - self.rank_weight) * wce"
 AFCN_TOTAL = """            wce
@@ -591,6 +593,30 @@ MUTANTS = [
         "self.record_scores(ids, ops.max(probs, axis=-1), training)",
         T_BASE,
         "clean score: the top probability, not that of the label",
+    ),
+    Mutant(
+        "class_balance_logit_sign",
+        BALANCE,
+        "return logits + ops.convert_to_tensor(self.offsets, logits.dtype)",
+        "return logits - ops.convert_to_tensor(self.offsets, logits.dtype)",
+        T_BALANCE,
+        "logit adjustment by -tau log(prior): favours the frequent classes",
+    ),
+    Mutant(
+        "class_balance_raw_counts",
+        BALANCE,
+        "raw = [(1.0 - strength) / (1.0 - strength**c) for c in counts]",
+        "raw = [1.0 / c for c in counts]",
+        T_BALANCE,
+        "inverse frequency in place of the effective number (Cui Eq. 4)",
+    ),
+    Mutant(
+        "class_balance_weights_unused",
+        BASE,
+        "ce = ce * balance.sample_weights(labels)",
+        "ce = ce * 1.0",
+        T_BALANCE,
+        "reweighted: the class weights never reach the loss",
     ),
     Mutant(
         "adam_l2_sign",
