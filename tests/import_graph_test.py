@@ -132,8 +132,9 @@ def test_the_graph_is_read():
     graph = import_graph()
     assert PRESETS in graph
     assert PRESETS in graph["ferzoo.backbones.backbone"]
+    assert "ferzoo.backbones.backbone" in graph["ferzoo.models.arguments"]
     assert (
-        "ferzoo.backbones.backbone"
+        "ferzoo.models.arguments"
         in graph["ferzoo.models.noisy_label_classifier"]
     )
     assert (

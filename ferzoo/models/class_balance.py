@@ -18,6 +18,7 @@ model's logits and probabilities at inference are left as they are.
   `strength` is `beta` (default `0.9999`).
 
 Example:
+>>> from ferzoo.models.class_balance import ClassBalance
 >>> balance = ClassBalance("logit_adjusted", [100, 300], strength=1.0)
 >>> [round(float(v), 4) for v in balance.offsets]
 [-1.3863, -0.2877]
