@@ -1,6 +1,5 @@
 """Profiles (what a grid trains), data unpacking, methods and presets."""
 
-import hashlib
 import json
 import os
 import pathlib
@@ -332,6 +331,8 @@ def mapping_text(mapping_name):
 # --- Data ---------------------------------------------------------------
 def prepare_data(data, data_cache):
     """Unpack a `KIND:ARCHIVE.tar.gz` spec once; return a folder spec."""
+    from ferzoo.training.checkpoints import file_digest
+
     kind, _, path = data.partition(":")
     if not path.endswith((".tar.gz", ".tgz", ".tar")):
         return data
@@ -341,7 +342,7 @@ def prepare_data(data, data_cache):
     # Size and content, not the modification time: a copy of the same
     # archive (a new session's mount) must not unpack it again under jobs
     # that read the folder.
-    stamp = f"{archive.stat().st_size}-{_sha256(archive)[:16]}"
+    stamp = f"{archive.stat().st_size}-{file_digest(archive)[:16]}"
     name = archive.name.split(".")[0]
     target = pathlib.Path(data_cache).expanduser() / name
     marker = target / ".unpacked"
@@ -354,14 +355,6 @@ def prepare_data(data, data_cache):
             tar.extractall(target, filter="data")
         marker.write_text(stamp)
     return f"{kind}:{target}"
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- Methods and presets ------------------------------------------------
