@@ -613,8 +613,8 @@ MUTANTS = [
     Mutant(
         "class_balance_weights_unused",
         BASE,
-        "ce = ce * balance.sample_weights(labels)",
-        "ce = ce * 1.0",
+        "            ce = ce * class_weights",
+        "            ce = ce * 1.0",
         T_BALANCE,
         "reweighted: the class weights never reach the loss",
     ),

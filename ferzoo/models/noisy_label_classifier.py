@@ -61,7 +61,8 @@ class NoisyLabelClassifier(Inference, keras.Model):
             of `class_counts` (`ferzoo.models.class_balance`; the methods
             with their own loss refuse it). Defaults to `None`.
         class_counts: list of int or None. Training samples per class
-            (`ferzoo-train` fills it from the training labels).
+            (`ferzoo-train` fills it from the training labels); read only
+            with `class_balance`.
         class_balance_strength: float or None. `tau` of the logit
             adjustment or `beta` of the reweighting; None: 1.0 / 0.9999.
     """
@@ -321,8 +322,11 @@ class NoisyLabelClassifier(Inference, keras.Model):
             logits if balance is None else balance.loss_logits(logits),
             from_logits=True,
         )
-        if balance is not None and balance.kind == "reweighted":
-            ce = ce * balance.sample_weights(labels)
+        class_weights = (
+            None if balance is None else balance.sample_weights(labels)
+        )
+        if class_weights is not None:
+            ce = ce * class_weights
         ce = weighted_mean(ce, sample_weight)
         self.track(ce=ce)
         probs = ops.softmax(logits)

@@ -268,9 +268,6 @@ def build_model(spec, recipe, info, out, state):
             )
     else:
         records, best = [], -math.inf
-        overrides = dict(spec.overrides)
-        if overrides.get("class_balance"):
-            overrides.setdefault("class_counts", info.counts)
         model = NoisyLabelClassifier.from_preset(
             spec.preset,
             num_classes=info.num_classes,
@@ -279,13 +276,12 @@ def build_model(spec, recipe, info, out, state):
             **{
                 # To every backbone (the heads take its policy).
                 "dtype": recipe.get("dtype_policy", "float32"),
-                **overrides,
+                # A class balance (the spec's or the preset's) counts this
+                # run's training labels; unused without one.
+                "class_counts": info.counts,
+                **spec.overrides,
             },
         )
-        if model.balance is not None and "class_counts" not in overrides:
-            # A preset's own balance counts this run's training labels.
-            balance = model.balance
-            model.set_class_balance(balance.kind, info.counts, balance.strength)
         # The class names travel with the model (.keras and preset).
         model.recipe = {**recipe, "class_names": list(info.class_names)}
         model.compile()
