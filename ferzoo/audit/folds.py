@@ -202,6 +202,10 @@ def train_fold(
             num_classes=len(class_names),
             num_samples=len(train_idx),
             class_names=list(class_names),
+            # What a class balance counts (the fold's training labels).
+            counts=np.bincount(
+                labels[train_idx], minlength=len(class_names)
+            ).tolist(),
         )
         return RunData(train_ds, info)
 
