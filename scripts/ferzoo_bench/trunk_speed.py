@@ -143,6 +143,7 @@ def section(path):
     full, cached = r["modes"]["full"], r["modes"]["cached"]
     es = r["epoch_seconds"]
     lines = [
+        "",
         "### Speed: cached trunk against full fine-tuning",
         "",
         f"Measured in one command (`{r['command']}`, {r['date']}), the "

@@ -402,6 +402,70 @@ class BenchmarkScriptTest(TestCase):
         self.assertIn("missed by 3.0 points.", page)
         self.assertIn("Overall: missed.", page)
 
+    def test_full_targets_calibration_detection_and_time(self):
+        targets = bench("ferzoo_bench.targets_full")
+        from ferzoo.models import SCN
+        from ferzoo.models import Baseline
+        from ferzoo.models import DualBranch
+
+        methods = {"baseline": Baseline, "scn": SCN, "dual_branch": DualBranch}
+        spec = {
+            "noise_rates": [0.0, 0.3, 0.4], "pair_rates": [0.3],
+            "seeds": [0, 1, 2], "seed_rates": [0.3], "seed_top": 5,
+        }  # fmt: skip
+
+        def cell(method, rate, best, last5, nd=None, secs=(60.0,) * 4):
+            return {
+                "method": method, "noise_rate": rate,
+                "noise_type": "symmetric", "seed": 0,
+                "test": {"best_on_val_accuracy": best,
+                         "last5_mean_accuracy": last5},
+                "noise_detection": nd or {}, "epoch_seconds": list(secs),
+            }  # fmt: skip
+
+        base = cell(
+            "baseline",
+            0.3,
+            0.512,
+            0.393,
+            {"roc_auc": 0.686},
+            secs=(60.0, 60.0, 60.0, 420.0),  # one epoch slowed by a job
+        )
+        base["memorisation"] = [
+            {"epoch": 5, "flipped_given": 0.12},
+            {"epoch": 35, "flipped_given": 0.613},
+        ]
+        scn = cell(
+            "scn", 0.3, 0.50, 0.44,
+            {"roc_auc": 0.65, "relabeled": 400, "relabel_precision": 0.55},
+        )  # fmt: skip
+        scn0 = cell(
+            "scn", 0.0, 0.6, 0.6,
+            {"relabeled": 2000, "num_samples": 28709},
+        )  # fmt: skip
+        dual = cell("dual_branch", 0.3, 0.53, 0.45, {"roc_auc": 0.93})
+        page = "\n".join(
+            targets.full({}, [base, scn, scn0, dual], methods, spec)
+        )
+        self.assertIn("61.3% at epoch 35 (met)", page)
+        self.assertIn("11.9 points (met)", page)
+        # 0.44 - 0.393 = 4.7 points above, but the best-on-val is 1.2
+        # points below the Baseline's 51.2%.
+        self.assertIn("+4.7 points", page)
+        self.assertIn("-1.2 points (missed by 1.2 points)", page)
+        # The memorising Baseline's score is the reference, not a target.
+        self.assertIn("(the reference) 0.686 (no target)", page)
+        self.assertIn("alpha 0.650 (at least 0.7: missed by 0.050)", page)
+        self.assertIn("precision 0.550 (above 0.5: met)", page)
+        # 2000 of 28,709 relabelled on clean labels is 7.0% > 5%.
+        self.assertIn("2000 relabelled (7.0%; at most 5%: missed by 2.0", page)
+        self.assertIn("label-aware score 0.930 (at least 0.9: met)", page)
+        # 36 planned cells: 6 methods... here 3, so 3 x 4 + 2 x 1 x 3 = 18.
+        # Mean: (600 + 240 * 3) / 4 cells = 330 s a cell -> 1.65 hours;
+        # medians: (60 * 4) * 4 = 960 s -> 18 * 240 / 3600 = 1.2 hours.
+        self.assertIn("4 of 18 cells finished, 0.4 hours of epochs", page)
+        self.assertIn("about 2 hours, and about 1 hours at each", page)
+
     def test_pretrained_targets_tell_relabels_from_reports(self):
         targets = bench("ferzoo_bench.targets_pretrained")
         from ferzoo.models import DWMCA
