@@ -286,6 +286,38 @@ def calibrate_framing(data, count, seed):
     )
 
 
+def calibrate_blazeface_boxes(data, count, seed):
+    """Medians of the SSD's box against BlazeFace's (width and height
+    ratios, centre offsets in BlazeFace box widths / heights) over the
+    near-upright (|angle| < 10), unoccluded training-face scenes where
+    both nets' upright passes (score > 0.3) box the face (IoU > 0.3)."""
+    from ferzoo.predict import detect
+
+    scenes = make_scenes(data, count, seed, split="train")
+    images = [s[0] for s in scenes]
+    found = {}
+    for net in ("ssd", "blazeface"):
+        det = detect.SSDFaceDetector(
+            passes=(detect.Pass(net=net),), min_score=0.3
+        )
+        det.blazeface_mapping = (1.0, 1.0, 0.0, 0.0)  # boxes as found
+        found[net] = det.detect_batch(images)
+    rows = []
+    for k, (_, gt, _, angle, occluded, _) in enumerate(scenes):
+        pair = [
+            [d.box for d in found[net][k] if iou(d.box, gt) > 0.3]
+            for net in ("ssd", "blazeface")
+        ]
+        if abs(angle) >= 10 or occluded or not all(pair):
+            continue
+        (sx, sy, sw, sh), (bx, by, bw, bh) = pair[0][0], pair[1][0]
+        rows.append((sw / bw, sh / bh, (sx + sw / 2 - bx - bw / 2) / bw,
+                     (sy + sh / 2 - by - bh / 2) / bh))  # fmt: skip
+    click.echo(f"{len(rows)} faces boxed by both nets")
+    medians = tuple(round(float(v), 3) for v in np.median(rows, axis=0))
+    click.echo(f"BLAZEFACE_TO_SSD = {medians}")
+
+
 @click.command()
 @click.option("--data", required=True, type=click.Path(exists=True))
 @click.option("--scenes", "count", default=300, show_default=True)
@@ -306,13 +338,21 @@ def calibrate_framing(data, count, seed):
     help="Instead: on scenes of FER2013 *training* faces, print the SSD "
     "framing constants (ferzoo.predict.detect.SSD_FRAME_*).",
 )
+@click.option(
+    "--calibrate-blazeface",
+    is_flag=True,
+    help="Instead: on scenes of FER2013 *training* faces, print "
+    "BlazeFace's box mapping (ferzoo.predict.detect.BLAZEFACE_TO_SSD).",
+)
 def main(data, count, seed, model, detectors, json_path, save_scenes,
-         calibrate):  # fmt: skip
+         calibrate, calibrate_blazeface):  # fmt: skip
     """Detection recall and end-to-end accuracy on pasted FER2013 faces."""
     from ferzoo.predict import load_predictor
 
     if calibrate:
         return calibrate_framing(data, count, seed)
+    if calibrate_blazeface:
+        return calibrate_blazeface_boxes(data, count, seed)
     scenes = make_scenes(data, count, seed)
     if save_scenes:
         from PIL import Image
