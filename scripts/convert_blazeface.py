@@ -78,8 +78,9 @@ def metadata(version, hashes, generated_by):
             "upstream": "MediaPipe face_detection (back-camera BlazeFace), "
             f"converted to TF.js by Vladimir Mandic (generatedBy: "
             f"{generated_by})",
-            "upstream_license": "Apache-2.0 (MediaPipe; human's wiki, "
-            "Models: BlazeFace from MediaPipe)",
+            "upstream_license": "Apache-2.0 (MediaPipe, "
+            "github.com/google/mediapipe; human's README lists the model "
+            "as 'MediaPipe BlazeFace Back variation')",
             "training_data": "Google's internal face data set (the "
             "BlazeFace paper and MediaPipe model card; not published)",
             "files_sha256": hashes,
