@@ -7,8 +7,9 @@ rotated by up to +-30 degrees (its corners blended into the background
 by a soft round mask, so no square edge gives it away), at a random
 position, and in half of the scenes partly covered by an opaque
 skin-toned or random-coloured ellipse or bar over 15-35% of the face
-(a hand, a microphone, a scarf). Then, for each detector (`haar`,
-`ssd`), it measures:
+(a hand, a microphone, a scarf). Then, for each detector (`haar` and
+ferzoo-predict's default `ssd-blazeface` unless `--detector` names
+others), it measures:
 
 - recall: the share of pasted faces that a detected box overlaps at
   IoU >= 0.5, against the face's upright box (its side and centre, the
@@ -16,7 +17,8 @@ skin-toned or random-coloured ellipse or bar over 15-35% of the face
 - recall of the crop square: the same, with each SSD box reframed as
   the square ferzoo-predict crops for the classifier
   (`ferzoo.predict.detect.frame_box`, calibrated on training faces;
-  the SSD's boxes are narrower than tall, FER2013's crops square);
+  the SSD's boxes are narrower than tall, FER2013's crops square;
+  BlazeFace's boxes are first put into the SSD's framing);
   Haar's box is its crop square;
 - false positives per scene: detected boxes that match no face;
 - end-to-end accuracy: the share of pasted faces that are found and
@@ -286,6 +288,26 @@ def calibrate_framing(data, count, seed):
     )
 
 
+def speed(data, count, seed, detectors):
+    """Seconds per scene of each detector, one scene at a time, the
+    detectors taking turns on each scene (so that they share the load of
+    a busy machine); each detector first warms up on one scene."""
+    from ferzoo.predict import detect
+
+    scenes = [s[0] for s in make_scenes(data, count, seed)]
+    loaded = {name: detect.load_detector(name) for name in detectors}
+    for det in loaded.values():
+        det.detect(scenes[0])
+    seconds = dict.fromkeys(detectors, 0.0)
+    for scene in scenes:
+        for name, det in loaded.items():
+            tick = time.perf_counter()
+            det.detect(scene)
+            seconds[name] += time.perf_counter() - tick
+    for name in detectors:
+        click.echo(f"{name}: {seconds[name] / len(scenes):.3f} s per scene")
+
+
 def calibrate_blazeface_boxes(data, count, seed):
     """Medians of the SSD's box against BlazeFace's (width and height
     ratios, centre offsets in BlazeFace box widths / heights) over the
@@ -327,7 +349,7 @@ def calibrate_blazeface_boxes(data, count, seed):
     "--detector",
     "detectors",
     multiple=True,
-    default=("haar", "ssd"),
+    default=("haar", "ssd-blazeface"),
     show_default=True,
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))
@@ -339,13 +361,20 @@ def calibrate_blazeface_boxes(data, count, seed):
     "framing constants (ferzoo.predict.detect.SSD_FRAME_*).",
 )
 @click.option(
+    "--speed",
+    "timed",
+    is_flag=True,
+    help="Instead: time each --detector on --scenes scenes, one at a "
+    "time, the detectors taking turns.",
+)
+@click.option(
     "--calibrate-blazeface",
     is_flag=True,
     help="Instead: on scenes of FER2013 *training* faces, print "
     "BlazeFace's box mapping (ferzoo.predict.detect.BLAZEFACE_TO_SSD).",
 )
 def main(data, count, seed, model, detectors, json_path, save_scenes,
-         calibrate, calibrate_blazeface):  # fmt: skip
+         calibrate, timed, calibrate_blazeface):  # fmt: skip
     """Detection recall and end-to-end accuracy on pasted FER2013 faces."""
     from ferzoo.predict import load_predictor
 
@@ -353,6 +382,8 @@ def main(data, count, seed, model, detectors, json_path, save_scenes,
         return calibrate_framing(data, count, seed)
     if calibrate_blazeface:
         return calibrate_blazeface_boxes(data, count, seed)
+    if timed:
+        return speed(data, count, seed, detectors)
     scenes = make_scenes(data, count, seed)
     if save_scenes:
         from PIL import Image

@@ -375,6 +375,10 @@ LEARNED = {
     "ssd-upright": (SSD_MIN_SCORE, (Pass(),), None),
     "ssd-blazeface": (DEFAULT_MIN_SCORE, SSD_BLAZEFACE_PASSES, Vote()),
     "blazeface": (BLAZEFACE_MIN_SCORE, (Pass(net="blazeface"),), None),
+    # ssd-blazeface without BlazeFace (for scripts/detection_check.py;
+    # not a ferzoo-predict option: it keeps the cap badge of the README's
+    # photo)
+    "ssd-gray": (DEFAULT_MIN_SCORE, SSD_BLAZEFACE_PASSES[:12], None),
 }
 DETECTOR_NAMES = (*LEARNED, "haar", "none")
 
