@@ -71,10 +71,10 @@ LANDMARK_PROVENANCE = {
 }
 
 
-def fetch_package(version, workdir):
-    """`npm pack` the package into `workdir` and unpack it; return its path."""
+def fetch_package(version, workdir, package=PACKAGE):
+    """`npm pack` `package` into `workdir` and unpack it; return its path."""
     proc = subprocess.run(
-        ["npm", "pack", f"{PACKAGE}@{version}", "--silent"],
+        ["npm", "pack", f"{package}@{version}", "--silent"],
         cwd=workdir,
         capture_output=True,
         text=True,

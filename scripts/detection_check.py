@@ -7,8 +7,9 @@ rotated by up to +-30 degrees (its corners blended into the background
 by a soft round mask, so no square edge gives it away), at a random
 position, and in half of the scenes partly covered by an opaque
 skin-toned or random-coloured ellipse or bar over 15-35% of the face
-(a hand, a microphone, a scarf). Then, for each detector (`haar`,
-`ssd`), it measures:
+(a hand, a microphone, a scarf). Then, for each detector (`haar` and
+ferzoo-predict's default `ssd-blazeface` unless `--detector` names
+others), it measures:
 
 - recall: the share of pasted faces that a detected box overlaps at
   IoU >= 0.5, against the face's upright box (its side and centre, the
@@ -16,7 +17,8 @@ skin-toned or random-coloured ellipse or bar over 15-35% of the face
 - recall of the crop square: the same, with each SSD box reframed as
   the square ferzoo-predict crops for the classifier
   (`ferzoo.predict.detect.frame_box`, calibrated on training faces;
-  the SSD's boxes are narrower than tall, FER2013's crops square);
+  the SSD's boxes are narrower than tall, FER2013's crops square;
+  BlazeFace's boxes are first put into the SSD's framing);
   Haar's box is its crop square;
 - false positives per scene: detected boxes that match no face;
 - end-to-end accuracy: the share of pasted faces that are found and
@@ -286,6 +288,58 @@ def calibrate_framing(data, count, seed):
     )
 
 
+def speed(data, count, seed, detectors):
+    """Seconds per scene of each detector, one scene at a time, the
+    detectors taking turns on each scene (so that they share the load of
+    a busy machine); each detector first warms up on one scene."""
+    from ferzoo.predict import detect
+
+    scenes = [s[0] for s in make_scenes(data, count, seed)]
+    loaded = {name: detect.load_detector(name) for name in detectors}
+    for det in loaded.values():
+        det.detect(scenes[0])
+    seconds = dict.fromkeys(detectors, 0.0)
+    for scene in scenes:
+        for name, det in loaded.items():
+            tick = time.perf_counter()
+            det.detect(scene)
+            seconds[name] += time.perf_counter() - tick
+    for name in detectors:
+        click.echo(f"{name}: {seconds[name] / len(scenes):.3f} s per scene")
+
+
+def calibrate_blazeface_boxes(data, count, seed):
+    """Medians of the SSD's box against BlazeFace's (width and height
+    ratios, centre offsets in BlazeFace box widths / heights) over the
+    near-upright (|angle| < 10), unoccluded training-face scenes where
+    both nets' upright passes (score > 0.3) box the face (IoU > 0.3)."""
+    from ferzoo.predict import detect
+
+    scenes = make_scenes(data, count, seed, split="train")
+    images = [s[0] for s in scenes]
+    found = {}
+    for net in ("ssd", "blazeface"):
+        det = detect.SSDFaceDetector(
+            passes=(detect.Pass(net=net),), min_score=0.3
+        )
+        det.blazeface_mapping = (1.0, 1.0, 0.0, 0.0)  # boxes as found
+        found[net] = det.detect_batch(images)
+    rows = []
+    for k, (_, gt, _, angle, occluded, _) in enumerate(scenes):
+        pair = [
+            [d.box for d in found[net][k] if iou(d.box, gt) > 0.3]
+            for net in ("ssd", "blazeface")
+        ]
+        if abs(angle) >= 10 or occluded or not all(pair):
+            continue
+        (sx, sy, sw, sh), (bx, by, bw, bh) = pair[0][0], pair[1][0]
+        rows.append((sw / bw, sh / bh, (sx + sw / 2 - bx - bw / 2) / bw,
+                     (sy + sh / 2 - by - bh / 2) / bh))  # fmt: skip
+    click.echo(f"{len(rows)} faces boxed by both nets")
+    medians = tuple(round(float(v), 3) for v in np.median(rows, axis=0))
+    click.echo(f"BLAZEFACE_TO_SSD = {medians}")
+
+
 @click.command()
 @click.option("--data", required=True, type=click.Path(exists=True))
 @click.option("--scenes", "count", default=300, show_default=True)
@@ -295,7 +349,7 @@ def calibrate_framing(data, count, seed):
     "--detector",
     "detectors",
     multiple=True,
-    default=("haar", "ssd"),
+    default=("haar", "ssd-blazeface"),
     show_default=True,
 )
 @click.option("--json", "json_path", type=click.Path(dir_okay=False))
@@ -306,13 +360,30 @@ def calibrate_framing(data, count, seed):
     help="Instead: on scenes of FER2013 *training* faces, print the SSD "
     "framing constants (ferzoo.predict.detect.SSD_FRAME_*).",
 )
+@click.option(
+    "--speed",
+    "timed",
+    is_flag=True,
+    help="Instead: time each --detector on --scenes scenes, one at a "
+    "time, the detectors taking turns.",
+)
+@click.option(
+    "--calibrate-blazeface",
+    is_flag=True,
+    help="Instead: on scenes of FER2013 *training* faces, print "
+    "BlazeFace's box mapping (ferzoo.predict.detect.BLAZEFACE_TO_SSD).",
+)
 def main(data, count, seed, model, detectors, json_path, save_scenes,
-         calibrate):  # fmt: skip
+         calibrate, timed, calibrate_blazeface):  # fmt: skip
     """Detection recall and end-to-end accuracy on pasted FER2013 faces."""
     from ferzoo.predict import load_predictor
 
     if calibrate:
         return calibrate_framing(data, count, seed)
+    if calibrate_blazeface:
+        return calibrate_blazeface_boxes(data, count, seed)
+    if timed:
+        return speed(data, count, seed, detectors)
     scenes = make_scenes(data, count, seed)
     if save_scenes:
         from PIL import Image

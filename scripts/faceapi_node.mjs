@@ -38,6 +38,22 @@ export function mulberry32(seed) {
   };
 }
 
+// A seeded uint8 image floor(256 * mulberry32(seed)), H x W x 3.
+export function noise({ seed, height, width }) {
+  const rand = mulberry32(seed);
+  const out = new Uint8Array(height * width * 3);
+  for (let i = 0; i < out.length; i += 1) out[i] = Math.floor(rand() * 256);
+  return out;
+}
+
+// The anchors recorded: every `stride`-th and the `top` best-scoring.
+export function anchorPicks(scores, stride, top) {
+  const strided = [];
+  for (let k = 0; k < scores.length; k += stride) strided.push(k);
+  const best = Array.from(scores.keys()).sort((i, j) => scores[j] - scores[i]).slice(0, top);
+  return { strided, top: best };
+}
+
 // Little-endian base64 of `values` as `Type` (float32 by default).
 export function b64(values, Type = Float32Array) {
   const f = Type.from(values);
@@ -97,4 +113,25 @@ export function writeFixture(args, out, tmp) {
   fs.writeFileSync(args.out, `${JSON.stringify(out, null, 1)}\n`);
   fs.rmSync(tmp, { recursive: true, force: true });
   console.log(`wrote ${args.out}`);
+}
+
+// A binary 8-bit PPM (P6) file: {height, width, data (uint8 H x W x 3)}.
+export function readPpm(file) {
+  const buf = fs.readFileSync(file);
+  // "P6" whitespace width whitespace height whitespace maxval single-whitespace data
+  const fields = [];
+  let i = 0;
+  while (fields.length < 4) {
+    while (/\s/.test(String.fromCharCode(buf[i]))) i += 1;
+    if (buf[i] === 0x23) { while (buf[i] !== 0x0a) i += 1; continue; } // comment
+    let s = '';
+    while (!/\s/.test(String.fromCharCode(buf[i]))) { s += String.fromCharCode(buf[i]); i += 1; }
+    fields.push(s);
+  }
+  if (fields[0] !== 'P6' || fields[3] !== '255') throw new Error(`${file}: not a binary 8-bit PPM`);
+  const width = Number(fields[1]);
+  const height = Number(fields[2]);
+  const data = new Uint8Array(buf.subarray(i + 1, i + 1 + width * height * 3));
+  if (data.length !== width * height * 3) throw new Error(`${file}: truncated`);
+  return { height, width, data };
 }

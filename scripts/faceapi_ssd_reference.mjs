@@ -19,11 +19,10 @@
 //     .resize((80, 94), Image.LANCZOS).save('/tmp/grace_hopper_80.ppm')"
 //   node scripts/faceapi_ssd_reference.mjs --photo /tmp/grace_hopper_80.ppm
 //   node scripts/faceapi_ssd_reference.mjs --photo FILE.ppm --package-dir DIR --node-modules DIR --out FILE
-import fs from 'node:fs';
 import path from 'node:path';
 
 import {
-  b64, faceapiArgs, loadFaceapi, loadNet, mulberry32, writeFixture,
+  anchorPicks, b64, faceapiArgs, loadFaceapi, loadNet, noise, readPpm, writeFixture,
 } from './faceapi_node.mjs';
 
 const NOISE = [{ seed: 5, height: 40, width: 56 }, { seed: 6, height: 56, width: 40 }];
@@ -43,42 +42,13 @@ function parseArgs(argv) {
   return args;
 }
 
-function noise({ seed, height, width }) {
-  const rand = mulberry32(seed);
-  const out = new Uint8Array(height * width * 3);
-  for (let i = 0; i < out.length; i += 1) out[i] = Math.floor(rand() * 256);
-  return out;
-}
-
-function readPpm(file) {
-  const buf = fs.readFileSync(file);
-  // "P6" whitespace width whitespace height whitespace maxval single-whitespace data
-  const fields = [];
-  let i = 0;
-  while (fields.length < 4) {
-    while (/\s/.test(String.fromCharCode(buf[i]))) i += 1;
-    if (buf[i] === 0x23) { while (buf[i] !== 0x0a) i += 1; continue; } // comment
-    let s = '';
-    while (!/\s/.test(String.fromCharCode(buf[i]))) { s += String.fromCharCode(buf[i]); i += 1; }
-    fields.push(s);
-  }
-  if (fields[0] !== 'P6' || fields[3] !== '255') throw new Error(`${file}: not a binary 8-bit PPM`);
-  const width = Number(fields[1]);
-  const height = Number(fields[2]);
-  const data = new Uint8Array(buf.subarray(i + 1, i + 1 + width * height * 3));
-  if (data.length !== width * height * 3) throw new Error(`${file}: truncated`);
-  return { height, width, data };
-}
-
 async function anchors(faceapi, net, image) {
   const { tf } = faceapi;
   const input = await faceapi.toNetInput(tf.tensor3d(image.data, [image.height, image.width, 3], 'int32'));
   const { boxes, scores } = net.forwardInput(input);
   const b = await boxes[0].data();
   const s = await scores[0].data();
-  const strided = [];
-  for (let k = 0; k < s.length; k += STRIDE) strided.push(k);
-  const top = Array.from(s.keys()).sort((i, j) => s[j] - s[i]).slice(0, TOP);
+  const { strided, top } = anchorPicks(s, STRIDE, TOP);
   const pick = (idx, withIndices) => ({
     ...(withIndices ? { indices: idx } : {}),
     scores: { shape: [idx.length], data: b64(idx.map((k) => s[k])) },

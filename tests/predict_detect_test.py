@@ -32,9 +32,10 @@ def decode(entry):
     )
 
 
-def reference():
-    """`[(name, image, record)]` for the fixture's inputs."""
-    raw = json.loads(FIXTURE.read_text())
+def reference(fixture=FIXTURE):
+    """`(raw fixture, [(name, image, record)])` for a fixture's inputs:
+    its seeded noise images and its photo."""
+    raw = json.loads(fixture.read_text())
     out = []
     for e in raw["noise"]:
         out.append((f"seed{e['seed']}", mulberry32(e["seed"], (

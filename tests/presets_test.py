@@ -75,10 +75,15 @@ class PresetTest(TestCase):
             model = NoisyLabelClassifier.from_preset(name, load_weights=False)
             self.assertGreater(model.count_params(), 0, name)
         # ferzoo.predict's face detector and landmark net (converted).
+        from ferzoo.predict import blazeface
         from ferzoo.predict import nets
 
         others = set(ferzoo.list_presets()) - set(methods)
-        for cls in (nets.SSDMobileNetV1FaceDetector, nets.FaceLandmark68Net):
+        for cls in (
+            nets.SSDMobileNetV1FaceDetector,
+            nets.FaceLandmark68Net,
+            blazeface.BlazeFaceNet,
+        ):
             for name in ferzoo.list_presets(model_cls=cls):
                 net = cls.from_preset(name, load_weights=False)
                 self.assertGreater(net.count_params(), 0, name)

@@ -30,13 +30,18 @@ EXIT_NO_FACE = 6
 )
 @click.option(
     "--detector",
-    type=click.Choice(["ssd", "ssd-upright", "haar", "none"]),
-    default="ssd",
+    type=click.Choice(
+        ["ssd-blazeface", "ssd", "ssd-upright", "blazeface", "haar", "none"]
+    ),
+    default="ssd-blazeface",
     show_default=True,
     help="Find faces with face-api's SSD MobileNet v1 face detector (ssd: "
     "upright and turned +-25 degrees, each also zoomed out 2x, boxes "
-    "merged; ssd-upright: one upright pass, about 6x faster), OpenCV's "
-    "Haar cascade (haar), or take each image as one face crop (none).",
+    "merged; ssd-upright: one upright pass, about 6x faster), the same "
+    "on the image and its gray copy with MediaPipe's BlazeFace vetoing "
+    "boxes only the gray passes see (ssd-blazeface; on an ONNX / LiteRT "
+    "export it runs as ssd), BlazeFace alone (blazeface), OpenCV's Haar "
+    "cascade (haar), or take each image as one face crop (none).",
 )
 @click.option(
     "--align/--no-align",

@@ -340,3 +340,57 @@ def _check_names(tensors, wanted, what):
             f"{what}: tensor names do not match face-api's layout. "
             f"Missing: {missing or 'none'}. Unexpected: {unused or 'none'}."
         )
+
+
+BLAZEFACE_HEADS = {
+    # graph output -> ferzoo layer (signature shapes of blazeface.json)
+    "Identity": "classifier16",  # (1, 512, 1)
+    "Identity_2": "regressor16",  # (1, 512, 16)
+    "Identity_1": "classifier8",  # (1, 384, 1)
+    "Identity_3": "regressor8",  # (1, 384, 16)
+}
+
+
+def blazeface_weights(model_json, tensors):
+    """A TF.js BlazeFace graph model's convs -> ferzoo layer weights.
+
+    `model_json` is the parsed `blazeface.json` (a frozen Keras graph of
+    `_FusedConv2D` / `DepthwiseConv2dNative` nodes in topological order),
+    `tensors` its weights (`read_tfjs_weights`). The convs that do not
+    feed an output are, in graph order, `conv0`, then per block
+    `block{i}_depthwise` and `block{i}_pointwise`; the four convs that
+    feed the outputs (through a Reshape) are the heads of
+    `BLAZEFACE_HEADS`. The layers are those of
+    `ferzoo.predict.blazeface.BlazeFaceNet`.
+
+    Returns:
+        dict of ferzoo layer name -> weights list (kernel[, bias]).
+
+    Raises:
+        ValueError: when a node's op, fused ops or outputs are not those
+            of MediaPipe's BlazeFace graph.
+    """
+    nodes = model_json["modelTopology"]["node"]
+    by_name = {n["name"]: n for n in nodes}
+    heads = {}
+    for output, layer in BLAZEFACE_HEADS.items():
+        node = by_name.get(output)
+        while node is not None and node["op"] in ("Identity", "Reshape"):
+            node = by_name.get(node["input"][0])
+        if node is None or node["op"] != "_FusedConv2D":
+            raise ValueError(f"blazeface: output {output!r} is not a conv.")
+        heads[node["name"]] = layer
+    out, block = {}, 0
+    for node in nodes:
+        if node["op"] not in ("_FusedConv2D", "DepthwiseConv2dNative"):
+            continue
+        weights = [np.asarray(tensors[n], np.float32)
+                   for n in node["input"][1:]]  # fmt: skip
+        if node["op"] == "DepthwiseConv2dNative":
+            block += 1
+            out[f"block{block}_depthwise"] = weights
+        elif node["name"] in heads:
+            out[heads[node["name"]]] = weights
+        else:
+            out[f"block{block}_pointwise" if block else "conv0"] = weights
+    return out

@@ -2,10 +2,11 @@
 
 `predict()` reads image files, folders or arrays (EXIF orientation
 honoured; grayscale, palette and RGBA images become RGB), finds faces with
-face-api's SSD MobileNet v1 face detector (`"ssd"`, the default;
-`ferzoo.predict.detect`), OpenCV's Haar cascade (`"haar"`) or takes each
-image as one face crop (`"none"`), aligns each face with face-api's
-68-point landmark net (eyes level, FER2013's framing;
+face-api's SSD MobileNet v1 face detector checked by MediaPipe's BlazeFace
+(`"ssd-blazeface"`, the default; `ferzoo.predict.detect`), either net
+alone (`"ssd"`, `"ssd-upright"`, `"blazeface"`), OpenCV's Haar cascade
+(`"haar"`) or takes each image as one face crop (`"none"`), aligns each
+face with face-api's 68-point landmark net (eyes level, FER2013's framing;
 `ferzoo.predict.align`) unless `align=False`, resizes it to the model's
 input and returns per-face boxes, probabilities, class names and, on
 request, class activation maps. A file that cannot be read is reported in
@@ -36,8 +37,10 @@ from ferzoo.predict.loading import CamUnsupportedError
 from ferzoo.predict.loading import Predictor
 from ferzoo.predict.loading import load_predictor
 
-DETECTORS = ("ssd", "ssd-upright", "haar", "none")
-DEFAULT_DETECTOR = "ssd"
+DETECTORS = (
+    "ssd-blazeface", "ssd", "ssd-upright", "blazeface", "haar", "none"
+)  # fmt: skip
+DEFAULT_DETECTOR = "ssd-blazeface"
 # FER2013's own crops are the size of the Haar box: on 274 faces the
 # cascade finds in PrivateTest images, crop side / box side has median
 # 1.01 (docs/cli.md), so faces are cropped without extra margin.
@@ -169,13 +172,19 @@ def predict(
             training output folder (its `best.keras`), a `.keras` file, a
             SavedModel folder or an ONNX / LiteRT export folder. Defaults
             to `"ferzoo_fer2013"`.
-        detector: str. `"ssd"` (face-api's SSD MobileNet v1 face
+        detector: str. `"ssd-blazeface"` (the passes of `"ssd"` on the
+            image and on its gray copy, and MediaPipe's BlazeFace, preset
+            `blazeface_face`, upright; a box only the gray passes score
+            is kept if BlazeFace agrees, `ferzoo.predict.detect.Vote`;
+            on an ONNX / LiteRT export, which holds the SSD only, it runs
+            as `"ssd"`), `"ssd"` (face-api's SSD MobileNet v1 face
             detector, shipped as the `ssd_mobilenetv1_face` preset, run
             upright and turned +-25 degrees, each also zoomed out 2
             times, boxes fused, mean score > 0.1),
             `"ssd-upright"` (face-api's single pass, score > 0.5),
+            `"blazeface"` (BlazeFace alone, upright, score > 0.5),
             `"haar"` (OpenCV) or `"none"` (each image is one face crop).
-            Defaults to `"ssd"`.
+            Defaults to `"ssd-blazeface"`.
         align: bool or None. Turn each face upright (eyes level) and
             frame it like FER2013's crops with face-api's landmark net.
             `None` (the default) aligns found faces and leaves

@@ -20,13 +20,31 @@ import functools
 
 import numpy as np
 
+from ferzoo.predict.boxes import SSD_IOU  # noqa: F401
+from ferzoo.predict.boxes import SSD_MAX_RESULTS  # noqa: F401
+from ferzoo.predict.boxes import box_iou  # noqa: F401
+from ferzoo.predict.boxes import non_max_suppression
+from ferzoo.predict.boxes import resize_bilinear_legacy  # noqa: F401
+from ferzoo.predict.boxes import ssd_input
+from ferzoo.predict.boxes import xywh_iou  # noqa: F401
+from ferzoo.predict.fusion import SSD_MERGE_IOU
+from ferzoo.predict.fusion import Detection
+from ferzoo.predict.fusion import Vote
+from ferzoo.predict.fusion import fuse_boxes
+from ferzoo.predict.fusion import group_boxes  # noqa: F401
 from ferzoo.predict.images import detect_faces as haar_boxes
 
 SSD_PRESET = "ssd_mobilenetv1_face"
+BLAZEFACE_PRESET = "blazeface_face"
+# The nets a `Pass` may use: preset and input side.
+NETS = {"ssd": (SSD_PRESET, 512), "blazeface": (BLAZEFACE_PRESET, 256)}
+# BlazeFace's boxes -> the SSD's framing, so that boxes of both nets fuse
+# and `frame_box` serves both: width and height times the first two,
+# centre moved by the last two times the box's width and height (medians
+# of the SSD's box against BlazeFace's over faces both found,
+# scripts/detection_check.py --calibrate-blazeface --scenes 200 --seed 1).
+BLAZEFACE_TO_SSD = (0.935, 1.16, -0.02, -0.091)
 SSD_MIN_SCORE = 0.5
-SSD_IOU = 0.5
-SSD_MAX_RESULTS = 100
-SSD_MERGE_IOU = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,11 +52,13 @@ class Pass:
     """One look of the SSD at an image: turned `angle` degrees
     (counter-clockwise) about its centre, made gray (`gray`), and/or
     zoomed out `zoom` times (centred on a black square canvas `zoom`
-    times the image's longer side, so large faces come out smaller)."""
+    times the image's longer side, so large faces come out smaller), by
+    the net `net` (a key of `NETS`: `"ssd"` or `"blazeface"`)."""
 
     angle: float = 0.0
     gray: bool = False
     zoom: float = 1.0
+    net: str = "ssd"
 
 
 # ferzoo-predict's default detector: the upright image and the image
@@ -57,6 +77,16 @@ DEFAULT_PASSES = (
 )
 DEFAULT_MIN_SCORE = 0.1
 DEFAULT_PASS_MIN_SCORE = 0.1
+# ferzoo-predict's default detector, "ssd-blazeface": the six passes
+# above, the same six on the gray image, and BlazeFace on the upright
+# image; each pass keeps boxes above 0.1, and `Vote` decides (chosen on
+# seed-1 scenes and the real photos, reported on seed 0; docs/cli.md).
+SSD_BLAZEFACE_PASSES = (
+    DEFAULT_PASSES
+    + tuple(dataclasses.replace(p, gray=True) for p in DEFAULT_PASSES)
+    + (Pass(net="blazeface"),)
+)
+BLAZEFACE_MIN_SCORE = 0.5
 # FER2013's crops against the SSD's boxes: medians over the 25 matched,
 # near-upright, unoccluded faces of 200 scenes of FER2013 *training*
 # faces (`python scripts/detection_check.py --data DIR --calibrate
@@ -66,104 +96,6 @@ DEFAULT_PASS_MIN_SCORE = 0.1
 SSD_FRAME_SCALE = 1.127
 SSD_FRAME_SHIFT_X = 0.037
 SSD_FRAME_SHIFT_Y = -0.013
-
-
-@dataclasses.dataclass
-class Detection:
-    """One face found: `box` `(x, y, w, h)` pixels, `score` or None."""
-
-    box: tuple
-    score: float = None
-
-
-def resize_bilinear_legacy(image, height, width):
-    """TF's bilinear resize without half-pixel centres (TF.js default).
-
-    Output pixel `(r, c)` samples the input at `(r * H / height,
-    c * W / width)`, interpolating its four neighbours in float64;
-    returns float32 (`tf.image.resize_bilinear(align_corners=False,
-    half_pixel_centers=False)`, face-api's `resizeBilinear`).
-    """
-    image = np.asarray(image, np.float64)
-    in_h, in_w = image.shape[:2]
-
-    def axis(n_out, n_in):
-        src = np.arange(n_out) * (n_in / n_out)
-        lo = np.maximum(np.floor(src), 0).astype(int)
-        hi = np.minimum(np.ceil(src), n_in - 1).astype(int)
-        return lo, hi, src - lo
-
-    r0, r1, fr = axis(height, in_h)
-    c0, c1, fc = axis(width, in_w)
-    fc = fc[None, :, None]
-    top = image[r0][:, c0] + (image[r0][:, c1] - image[r0][:, c0]) * fc
-    bottom = image[r1][:, c0] + (image[r1][:, c1] - image[r1][:, c0]) * fc
-    return (top + (bottom - top) * fr[:, None, None]).astype(np.float32)
-
-
-def ssd_input(rgb, size=512, exact=False):
-    """The SSD's `(size, size, 3)` float32 input and the square's side.
-
-    The image is padded with black to a `side x side` square at the
-    bottom/right (`side = max(H, W)`) and resized to `size`. Squares up
-    to `size` (and any with `exact=True`) are resized like face-api
-    (`resize_bilinear_legacy`); larger ones with OpenCV's area
-    averaging, which does not alias where face-api's bilinear sampling
-    skips pixels.
-    """
-    rgb = np.asarray(rgb)
-    height, width = rgb.shape[:2]
-    side = max(height, width)
-    if side <= size or exact:
-        square = np.zeros((side, side, 3), rgb.dtype)
-        square[:height, :width] = rgb[..., :3]
-        return resize_bilinear_legacy(square, size, size), side
-    import cv2
-
-    scale = size / side
-    w, h = max(1, round(width * scale)), max(1, round(height * scale))
-    small = cv2.resize(rgb[..., :3], (w, h), interpolation=cv2.INTER_AREA)
-    out = np.zeros((size, size, 3), np.float32)
-    out[:h, :w] = small
-    return out, side
-
-
-def box_iou(a, b):
-    """face-api's IoU of two `(ymin, xmin, ymax, xmax)` boxes (0 if either
-    has no area)."""
-    ay0, ay1 = min(a[0], a[2]), max(a[0], a[2])
-    ax0, ax1 = min(a[1], a[3]), max(a[1], a[3])
-    by0, by1 = min(b[0], b[2]), max(b[0], b[2])
-    bx0, bx1 = min(b[1], b[3]), max(b[1], b[3])
-    area_a = (ay1 - ay0) * (ax1 - ax0)
-    area_b = (by1 - by0) * (bx1 - bx0)
-    if area_a <= 0 or area_b <= 0:
-        return 0.0
-    inter = max(min(ay1, by1) - max(ay0, by0), 0.0) * max(
-        min(ax1, bx1) - max(ax0, bx0), 0.0
-    )
-    return inter / (area_a + area_b - inter)
-
-
-def non_max_suppression(
-    boxes, scores, max_results=SSD_MAX_RESULTS, iou=SSD_IOU, min_score=0.5
-):
-    """Indices of the boxes kept, best first (face-api's NMS).
-
-    Boxes scoring above `min_score`, in decreasing score order (ties
-    keep anchor order), are kept unless their IoU with a kept box is
-    above `iou`; at most `max_results`.
-    """
-    scores = np.asarray(scores)
-    order = [int(i) for i in np.argsort(-scores, kind="stable")]
-    order = [i for i in order if scores[i] > min_score]
-    kept = []
-    for i in order:
-        if len(kept) >= max_results:
-            break
-        if all(box_iou(boxes[i], boxes[j]) <= iou for j in kept):
-            kept.append(i)
-    return kept
 
 
 def frame_box(
@@ -216,6 +148,9 @@ class SSDFaceDetector:
             included. Defaults to None: upright, then `rotations`.
         pass_min_score: float or None. With several passes, each keeps
             boxes scoring above this. Defaults to None: `min_score`.
+        vote: `Vote` or None. Which fused faces to keep, by net (SSD
+            and BlazeFace passes), instead of `min_score` on the mean
+            over all passes. Defaults to None.
     """
 
     name = "ssd"
@@ -230,6 +165,7 @@ class SSDFaceDetector:
         net=None,
         passes=None,
         pass_min_score=None,
+        vote=None,
     ):
         if pass_min_score is None:
             pass_min_score = min_score
@@ -248,25 +184,35 @@ class SSDFaceDetector:
                 "`passes` must be a non-empty tuple of `Pass`es with "
                 f"zoom >= 1. Received: passes={passes!r}"
             )
-        if net is None:
-            from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
-
-            net = SSDMobileNetV1FaceDetector.from_preset(preset)
-        self.net = net
+        unknown = {p.net for p in passes} - set(NETS)
+        if unknown:
+            raise ValueError(
+                f"`Pass.net` must be one of {tuple(NETS)}. "
+                f"Received: {sorted(unknown)}"
+            )
+        self.nets = {
+            key: net if key == "ssd" and net is not None else _net(key, preset)
+            for key in sorted({p.net for p in passes})
+        }
+        self.net = self.nets.get("ssd")
         self.min_score = float(min_score)
         self.pass_min_score = float(pass_min_score)
         self.passes = tuple(passes)
         self.merge_iou = float(merge_iou)
         self.batch_size = int(batch_size)
+        self.vote = vote
+        self.blazeface_mapping = BLAZEFACE_TO_SSD
 
-    def raw(self, inputs):
-        """`(boxes, scores)` of a batch of `ssd_input` arrays, NumPy."""
+    def raw(self, inputs, net="ssd"):
+        """`(boxes, scores)` of a batch of `ssd_input` arrays, NumPy, by
+        the net `net` (a key of `NETS`)."""
         inputs = np.ascontiguousarray(inputs, "float32")
-        if hasattr(self.net, "predict_on_batch"):
+        net = self.nets[net]
+        if hasattr(net, "predict_on_batch"):
             # Keras: the compiled predict function (not eager op by op).
-            out = self.net.predict_on_batch(inputs)
+            out = net.predict_on_batch(inputs)
             return np.asarray(out["boxes"]), np.asarray(out["scores"])
-        out = np.asarray(self.net(inputs))
+        out = np.asarray(net(inputs))
         return out[..., :4], out[..., 4]
 
     def detect_batch(self, images):
@@ -279,10 +225,15 @@ class SSDFaceDetector:
             found = [[] for _ in chunk]  # per image: per pass: Detections
             for spec in self.passes:
                 views, inverses = zip(*(_view(rgb, spec) for rgb in chunk))
-                more = self._pass(views, threshold)
+                more = self._pass(views, threshold, spec.net)
                 for faces, extra, inverse in zip(found, more, inverses):
                     faces.append([_rotate_back(d, inverse) for d in extra])
-            if several:
+            if self.vote is not None:
+                found = [
+                    self.vote.select(faces, self.passes, self.merge_iou)
+                    for faces in found
+                ]
+            elif several:
                 found = [
                     [
                         d
@@ -302,13 +253,17 @@ class SSDFaceDetector:
     def detect(self, rgb):
         return self.detect_batch([rgb])[0]
 
-    def _pass(self, images, threshold):
-        prepared = [ssd_input(rgb) for rgb in images]
-        boxes, scores = self.raw(np.stack([p[0] for p in prepared]))
-        return [
+    def _pass(self, images, threshold, net="ssd"):
+        prepared = [ssd_input(rgb, NETS[net][1]) for rgb in images]
+        boxes, scores = self.raw(np.stack([p[0] for p in prepared]), net)
+        found = [
             self._faces(b, s, side, threshold)
             for (_, side), b, s in zip(prepared, boxes, scores)
         ]
+        if net == "blazeface":
+            mapping = self.blazeface_mapping
+            found = [[_blazeface_to_ssd(d, mapping) for d in f] for f in found]
+        return found
 
     def _faces(self, boxes, scores, side, threshold):
         faces = []
@@ -320,36 +275,24 @@ class SSDFaceDetector:
         return faces
 
 
-def fuse_boxes(passes, merge_iou=SSD_MERGE_IOU):
-    """Weighted box fusion of the `Detection`s of several passes.
+def _net(key, preset=SSD_PRESET):
+    """The Keras net of `NETS[key]` (`preset` for the SSD)."""
+    if key == "ssd":
+        from ferzoo.predict.nets import SSDMobileNetV1FaceDetector
 
-    `passes` holds one list of `Detection`s per pass. Best score first,
-    each detection joins the first group whose leading (best) box it
-    overlaps at IoU > `merge_iou`, else leads a new group. A group
-    becomes one `Detection`: the score-weighted mean of its boxes,
-    scored by the sum of each pass's best score in the group divided by
-    the number of passes. Faces come best score first.
-    """
-    found = [(d, k) for k, faces in enumerate(passes) for d in faces]
-    groups = []
-    for d, k in sorted(found, key=lambda item: -item[0].score):
-        for group in groups:
-            if xywh_iou(d.box, group[0][0].box) > merge_iou:
-                group.append((d, k))
-                break
-        else:
-            groups.append([(d, k)])
-    fused = []
-    for group in groups:
-        weights = np.array([d.score for d, _ in group], np.float64)
-        boxes = np.array([d.box for d, _ in group], np.float64)
-        mean = weights @ boxes / weights.sum()
-        best = {}
-        for d, k in group:
-            best[k] = max(best.get(k, 0.0), d.score)
-        score = sum(best.values()) / len(passes)
-        fused.append(Detection(tuple(float(v) for v in mean), score))
-    return sorted(fused, key=lambda d: -d.score)
+        return SSDMobileNetV1FaceDetector.from_preset(preset)
+    from ferzoo.predict.blazeface import BlazeFaceNet
+
+    return BlazeFaceNet.from_preset(NETS[key][0])
+
+
+def _blazeface_to_ssd(detection, mapping=BLAZEFACE_TO_SSD):
+    """A BlazeFace box reframed like the SSD's (`BLAZEFACE_TO_SSD`)."""
+    x, y, w, h = detection.box
+    scale_w, scale_h, shift_x, shift_y = mapping
+    cx, cy = x + w / 2 + shift_x * w, y + h / 2 + shift_y * h
+    w, h = w * scale_w, h * scale_h
+    return Detection((cx - w / 2, cy - h / 2, w, h), detection.score)
 
 
 def _view(rgb, spec):
@@ -401,16 +344,6 @@ def _rotate_back(detection, inverse):
     return Detection((cx - w / 2, cy - h / 2, w, h), detection.score)
 
 
-def xywh_iou(a, b):
-    """IoU of two `(x, y, w, h)` boxes."""
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    w = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    h = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    union = aw * ah + bw * bh - w * h
-    return w * h / union if union > 0 else 0.0
-
-
 class HaarFaceDetector:
     """OpenCV's frontal-face Haar cascade (`images.detect_faces`)."""
 
@@ -436,10 +369,28 @@ class WholeImage:
         return [self.detect(rgb) for rgb in images]
 
 
+# name -> (min_score, passes, vote) of `load_detector`'s learned detectors
+LEARNED = {
+    "ssd": (DEFAULT_MIN_SCORE, DEFAULT_PASSES, None),
+    "ssd-upright": (SSD_MIN_SCORE, (Pass(),), None),
+    "ssd-blazeface": (DEFAULT_MIN_SCORE, SSD_BLAZEFACE_PASSES, Vote()),
+    "blazeface": (BLAZEFACE_MIN_SCORE, (Pass(net="blazeface"),), None),
+    # ssd-blazeface without BlazeFace (for scripts/detection_check.py;
+    # not a ferzoo-predict option: it keeps the cap badge of the README's
+    # photo)
+    "ssd-gray": (DEFAULT_MIN_SCORE, SSD_BLAZEFACE_PASSES[:12], None),
+}
+DETECTOR_NAMES = (*LEARNED, "haar", "none")
+
+
 @functools.lru_cache(maxsize=4)
-def _ssd(preset, min_score, passes, pass_min_score):
+def _learned(preset, min_score, passes, pass_min_score, vote):
     return SSDFaceDetector(
-        preset, min_score, passes=passes, pass_min_score=pass_min_score
+        preset,
+        min_score,
+        passes=passes,
+        pass_min_score=pass_min_score,
+        vote=vote,
     )
 
 
@@ -447,14 +398,15 @@ def load_detector(name, net=None):
     """The detector called `name`, or an object with `detect` /
     `detect_batch` passed through: `"ssd"` (`DEFAULT_PASSES` fused,
     mean score > 0.1), `"ssd-upright"` (face-api's own: one pass, score >
-    0.5), `"haar"` or `"none"`. `net`: the SSD's net on another runtime
-    (`SSDFaceDetector`'s `net`), or None for Keras'."""
+    0.5), `"ssd-blazeface"` (`SSD_BLAZEFACE_PASSES` and `Vote`),
+    `"blazeface"` (BlazeFace upright, score > 0.5), `"haar"` or
+    `"none"`. `net`: the SSD's net on another runtime
+    (`SSDFaceDetector`'s `net`; BlazeFace runs in Keras), or None for
+    Keras'."""
     if not isinstance(name, str):
         return name
-    if name in ("ssd", "ssd-upright"):
-        score, passes = DEFAULT_MIN_SCORE, DEFAULT_PASSES
-        if name == "ssd-upright":
-            score, passes = SSD_MIN_SCORE, (Pass(),)
+    if name in LEARNED:
+        score, passes, vote = LEARNED[name]
         per_pass = DEFAULT_PASS_MIN_SCORE if len(passes) > 1 else score
         if net is not None:
             return SSDFaceDetector(
@@ -462,13 +414,14 @@ def load_detector(name, net=None):
                 passes=passes,
                 net=net,
                 pass_min_score=per_pass,
+                vote=vote,
             )
-        return _ssd(SSD_PRESET, score, passes, per_pass)
+        return _learned(SSD_PRESET, score, passes, per_pass, vote)
     if name == "haar":
         return HaarFaceDetector()
     if name == "none":
         return WholeImage()
     raise ValueError(
-        "`detector` must be one of ('ssd', 'ssd-upright', 'haar', 'none'). "
+        f"`detector` must be one of {DETECTOR_NAMES}. "
         f"Received: detector={name!r}"
     )

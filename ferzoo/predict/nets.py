@@ -115,6 +115,16 @@ class SSDBoxDecoder(keras.layers.Layer):
         return {**super().get_config(), "num_anchors": self.num_anchors}
 
 
+def pixels_input(size, dtype):
+    """The `(size, size, 3)` pixel input and it scaled to `x / 127.5 - 1`
+    (face-api's and MediaPipe's normalisation)."""
+    inputs = keras.Input(shape=(size, size, 3), name="images")
+    x = keras.layers.Rescaling(
+        1 / 127.5, offset=-1.0, dtype=dtype, name="normalize"
+    )(inputs)
+    return inputs, x
+
+
 def _relu6(x, name, dtype):
     return keras.layers.ReLU(max_value=6.0, dtype=dtype, name=name)(x)
 
@@ -150,11 +160,7 @@ class SSDMobileNetV1FaceDetector(_FromPreset, keras.Model):
     """
 
     def __init__(self, dtype=None, **kwargs):
-        size = SSD_INPUT_SIZE
-        inputs = keras.Input(shape=(size, size, 3), name="images")
-        x = keras.layers.Rescaling(
-            1 / 127.5, offset=-1.0, dtype=dtype, name="normalize"
-        )(inputs)
+        inputs, x = pixels_input(SSD_INPUT_SIZE, dtype)
         x = _conv(x, 32, 3, 2, "mobilenet_conv0", dtype)
         conv11 = None
         for i, filters in enumerate(MOBILENET_FILTERS, 1):

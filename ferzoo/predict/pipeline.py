@@ -82,6 +82,8 @@ class FaceCropper:
                 )
             return found
 
+        if detector == "ssd-blazeface" and face_nets is not None:
+            detector = "ssd"  # exports hold the SSD, not BlazeFace
         ssd = detector in ("ssd", "ssd-upright")
         self.detector = detect.load_detector(
             detector, net("detector") if ssd else None

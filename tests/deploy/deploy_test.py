@@ -162,7 +162,11 @@ def check_same_faces(light, model, grayscale):
     """The light pipeline's faces against the Keras pipeline's on the
     photo: same boxes (within a pixel), detector scores, eye-line angles
     and probabilities."""
-    (expected,) = ferzoo.predict(photo(), model=model, grayscale=grayscale)
+    # Exports hold the SSD, not BlazeFace: the default detector
+    # ("ssd-blazeface") runs as "ssd" on them.
+    (expected,) = ferzoo.predict(
+        photo(), model=model, grayscale=grayscale, detector="ssd"
+    )
     expected = expected.to_json()["faces"]
     assert len(expected) == 1  # Grace Hopper
     assert len(light) == len(expected)
