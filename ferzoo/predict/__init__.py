@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from ferzoo.errors import DataError
+from ferzoo.predict.detect import DEFAULT_DETECTOR
 from ferzoo.predict.images import IMAGE_EXTENSIONS
 from ferzoo.predict.images import cam_overlay
 from ferzoo.predict.images import crop_box
@@ -40,7 +41,6 @@ from ferzoo.predict.loading import load_predictor
 DETECTORS = (
     "ssd-blazeface", "ssd", "ssd-upright", "blazeface", "haar", "none"
 )  # fmt: skip
-DEFAULT_DETECTOR = "ssd-blazeface"
 # FER2013's own crops are the size of the Haar box: on 274 faces the
 # cascade finds in PrivateTest images, crop side / box side has median
 # 1.01 (docs/cli.md), so faces are cropped without extra margin.

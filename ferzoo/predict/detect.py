@@ -77,6 +77,8 @@ DEFAULT_PASSES = (
 )
 DEFAULT_MIN_SCORE = 0.1
 DEFAULT_PASS_MIN_SCORE = 0.1
+# ferzoo-predict's, `ferzoo.predict.predict`'s and the video path's.
+DEFAULT_DETECTOR = "ssd-blazeface"
 # ferzoo-predict's default detector, "ssd-blazeface": the six passes
 # above, the same six on the gray image, and BlazeFace on the upright
 # image; each pass keeps boxes above 0.1, and `Vote` decides (chosen on

@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 from ferzoo.errors import DataError
+from ferzoo.predict.detect import DEFAULT_DETECTOR
 from ferzoo.predict.detect import xywh_iou
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg",
@@ -172,7 +173,7 @@ def frame_rate(source):
 def predict_video(
     source,
     predictor,
-    detector="ssd",
+    detector=DEFAULT_DETECTOR,
     align=True,
     margin=0.0,
     every=1,
@@ -320,7 +321,7 @@ def _color(face_id):
 def run_videos(
     sources,
     predictor,
-    detector="ssd",
+    detector=DEFAULT_DETECTOR,
     align=None,
     margin=0.0,
     every=1,
