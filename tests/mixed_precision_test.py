@@ -69,6 +69,24 @@ def _dtypes(variables):
 
 
 class MixedPrecisionMethodTest(TestCase):
+    @parameterized.named_parameters(("scn", "scn"), ("afcn", "afcn"))
+    def test_alpha_sigmoid_is_float32(self, name):
+        # The FC computes in bfloat16; alpha = sigmoid(z) must not be
+        # rounded to bfloat16 (steps of 1/256 near 1, which tie the
+        # per-sample scores). Reference: float64 sigmoid of the FC's z.
+        keras.utils.set_random_seed(0)
+        model = _method(name, "mixed_bfloat16")
+        pooled = np.random.default_rng(0).normal(0, 1, (64, 16))
+        pooled = pooled.astype("float32")
+        model.importance.kernel.assign(np.full((16, 1), 0.4, "float32"))
+        z = keras.ops.convert_to_numpy(
+            keras.ops.cast(model.importance(pooled), "float32")
+        ).astype("float64")[:, 0]
+        out = model.importance_outputs(pooled, training=False)
+        alpha = keras.ops.convert_to_numpy(out["importance"])
+        self.assertEqual(alpha.dtype, np.float32)
+        np.testing.assert_allclose(alpha, 1 / (1 + np.exp(-z)), atol=1e-6)
+
     @parameterized.named_parameters(*[(n, n) for n in METHODS])
     def test_trains_in_bfloat16_with_float32_state(self, name):
         x, y = tiny_batch(16, size=SIZE)

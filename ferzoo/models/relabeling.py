@@ -96,18 +96,22 @@ class SelfCure(LabelCorrection):
         self.relabel_margin = float(relabel_margin)
 
     def create_importance_head(self, backbone):
-        """Eq. 1: the FC + sigmoid importance (certainty) head."""
+        """Eq. 1: the FC + sigmoid importance (certainty) head.
+
+        The FC computes in the backbone's policy; the sigmoid runs in
+        float32 (`importance_outputs`): under `mixed_bfloat16` a sigmoid
+        in bfloat16 rounds alpha near 1 to steps of 1/256, which ties
+        the per-sample scores the tables keep.
+        """
         self.importance = keras.layers.Dense(
-            1,
-            activation="sigmoid",
-            dtype=backbone.dtype_policy,
-            name="importance",
+            1, dtype=backbone.dtype_policy, name="importance"
         )
 
     def importance_outputs(self, pooled, training=False):
         """`{"logits", "importance"}` of pooled features (one dropout)."""
         pooled = self.dropout_layer(pooled, training=training)
-        alpha = ops.cast(self.importance(pooled), "float32")[:, 0]
+        alpha = ops.sigmoid(ops.cast(self.importance(pooled), "float32"))
+        alpha = alpha[:, 0]
         logits = ops.cast(self.classifier(pooled), "float32")
         return {"logits": logits, "importance": alpha}
 

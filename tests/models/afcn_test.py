@@ -106,8 +106,8 @@ class AFCNTest(MethodTestCase):
         pooled = ops.convert_to_numpy(features).astype("float64").mean((1, 2))
         logits = pooled @ model.classifier.kernel.numpy()
         logits += model.classifier.bias.numpy()
-        alpha = ops.convert_to_numpy(model.importance(pooled.astype("f4")))
-        alpha = alpha[:, 0].astype("float64")
+        z = ops.convert_to_numpy(model.importance(pooled.astype("f4")))
+        alpha = 1.0 / (1.0 + np.exp(-z[:, 0].astype("float64")))
         z = alpha[:, None] * logits
         residual = alpha[:, None] * (numpy_softmax(z) - np.eye(7)[y]) / 16
         got = grads[model.classifier.kernel.path]
