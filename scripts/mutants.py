@@ -180,6 +180,14 @@ MUTANTS = [
         "a batch's write erases its samples' earlier relabels",
     ),
     Mutant(
+        "alpha_sigmoid_in_bfloat16",
+        RELABEL,
+        'alpha = ops.sigmoid(ops.cast(self.importance(pooled), "float32"))',
+        'alpha = ops.cast(ops.sigmoid(self.importance(pooled)), "float32")',
+        ("tests/mixed_precision_test.py",),
+        "alpha's sigmoid in the compute dtype: bfloat16 steps of 1/256",
+    ),
+    Mutant(
         "relabel_table_unused",
         RELABEL,
         "return ops.where(stored >= 0, stored, labels)",
