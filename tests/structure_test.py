@@ -1,17 +1,12 @@
-import importlib.util
 import pathlib
 
 from tests.test_case import REPO
 from tests.test_case import TestCase
+from tests.test_case import load_script
 
 
 def _structure():
-    spec = importlib.util.spec_from_file_location(
-        "structure", REPO / "scripts" / "structure.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("structure.py")
 
 
 class StructureTest(TestCase):

@@ -24,6 +24,19 @@ import ferzoo
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
+def load_script(name, module_name=None):
+    """The module of `scripts/<name>` (scripts are not a package)."""
+    import importlib.util
+
+    path = REPO / "scripts" / name
+    spec = importlib.util.spec_from_file_location(
+        module_name or path.stem, path
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def tiny_backbone(image_size=32, filters=(8, 16)):
     """A two-stage SmallCNN: fast enough for every method test."""
     return ferzoo.backbones.SmallCNNBackbone(

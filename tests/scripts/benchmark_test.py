@@ -1,6 +1,6 @@
 """The benchmark harness end to end on a tiny synthetic grid (seconds)."""
 
-import importlib.util
+import importlib
 import json
 import os
 import pathlib
@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from tests.test_case import REPO
 from tests.test_case import TestCase
+from tests.test_case import load_script
 
 AUDIT_FIXTURE = REPO / "tests" / "fixtures" / "audit_benchmark_results.json"
 
@@ -28,23 +29,19 @@ PAIRS = {
 }
 
 
-def load_script():
-    path = REPO / "scripts" / "benchmark.py"
-    spec = importlib.util.spec_from_file_location("ferzoo_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_benchmark():
+    return load_script("benchmark.py", "ferzoo_benchmark")
 
 
 def bench(name):
-    load_script()  # puts scripts/ on sys.path
+    load_benchmark()  # puts scripts/ on sys.path
     return sys.modules.get(name) or importlib.import_module(name)
 
 
 class BenchmarkScriptTest(TestCase):
     @pytest.mark.large
     def test_tiny_grid_writes_cells_report_and_plots(self):
-        benchmark = load_script()
+        benchmark = load_benchmark()
         out, cache = self.tmp_dir(), self.tmp_dir()
         args = [
             "--profile", "tiny", "--data", "synthetic:70",
@@ -575,7 +572,7 @@ class BenchmarkScriptTest(TestCase):
         np.testing.assert_allclose(probs, [expected, expected], atol=1e-5)
 
     def test_speed_section_ratios_to_the_faster_torch_loop(self):
-        benchmark = load_script()
+        benchmark = load_benchmark()
         rows = [
             {"name": "keras-tensorflow fp32", "images_per_second": 30.0},
             {"name": "keras-jax (XLA) fp32", "images_per_second": 5.0},
@@ -660,10 +657,7 @@ class BenchmarkScriptTest(TestCase):
         from ferzoo.data import load_split
         from ferzoo.data import read_noise_file
 
-        path = REPO / "scripts" / "audit_benchmark.py"
-        spec = importlib.util.spec_from_file_location("audit_bench", path)
-        script = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(script)
+        script = load_script("audit_benchmark.py", "audit_bench")
         self.assertEqual(
             script.method_of("dual_branch_dlib_resnet29_fer2013"),
             "dual_branch",
@@ -702,7 +696,7 @@ class BenchmarkScriptTest(TestCase):
         )
 
     def test_report_only_writes_the_audit_section(self):
-        benchmark = load_script()
+        benchmark = load_benchmark()
         out, cache = self.tmp_dir(), self.tmp_dir()
         args = ["--report-only", "--out-dir", out, "--cache-dir", cache]
         result = CliRunner().invoke(benchmark.main, args)
@@ -798,7 +792,7 @@ class BenchmarkScriptTest(TestCase):
                           "4.5 hours."), foot)  # fmt: skip
 
     def test_help(self):
-        benchmark = load_script()
+        benchmark = load_benchmark()
         result = CliRunner().invoke(benchmark.main, ["--help"])
         self.assertEqual(result.exit_code, 0)
         self.assertIn("--speed", result.output)

@@ -1,19 +1,13 @@
 """scripts/diagnose_run.py's counts, on labels small enough to count by hand."""
 
-import importlib.util
-
 import numpy as np
 
-from tests.test_case import REPO
 from tests.test_case import TestCase
+from tests.test_case import load_script
 
 
 def load():
-    path = REPO / "scripts" / "diagnose_run.py"
-    spec = importlib.util.spec_from_file_location("diagnose_run", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("diagnose_run.py")
 
 
 class DiagnoseRunTest(TestCase):
