@@ -101,6 +101,7 @@ def run_labels(run):
         noise_type=noise.get("type", "symmetric"),
         noise_seed=noise.get("seed", 0),
         limit_per_class=spec["data"].get("limit_per_class"),
+        classes=spec["data"].get("classes"),  # imagefolder's class order
         stream=True,  # labels only: the images are listed, not decoded
     )
     info = read_data(data, "train").info
